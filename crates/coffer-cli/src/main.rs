@@ -1,0 +1,125 @@
+//! `coffer`: the server and its operator commands.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use coffer_server::{RootCredentials, ServerConfig, TlsMode};
+
+#[derive(Parser)]
+#[command(name = "coffer", version, about = "Self-hosted secrets manager speaking the AWS APIs")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Server(ServerArgs),
+}
+
+#[derive(clap::Args)]
+struct ServerArgs {
+    /// Address to listen on.
+    #[arg(long, env = "COFFER_LISTEN", default_value = coffer_server::DEFAULT_LISTEN)]
+    listen: SocketAddr,
+    /// Data directory of the embedded store (created on first start).
+    #[arg(long, env = "COFFER_DATA_DIR", default_value = "./coffer-data")]
+    data_dir: PathBuf,
+    /// Development mode: in-memory store, fixed documented root credentials.
+    #[arg(long)]
+    dev: bool,
+    /// The 12-digit account id (default: what the data directory recorded, else 000000000000).
+    #[arg(long, env = "COFFER_ACCOUNT_ID")]
+    account_id: Option<String>,
+    /// Root access key id to use instead of a generated one.
+    #[arg(long, env = "COFFER_ROOT_ACCESS_KEY_ID", requires = "root_secret_access_key", hide_env_values = true)]
+    root_access_key_id: Option<String>,
+    /// Root secret access key to use instead of a generated one.
+    #[arg(long, env = "COFFER_ROOT_SECRET_ACCESS_KEY", requires = "root_access_key_id", hide_env_values = true)]
+    root_secret_access_key: Option<String>,
+    /// PEM certificate chain for TLS.
+    #[arg(long, requires = "tls_key", conflicts_with = "tls_self_signed")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve TLS with a self-signed certificate generated in the data directory on first start.
+    #[arg(long)]
+    tls_self_signed: bool,
+    /// Allow a non-loopback listen address without TLS (and --dev on one at all). Insecure.
+    #[arg(long)]
+    insecure_allow_remote: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("COFFER_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Command::Server(args) => rt.block_on(server(args)),
+    }
+}
+
+async fn server(args: ServerArgs) -> anyhow::Result<()> {
+    let config = ServerConfig {
+        listen: args.listen,
+        data_dir: (!args.dev).then_some(args.data_dir),
+        dev: args.dev,
+        account_id: args.account_id,
+        root_credentials: match (args.root_access_key_id, args.root_secret_access_key) {
+            (Some(access_key_id), Some(secret_access_key)) => {
+                Some(RootCredentials { access_key_id, secret_access_key })
+            }
+            _ => None,
+        },
+        tls: match (args.tls_cert, args.tls_key, args.tls_self_signed) {
+            (Some(cert), Some(key), _) => TlsMode::Files { cert, key },
+            (_, _, true) => TlsMode::SelfSigned,
+            _ => TlsMode::Off,
+        },
+        allow_insecure_remote: args.insecure_allow_remote,
+        clock: Arc::new(coffer_core::SystemClock),
+        task_interval: std::time::Duration::from_secs(60),
+    };
+    let dev = config.dev;
+    let server = coffer_server::start(config).await.context("starting the server")?;
+    let endpoint = server.endpoint();
+    tracing::info!(endpoint = %endpoint, account = server.account_id(), dev, "coffer is serving");
+    if let Some(fp) = &server.report.tls_fingerprint {
+        println!("Generated a self-signed TLS certificate; SHA-256 fingerprint:\n  {fp}");
+    }
+    if let Some(creds) = &server.report.new_root_credentials {
+        if !dev {
+            println!(
+                "Root credentials for account {} (shown once; store them safely):",
+                server.account_id()
+            );
+        }
+        println!("export AWS_ENDPOINT_URL={endpoint}");
+        println!("export AWS_ACCESS_KEY_ID={}", creds.access_key_id);
+        println!("export AWS_SECRET_ACCESS_KEY={}", creds.secret_access_key);
+        println!("export AWS_DEFAULT_REGION=us-east-1");
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let stop = async {
+        let ctrl_c = tokio::signal::ctrl_c();
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("install SIGTERM handler");
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    };
+    stop.await;
+    tracing::info!("shutting down");
+    server.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,47 @@
+//! Authentication: SigV4 (one verifier, in the wire room) plus the table of known access keys.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use coffer_core::Caller;
+use coffer_wire::error::ErrorEnvelope;
+use coffer_wire::sigv4::{RequestParts, SigningSecret, Verified, Verifier};
+
+use crate::bootstrap::AccessKey;
+
+/// Access key id → secret and principal. Root keys today; IAM users and STS sessions later.
+pub(crate) struct Credentials {
+    verifier: Verifier,
+    keys: RwLock<HashMap<String, (Arc<SigningSecret>, Caller)>>,
+}
+
+impl Credentials {
+    pub fn new(keys: &[AccessKey]) -> Self {
+        let map = keys
+            .iter()
+            .map(|k| (k.access_key_id.clone(), (k.secret.clone(), k.caller.clone())))
+            .collect();
+        Self { verifier: Verifier::new(), keys: RwLock::new(map) }
+    }
+
+    /// Verifies the request's signature and returns who made it and the signed scope.
+    pub fn authenticate(
+        &self,
+        req: &RequestParts<'_>,
+        body: &[u8],
+        now_secs: i64,
+    ) -> Result<(Caller, Verified), ErrorEnvelope> {
+        let keys = self.keys.read().unwrap_or_else(|p| p.into_inner());
+        let mut caller = None;
+        let verified = self
+            .verifier
+            .verify(req, body, now_secs, |akid| {
+                let (secret, who) = keys.get(akid)?;
+                caller = Some(who.clone());
+                Some(secret.clone())
+            })
+            .map_err(|e| e.envelope())?;
+        let caller = caller.ok_or_else(|| ErrorEnvelope::internal("authenticated without a caller"))?;
+        Ok((caller, verified))
+    }
+}

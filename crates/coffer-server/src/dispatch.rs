@@ -1,0 +1,132 @@
+//! One request, end to end: read the body, authenticate, find the operation in the table, call
+//! the service, and encode the answer or the error as AWS does.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use coffer_core::{RequestContext, ServiceError, SharedClock};
+use coffer_kms::Keyring;
+use coffer_secrets::SecretsService;
+use coffer_wire::error::ErrorEnvelope;
+use coffer_wire::sigv4::RequestParts;
+
+use crate::ServerConfig;
+use crate::auth::Credentials;
+use crate::bootstrap::Bootstrap;
+
+const JSON_11: &str = "application/x-amz-json-1.1";
+
+pub(crate) struct AppState {
+    pub account_id: String,
+    pub clock: SharedClock,
+    pub credentials: Credentials,
+    pub secrets: SecretsService,
+}
+
+impl AppState {
+    pub fn new(config: &ServerConfig, boot: Bootstrap) -> Self {
+        let keys = Arc::new(Keyring::new(boot.store.clone(), boot.root));
+        Self {
+            account_id: boot.account_id.clone(),
+            clock: config.clock.clone(),
+            credentials: Credentials::new(&boot.access_keys),
+            secrets: SecretsService::new(boot.store.clone(), keys, config.clock.clone()),
+        }
+    }
+}
+
+/// The services served on `POST /`, by `X-Amz-Target` prefix and SigV4 signing name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Service {
+    SecretsManager,
+}
+
+impl Service {
+    fn from_target_prefix(prefix: &str) -> Option<Self> {
+        match prefix {
+            "secretsmanager" => Some(Service::SecretsManager),
+            _ => None,
+        }
+    }
+    fn signing_name(self) -> &'static str {
+        match self {
+            Service::SecretsManager => "secretsmanager",
+        }
+    }
+    fn has_operation(self, op: &str) -> bool {
+        match self {
+            Service::SecretsManager => SecretsService::operations().iter().any(|o| o.name == op),
+        }
+    }
+}
+
+pub(crate) async fn handle(
+    state: Arc<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let result = handle_inner(&state, &method, &uri, &headers, &body, &request_id).await;
+    let (status, payload) = match result {
+        Ok(payload) => (StatusCode::OK, payload),
+        Err(env) => {
+            let status = StatusCode::from_u16(env.status).unwrap_or(StatusCode::BAD_REQUEST);
+            (status, env.to_json())
+        }
+    };
+    let mut resp = (status, payload).into_response();
+    let h = resp.headers_mut();
+    h.insert("content-type", HeaderValue::from_static(JSON_11));
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        h.insert("x-amzn-requestid", v);
+    }
+    resp
+}
+
+async fn handle_inner(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    request_id: &str,
+) -> Result<Vec<u8>, ErrorEnvelope> {
+    let parts = RequestParts {
+        method: method.as_str(),
+        path: uri.path(),
+        query: uri.query().unwrap_or(""),
+        headers,
+    };
+    let (caller, verified) = state.credentials.authenticate(&parts, body, state.clock.now_secs())?;
+
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let (prefix, operation) = target.split_once('.').unwrap_or((target, ""));
+    let service = Service::from_target_prefix(prefix)
+        .filter(|s| s.has_operation(operation))
+        .ok_or_else(ErrorEnvelope::unknown_operation)?;
+    if verified.service != service.signing_name() {
+        return Err(ErrorEnvelope::invalid_signature(format!(
+            "Credential should be scoped to correct service: '{}'. ",
+            service.signing_name()
+        )));
+    }
+    let ctx = RequestContext { caller, region: verified.region, request_id: request_id.to_string() };
+    match service {
+        Service::SecretsManager => state.secrets.call(&ctx, operation, body).await.map_err(envelope),
+    }
+}
+
+/// The one place a service error becomes AWS's error envelope.
+fn envelope<E: ServiceError>(e: E) -> ErrorEnvelope {
+    if e.status() >= 500 {
+        tracing::error!(code = e.code(), error = %e, "operation failed");
+    }
+    ErrorEnvelope { code: e.code().to_string(), message: e.to_string(), status: e.status() }
+}

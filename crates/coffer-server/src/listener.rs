@@ -1,0 +1,143 @@
+//! The HTTP(S) listener: accept loop, TLS, routes, body limit, graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+use crate::dispatch::{self, AppState};
+use crate::{MAX_BODY_BYTES, StartError, StartReport};
+
+/// A started server. Dropping it does not stop it: call [`RunningServer::shutdown`].
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub tls: bool,
+    pub report: StartReport,
+    state: Arc<AppState>,
+    stop: watch::Sender<bool>,
+    accept: JoinHandle<()>,
+    tasks: JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// `http://ADDR` or `https://ADDR`.
+    pub fn endpoint(&self) -> String {
+        format!("{}://{}", if self.tls { "https" } else { "http" }, self.addr)
+    }
+
+    pub fn account_id(&self) -> &str {
+        &self.state.account_id
+    }
+
+    /// Runs the background jobs once, now (tests advance the clock, then call this).
+    pub async fn run_background_jobs(&self) {
+        crate::tasks::run_once(&self.state).await;
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to 10 s), stops background jobs.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        self.tasks.abort();
+        let _ = self.accept.await;
+    }
+
+    /// Waits until the server stops (it only stops through [`RunningServer::shutdown`]).
+    pub async fn wait(self) {
+        let _ = self.accept.await;
+    }
+}
+
+pub(crate) async fn serve(
+    addr: SocketAddr,
+    state: Arc<AppState>,
+    tls: Option<TlsAcceptor>,
+    report: StartReport,
+    tasks: JoinHandle<()>,
+) -> Result<RunningServer, StartError> {
+    let listener = TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let app = Router::new()
+        .route("/health", get(health))
+        .route("/", post(api))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state.clone());
+    let (stop, stop_rx) = watch::channel(false);
+    let is_tls = tls.is_some();
+    let accept = tokio::spawn(accept_loop(listener, app, tls, stop_rx));
+    Ok(RunningServer { addr, tls: is_tls, report, state, stop, accept, tasks })
+}
+
+async fn health() -> impl IntoResponse {
+    (StatusCode::OK, [("content-type", "application/json")], r#"{"status":"ok"}"#)
+}
+
+async fn api(
+    State(state): State<Arc<AppState>>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    dispatch::handle(state, method, uri, headers, body).await
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    app: Router,
+    tls: Option<TlsAcceptor>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    loop {
+        let (stream, _peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        match &tls {
+            None => {
+                let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(conn);
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let Ok(Ok(stream)) =
+                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await
+                    else {
+                        return;
+                    };
+                    let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                    let _ = watcher.watch(conn).await;
+                });
+            }
+        }
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
+}

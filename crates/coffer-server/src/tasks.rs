@@ -1,0 +1,27 @@
+//! Background jobs: today, purging secrets whose recovery window has passed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+use crate::dispatch::AppState;
+
+pub(crate) fn spawn(state: Arc<AppState>, every: Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            run_once(&state).await;
+        }
+    })
+}
+
+pub(crate) async fn run_once(state: &AppState) {
+    match state.secrets.purge_expired().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(purged = n, "purged secrets past their recovery window"),
+        Err(e) => tracing::warn!(error = %e, "purging deleted secrets failed; will retry"),
+    }
+}
