@@ -1,0 +1,82 @@
+//! Starting a server per test and building SDK clients for it.
+
+use std::sync::Arc;
+
+use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
+use coffer_core::ManualClock;
+use coffer_server::{RunningServer, ServerConfig};
+
+pub struct TestServer {
+    pub server: RunningServer,
+    pub clock: Arc<ManualClock>,
+    /// Kept alive for durable-store tests.
+    pub _dir: Option<tempfile::TempDir>,
+}
+
+impl TestServer {
+    /// `--dev`: in-memory store, dev credentials, manual clock.
+    pub async fn dev() -> Self {
+        Self::start(None).await
+    }
+
+    /// The durable embedded store in a fresh temporary directory.
+    pub async fn durable() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start(Some(dir)).await
+    }
+
+    async fn start(dir: Option<tempfile::TempDir>) -> Self {
+        let clock = ManualClock::new();
+        let mut config = ServerConfig::dev();
+        config.listen = coffer_server::ephemeral();
+        config.clock = clock.clone();
+        if let Some(d) = &dir {
+            config.dev = false;
+            config.data_dir = Some(d.path().to_path_buf());
+            config.root_credentials = Some(coffer_server::RootCredentials {
+                access_key_id: coffer_server::DEV_ACCESS_KEY_ID.into(),
+                secret_access_key: coffer_server::DEV_SECRET_ACCESS_KEY.into(),
+            });
+        }
+        let server = coffer_server::start(config).await.expect("server starts");
+        Self { server, clock, _dir: dir }
+    }
+
+    pub fn endpoint(&self) -> String {
+        self.server.endpoint()
+    }
+
+    pub fn sm(&self) -> aws_sdk_secretsmanager::Client {
+        self.sm_in("us-east-1")
+    }
+
+    pub fn sm_in(&self, region: &str) -> aws_sdk_secretsmanager::Client {
+        self.sm_with(region, coffer_server::DEV_ACCESS_KEY_ID, coffer_server::DEV_SECRET_ACCESS_KEY)
+    }
+
+    pub fn sm_with(&self, region: &str, akid: &str, secret: &str) -> aws_sdk_secretsmanager::Client {
+        let conf = aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(region.to_string()))
+            .endpoint_url(self.endpoint())
+            .credentials_provider(Credentials::new(akid, secret, None, None, "coffer-e2e"))
+            .build();
+        aws_sdk_secretsmanager::Client::from_conf(conf)
+    }
+
+    /// A plain HTTP client for raw-protocol tests.
+    pub async fn raw_post(&self, target: Option<&str>, body: &[u8], signed: bool) -> (u16, serde_json::Value, Vec<(String, String)>) {
+        crate::server::raw_post(self, target, body, signed).await
+    }
+}
+
+/// The AWS error code of an SDK error (`ResourceNotFoundException`, ...).
+pub fn code<E, R>(err: &aws_sdk_secretsmanager::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_secretsmanager::error::ProvideErrorMetadata,
+{
+    err.as_service_error()
+        .and_then(|e| e.code())
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("<not a service error: {err:?}>"))
+}
