@@ -1,0 +1,659 @@
+//! Scenario setup, the per-connection workers, and cleanup.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use tokio::net::TcpStream;
+
+use crate::request::{Signer, json_body};
+use crate::stats::{Latencies, Summary, rate};
+
+/// How many error responses are kept verbatim per scenario.
+const MAX_ERROR_SAMPLES: usize = 5;
+/// Error bodies are AWS error envelopes; a few hundred characters show the code and message.
+const MAX_ERROR_SAMPLE_CHARS: usize = 300;
+/// Pause after a failed connect so a dead server does not turn the worker into a busy loop.
+const RECONNECT_BACKOFF: Duration = Duration::from_millis(100);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// GET /health, unsigned: the HTTP ceiling.
+    Health,
+    /// GetSecretValue on one ~value-size secret created at setup.
+    GetSecretValue,
+    /// PutSecretValue with a fresh value per request (one durable write each).
+    PutSecretValue,
+    /// DescribeSecret on one secret created at setup.
+    DescribeSecret,
+    /// health, then get-secret-value, then put-secret-value; prints GetSecretValue/health.
+    AllGate,
+}
+
+impl Scenario {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Health => "health",
+            Scenario::GetSecretValue => "get-secret-value",
+            Scenario::PutSecretValue => "put-secret-value",
+            Scenario::DescribeSecret => "describe-secret",
+            Scenario::AllGate => "all-gate",
+        }
+    }
+}
+
+/// Run bounds shared by every scenario of one invocation.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub connections: usize,
+    pub duration: Duration,
+    pub max_requests: Option<u64>,
+    pub request_timeout: Duration,
+    pub value_size: usize,
+    /// PutSecretValue: every connection writes the same secret instead of its own.
+    pub shared_put_secret: bool,
+}
+
+/// The measured outcome of one scenario.
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub scenario: &'static str,
+    pub connections: usize,
+    pub elapsed_secs: f64,
+    pub ok: u64,
+    pub non_2xx: u64,
+    pub transport_errors: u64,
+    pub latency: Summary,
+    pub error_samples: Vec<String>,
+}
+
+impl Report {
+    pub fn errors(&self) -> u64 {
+        self.non_2xx + self.transport_errors
+    }
+
+    /// Successful (2xx) requests per second.
+    pub fn rps(&self) -> f64 {
+        rate(self.ok, self.elapsed_secs)
+    }
+}
+
+/// One HTTP/1.1 keep-alive connection, driven by its own task.
+struct Conn {
+    sender: SendRequest<Full<Bytes>>,
+}
+
+impl Conn {
+    async fn connect(addr: SocketAddr) -> anyhow::Result<Self> {
+        let tcp = TcpStream::connect(addr)
+            .await
+            .with_context(|| format!("connect {addr}"))?;
+        tcp.set_nodelay(true).context("TCP_NODELAY")?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .context("HTTP/1.1 handshake")?;
+        // The connection future ends when the server closes or the sender is dropped; its error,
+        // if any, surfaces on the next send.
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(Self { sender })
+    }
+
+    async fn send(&mut self, request: Request<Full<Bytes>>) -> anyhow::Result<(StatusCode, Bytes)> {
+        self.sender.ready().await.context("connection closed")?;
+        let response = self.sender.send_request(request).await.context("send")?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .context("read body")?
+            .to_bytes();
+        Ok((status, body))
+    }
+}
+
+/// Setup and cleanup calls: must succeed (cleanup only warns).
+async fn call_once(
+    conn: &mut Conn,
+    signer: &Signer,
+    timeout: Duration,
+    operation: &str,
+    body: serde_json::Value,
+) -> anyhow::Result<Bytes> {
+    let request = signer.call(operation, json_body(&body))?;
+    let (status, body) = tokio::time::timeout(timeout, conn.send(request))
+        .await
+        .with_context(|| format!("{operation} timed out"))??;
+    if !status.is_success() {
+        bail!("{operation} failed with {status}: {}", sample(&body));
+    }
+    Ok(body)
+}
+
+fn sample(body: &[u8]) -> String {
+    String::from_utf8_lossy(body)
+        .chars()
+        .take(MAX_ERROR_SAMPLE_CHARS)
+        .collect()
+}
+
+fn random_hex(bytes: usize) -> anyhow::Result<String> {
+    let mut buf = vec![0u8; bytes];
+    aws_lc_rs::rand::fill(&mut buf).map_err(|_| anyhow::anyhow!("system RNG failed"))?;
+    Ok(hex::encode(buf))
+}
+
+/// A value of exactly `size` ASCII characters, distinct per (worker, sequence).
+pub fn fresh_value(worker: usize, seq: u64, size: usize) -> String {
+    let mut value = format!("w{worker}-n{seq}-");
+    if value.len() < size {
+        value.extend(std::iter::repeat_n('v', size - value.len()));
+    } else {
+        value.truncate(size);
+    }
+    value
+}
+
+/// What each worker sends; secret ids are fixed at setup.
+#[derive(Clone)]
+enum Work {
+    Health,
+    Read {
+        operation: &'static str,
+        body: Bytes,
+    },
+    Put {
+        secret_ids: Arc<Vec<String>>,
+    },
+}
+
+struct Shared {
+    signer: Arc<Signer>,
+    work: Work,
+    deadline: Instant,
+    max_requests: Option<u64>,
+    issued: AtomicU64,
+    request_timeout: Duration,
+    value_size: usize,
+    error_samples: Mutex<Vec<String>>,
+}
+
+impl Shared {
+    fn note_error(&self, text: String) {
+        if let Ok(mut samples) = self.error_samples.lock()
+            && samples.len() < MAX_ERROR_SAMPLES
+        {
+            samples.push(text);
+        }
+    }
+
+    /// Claims the next request slot; false once the time or count bound is reached.
+    fn claim(&self) -> bool {
+        if Instant::now() >= self.deadline {
+            return false;
+        }
+        match self.max_requests {
+            Some(max) => self.issued.fetch_add(1, Ordering::Relaxed) < max,
+            None => true,
+        }
+    }
+
+    fn build(&self, worker: usize, seq: u64) -> anyhow::Result<Request<Full<Bytes>>> {
+        match &self.work {
+            Work::Health => self.signer.health(),
+            Work::Read { operation, body } => self.signer.call(operation, body.clone()),
+            Work::Put { secret_ids } => {
+                let id = secret_ids
+                    .get(worker % secret_ids.len().max(1))
+                    .map(String::as_str)
+                    .unwrap_or("");
+                let body = json!({
+                    "SecretId": id,
+                    "ClientRequestToken": uuid::Uuid::new_v4().to_string(),
+                    "SecretString": fresh_value(worker, seq, self.value_size),
+                });
+                self.signer.call("PutSecretValue", json_body(&body))
+            }
+        }
+    }
+}
+
+struct WorkerOutcome {
+    latencies: Latencies,
+    ok: u64,
+    non_2xx: u64,
+    transport_errors: u64,
+}
+
+async fn worker(shared: Arc<Shared>, index: usize) -> anyhow::Result<WorkerOutcome> {
+    let mut out = WorkerOutcome {
+        latencies: Latencies::new()?,
+        ok: 0,
+        non_2xx: 0,
+        transport_errors: 0,
+    };
+    let addr = shared.signer.endpoint().addr;
+    let mut conn: Option<Conn> = None;
+    let mut seq = 0u64;
+    while shared.claim() {
+        seq += 1;
+        let active = match conn.as_mut() {
+            Some(c) => c,
+            None => match Conn::connect(addr).await {
+                Ok(c) => conn.insert(c),
+                Err(e) => {
+                    out.transport_errors += 1;
+                    shared.note_error(format!("transport: {e:#}"));
+                    tokio::time::sleep(RECONNECT_BACKOFF).await;
+                    continue;
+                }
+            },
+        };
+        let request = shared.build(index, seq)?;
+        let started = Instant::now();
+        match tokio::time::timeout(shared.request_timeout, active.send(request)).await {
+            Ok(Ok((status, body))) => {
+                if status.is_success() {
+                    out.ok += 1;
+                    out.latencies.record_micros(
+                        started.elapsed().as_micros().try_into().unwrap_or(u64::MAX),
+                    );
+                } else {
+                    out.non_2xx += 1;
+                    shared.note_error(format!("HTTP {status}: {}", sample(&body)));
+                }
+            }
+            Ok(Err(e)) => {
+                out.transport_errors += 1;
+                shared.note_error(format!("transport: {e:#}"));
+                conn = None;
+            }
+            Err(_) => {
+                out.transport_errors += 1;
+                shared.note_error(format!(
+                    "transport: no response within {:?}",
+                    shared.request_timeout
+                ));
+                // The connection may still deliver the late response; start clean.
+                conn = None;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Runs one (non-composite) scenario end to end: setup, load, cleanup.
+pub async fn run_scenario(
+    signer: Arc<Signer>,
+    scenario: Scenario,
+    limits: &Limits,
+) -> anyhow::Result<Report> {
+    let addr = signer.endpoint().addr;
+    let timeout = limits.request_timeout;
+    let run_id = random_hex(6)?;
+    let mut created: Vec<String> = Vec::new();
+
+    let work = match scenario {
+        Scenario::Health => Work::Health,
+        Scenario::AllGate => bail!("all-gate is a sequence of scenarios, not one"),
+        Scenario::GetSecretValue | Scenario::DescribeSecret | Scenario::PutSecretValue => {
+            let mut setup = Conn::connect(addr).await.context("setup connection")?;
+            let secrets = if scenario == Scenario::PutSecretValue && !limits.shared_put_secret {
+                limits.connections
+            } else {
+                1
+            };
+            for i in 0..secrets {
+                let name = format!("load/{run_id}-{i}");
+                // Random initial value: only its size matters.
+                let value: String = random_hex(limits.value_size.div_ceil(2))?
+                    .chars()
+                    .take(limits.value_size)
+                    .collect();
+                let result = call_once(
+                    &mut setup,
+                    &signer,
+                    timeout,
+                    "CreateSecret",
+                    json!({
+                        "Name": name,
+                        "ClientRequestToken": uuid::Uuid::new_v4().to_string(),
+                        "SecretString": value,
+                        "Description": "coffer-load scratch secret",
+                    }),
+                )
+                .await;
+                if let Err(e) = result {
+                    cleanup(&signer, timeout, &created).await;
+                    return Err(e.context("scenario setup"));
+                }
+                created.push(name);
+            }
+            match scenario {
+                Scenario::PutSecretValue => Work::Put {
+                    secret_ids: Arc::new(created.clone()),
+                },
+                _ => {
+                    let operation = if scenario == Scenario::GetSecretValue {
+                        "GetSecretValue"
+                    } else {
+                        "DescribeSecret"
+                    };
+                    Work::Read {
+                        operation,
+                        body: json_body(&json!({ "SecretId": created[0] })),
+                    }
+                }
+            }
+        }
+    };
+
+    let started = Instant::now();
+    let shared = Arc::new(Shared {
+        signer: Arc::clone(&signer),
+        work,
+        deadline: started + limits.duration,
+        max_requests: limits.max_requests,
+        issued: AtomicU64::new(0),
+        request_timeout: timeout,
+        value_size: limits.value_size,
+        error_samples: Mutex::new(Vec::new()),
+    });
+    let handles: Vec<_> = (0..limits.connections)
+        .map(|i| tokio::spawn(worker(Arc::clone(&shared), i)))
+        .collect();
+    let mut total = Latencies::new()?;
+    let (mut ok, mut non_2xx, mut transport_errors) = (0, 0, 0);
+    let mut failure = None;
+    for handle in handles {
+        match handle.await {
+            Ok(Ok(w)) => {
+                total.merge(&w.latencies);
+                ok += w.ok;
+                non_2xx += w.non_2xx;
+                transport_errors += w.transport_errors;
+            }
+            Ok(Err(e)) => failure = Some(e),
+            Err(e) => failure = Some(anyhow::anyhow!("worker task failed: {e}")),
+        }
+    }
+    let elapsed_secs = started.elapsed().as_secs_f64();
+    cleanup(&signer, timeout, &created).await;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let error_samples = shared
+        .error_samples
+        .lock()
+        .map(|s| s.clone())
+        .unwrap_or_default();
+    Ok(Report {
+        scenario: scenario.name(),
+        connections: limits.connections,
+        elapsed_secs,
+        ok,
+        non_2xx,
+        transport_errors,
+        latency: total.summary(),
+        error_samples,
+    })
+}
+
+/// Deletes the scratch secrets without a recovery window; failures only warn.
+async fn cleanup(signer: &Signer, timeout: Duration, names: &[String]) {
+    if names.is_empty() {
+        return;
+    }
+    let mut conn = match Conn::connect(signer.endpoint().addr).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("warning: cleanup skipped: {e:#}");
+            return;
+        }
+    };
+    for name in names {
+        let body = json!({ "SecretId": name, "ForceDeleteWithoutRecovery": true });
+        if let Err(e) = call_once(&mut conn, signer, timeout, "DeleteSecret", body).await {
+            eprintln!("warning: could not delete {name}: {e:#}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_values_have_exact_size_and_differ() {
+        let a = fresh_value(3, 41, 100);
+        let b = fresh_value(3, 42, 100);
+        assert_eq!(a.len(), 100);
+        assert_eq!(b.len(), 100);
+        assert_ne!(a, b);
+        assert_eq!(fresh_value(123, 456789, 4).len(), 4);
+    }
+
+    #[test]
+    fn claim_honours_count_and_deadline() {
+        let endpoint = crate::endpoint::Endpoint {
+            authority: "127.0.0.1:1".into(),
+            root_uri: "http://127.0.0.1:1/".into(),
+            addr: SocketAddr::from(([127, 0, 0, 1], 1)),
+        };
+        let signer = Arc::new(Signer::new(endpoint, "us-east-1".into(), "AKID", "secret"));
+        let make = |deadline: Instant, max: Option<u64>| Shared {
+            signer: Arc::clone(&signer),
+            work: Work::Health,
+            deadline,
+            max_requests: max,
+            issued: AtomicU64::new(0),
+            request_timeout: Duration::from_secs(1),
+            value_size: 10,
+            error_samples: Mutex::new(Vec::new()),
+        };
+        let far = Instant::now() + Duration::from_secs(60);
+        let counted = make(far, Some(3));
+        assert_eq!((0..10).filter(|_| counted.claim()).count(), 3);
+        let expired = make(Instant::now(), None);
+        assert!(!expired.claim());
+        for i in 0..20 {
+            counted.note_error(format!("e{i}"));
+        }
+        assert_eq!(
+            counted.error_samples.lock().unwrap().len(),
+            MAX_ERROR_SAMPLES
+        );
+    }
+
+    #[tokio::test]
+    async fn unreachable_server_counts_transport_errors_and_stops() {
+        // Port 1 on loopback: nothing listens, connects fail fast.
+        let endpoint = crate::endpoint::Endpoint {
+            authority: "127.0.0.1:1".into(),
+            root_uri: "http://127.0.0.1:1/".into(),
+            addr: SocketAddr::from(([127, 0, 0, 1], 1)),
+        };
+        let signer = Arc::new(Signer::new(endpoint, "us-east-1".into(), "AKID", "secret"));
+        let limits = Limits {
+            connections: 2,
+            duration: Duration::from_secs(5),
+            max_requests: Some(4),
+            request_timeout: Duration::from_secs(1),
+            value_size: 100,
+            shared_put_secret: false,
+        };
+        let report = run_scenario(signer, Scenario::Health, &limits)
+            .await
+            .unwrap();
+        assert_eq!(report.ok, 0);
+        assert_eq!(report.transport_errors, 4);
+        assert!(
+            report.error_samples[0].starts_with("transport:"),
+            "{:?}",
+            report.error_samples
+        );
+    }
+
+    /// A stand-in server on an ephemeral loopback port: answers /health, accepts signed JSON
+    /// calls, and rejects PutSecretValue on the secret named `load/fail` style ids (none here), so
+    /// the whole setup → load → cleanup path runs without the real server.
+    async fn fake_server() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+        use hyper::service::service_fn;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let log = Arc::clone(&log);
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let log = Arc::clone(&log);
+                        async move {
+                            let target = req
+                                .headers()
+                                .get("x-amz-target")
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("")
+                                .to_owned();
+                            let signed = req
+                                .headers()
+                                .get("authorization")
+                                .and_then(|v| v.to_str().ok())
+                                .is_some_and(|a| a.starts_with("AWS4-HMAC-SHA256 "));
+                            let path = req.uri().path().to_owned();
+                            let body = req.into_body().collect().await?.to_bytes();
+                            let (status, reply) = if path == "/health" {
+                                (200, "{}".to_owned())
+                            } else if !signed {
+                                (
+                                    400,
+                                    "{\"__type\":\"MissingAuthenticationTokenException\"}"
+                                        .to_owned(),
+                                )
+                            } else if target == "secretsmanager.DescribeSecret" {
+                                (400, "{\"__type\":\"ResourceNotFoundException\",\"message\":\"nope\"}".to_owned())
+                            } else {
+                                let v: serde_json::Value =
+                                    serde_json::from_slice(&body).unwrap_or_default();
+                                let id = v
+                                    .get("SecretId")
+                                    .or(v.get("Name"))
+                                    .and_then(|s| s.as_str())
+                                    .unwrap_or("");
+                                (200, format!("{{\"Name\":\"{id}\"}}"))
+                            };
+                            if let Ok(mut l) = log.lock() {
+                                l.push(format!("{path} {target}"));
+                            }
+                            let response = hyper::Response::builder()
+                                .status(status)
+                                .body(Full::new(Bytes::from(reply)))
+                                .unwrap();
+                            Ok::<_, hyper::Error>(response)
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tcp), service)
+                        .await;
+                });
+            }
+        });
+        (addr, seen)
+    }
+
+    fn local_signer(addr: SocketAddr) -> Arc<Signer> {
+        let endpoint = crate::endpoint::Endpoint {
+            authority: addr.to_string(),
+            root_uri: format!("http://{addr}/"),
+            addr,
+        };
+        Arc::new(Signer::new(
+            endpoint,
+            "us-east-1".into(),
+            "AKIDEXAMPLE",
+            "secret",
+        ))
+    }
+
+    fn small_limits(max: u64) -> Limits {
+        Limits {
+            connections: 4,
+            duration: Duration::from_secs(10),
+            max_requests: Some(max),
+            request_timeout: Duration::from_secs(5),
+            value_size: 100,
+            shared_put_secret: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn put_scenario_sets_up_loads_and_cleans_up() {
+        let (addr, seen) = fake_server().await;
+        let report = run_scenario(
+            local_signer(addr),
+            Scenario::PutSecretValue,
+            &small_limits(40),
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.ok, 40);
+        assert_eq!(report.errors(), 0);
+        assert!(report.latency.max_us > 0);
+        let log = seen.lock().unwrap().clone();
+        let count = |t: &str| log.iter().filter(|l| l.ends_with(t)).count();
+        // One secret per connection, created first and force-deleted last.
+        assert_eq!(count("secretsmanager.CreateSecret"), 4);
+        assert_eq!(count("secretsmanager.PutSecretValue"), 40);
+        assert_eq!(count("secretsmanager.DeleteSecret"), 4);
+        assert!(log.first().unwrap().ends_with("CreateSecret"));
+        assert!(log.last().unwrap().ends_with("DeleteSecret"));
+    }
+
+    #[tokio::test]
+    async fn error_responses_are_counted_and_sampled() {
+        let (addr, _) = fake_server().await;
+        let report = run_scenario(
+            local_signer(addr),
+            Scenario::DescribeSecret,
+            &small_limits(12),
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.ok, 0);
+        assert_eq!(report.non_2xx, 12);
+        assert_eq!(report.error_samples.len(), MAX_ERROR_SAMPLES);
+        assert!(
+            report.error_samples[0].contains("ResourceNotFoundException"),
+            "{:?}",
+            report.error_samples
+        );
+    }
+
+    #[tokio::test]
+    async fn duration_bounds_the_run() {
+        let (addr, _) = fake_server().await;
+        let limits = Limits {
+            duration: Duration::from_millis(300),
+            max_requests: None,
+            ..small_limits(1)
+        };
+        let started = Instant::now();
+        let report = run_scenario(local_signer(addr), Scenario::Health, &limits)
+            .await
+            .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(3));
+        assert!(report.ok > 0);
+        assert_eq!(report.errors(), 0);
+    }
+}
