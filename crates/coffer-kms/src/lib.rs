@@ -1,0 +1,654 @@
+//! The key service. Today: AWS-managed keys (`alias/aws/secretsmanager`, `alias/aws/ssm`) created
+//! on first use per account and region, and envelope encryption for services. The KMS issue grows
+//! this into the `TrentService` API (customer keys, aliases, rotation) on the same records.
+//!
+//! Layout of trust: root key (crypto room) wraps each KMS key's material (stored in the store);
+//! the key material wraps a fresh random data key per encrypted value; the data key encrypts the
+//! value with AES-256-GCM, the encryption context bound as AAD on both layers.
+//!
+//! Store records (JSON values):
+//! - `kms/key/{account}/{region}/{uuid}` → [`KeyRecord`]: metadata plus every material version,
+//!   each sealed under the root key with AAD = key ARN + material version.
+//! - `kms/alias/{account}/{region}/alias/{name}` → [`AliasRecord`]: the alias's target key.
+//!
+//! Blob (what [`Keyring::encrypt`] returns), all integers big-endian:
+//! `format (1) = 0x01 | key uuid (16) | material version (4) | wrapped key len (2) |
+//!  wrapped data key | sealed value`.
+//! Both the wrapped data key and the sealed value use the same AAD: the header fields, the key
+//! ARN (so account and region are bound) and the canonical encryption context.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use coffer_core::arn::{Arn, partition_for_region};
+use coffer_crypto::{AeadKey, RootKey};
+use coffer_store::{Entry, Store, StoreError, WriteBatch};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+/// Encryption context: ordered `(name, value)` pairs bound as AAD, e.g.
+/// `[("SecretARN", arn), ("SecretVersionId", id)]`. As in AWS KMS the order does not matter:
+/// pairs are sorted before being bound.
+pub type EncryptionContext<'a> = &'a [(&'a str, &'a str)];
+
+/// The AWS-managed key Secrets Manager uses when a secret names no key.
+pub const SECRETS_MANAGER_ALIAS: &str = "alias/aws/secretsmanager";
+/// The AWS-managed key SSM Parameter Store uses for `SecureString` without a key.
+pub const SSM_ALIAS: &str = "alias/aws/ssm";
+
+/// AWS-managed aliases created on first use, with the description AWS gives their keys.
+const MANAGED_ALIASES: &[(&str, &str)] = &[
+    (
+        SECRETS_MANAGER_ALIAS,
+        "Default key that protects my Secrets Manager data when no other key is defined",
+    ),
+    (
+        SSM_ALIAS,
+        "Default key that protects my SSM parameters when no other key is defined",
+    ),
+];
+
+const BLOB_FORMAT_V1: u8 = 0x01;
+const BLOB_HEADER_LEN: usize = 1 + 16 + 4 + 2;
+/// Bound on retries of a lost first-use race; each retry re-reads, so two suffice in practice.
+const CREATE_RETRIES: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The key id / ARN / alias does not name a key in this account and region.
+    #[error("key not found: {0}")]
+    NotFound(String),
+    /// The key exists but cannot be used (disabled, pending deletion).
+    #[error("key is not usable: {0}")]
+    InvalidState(String),
+    /// Ciphertext tampered with, moved to another record, or wrong context.
+    #[error("ciphertext could not be decrypted")]
+    InvalidCiphertext,
+    #[error("storage: {0}")]
+    Store(#[from] coffer_store::StoreError),
+}
+
+/// What a key reference resolved to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRef {
+    /// The key's UUID.
+    pub key_id: String,
+    /// `arn:PARTITION:kms:REGION:ACCOUNT:key/UUID`.
+    pub arn: String,
+}
+
+/// `arn:PARTITION:kms:REGION:ACCOUNT:key/UUID`.
+pub fn key_arn(partition: &str, region: &str, account: &str, key_id: &str) -> String {
+    format!("arn:{partition}:kms:{region}:{account}:key/{key_id}")
+}
+
+/// `arn:PARTITION:kms:REGION:ACCOUNT:alias/NAME`; `alias_name` includes the `alias/` prefix.
+pub fn alias_arn(partition: &str, region: &str, account: &str, alias_name: &str) -> String {
+    format!("arn:{partition}:kms:{region}:{account}:{alias_name}")
+}
+
+/// Store key of a key record.
+pub fn key_record_key(account: &str, region: &str, key_id: &str) -> Vec<u8> {
+    format!("kms/key/{account}/{region}/{key_id}").into_bytes()
+}
+
+/// Store key of an alias record; `alias_name` includes the `alias/` prefix.
+pub fn alias_record_key(account: &str, region: &str, alias_name: &str) -> Vec<u8> {
+    format!("kms/alias/{account}/{region}/{alias_name}").into_bytes()
+}
+
+/// Who manages a key, as in KMS `KeyManager`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyManager {
+    #[serde(rename = "AWS")]
+    Aws,
+    #[serde(rename = "CUSTOMER")]
+    Customer,
+}
+
+/// A key's lifecycle state, as in KMS `KeyState` (the subset used so far).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyState {
+    Enabled,
+    Disabled,
+    PendingDeletion,
+}
+
+/// One version of a key's material, sealed under the root key.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct MaterialRecord {
+    pub version: u32,
+    /// Base64 of the root-key-sealed 32-byte material.
+    pub wrapped: String,
+}
+
+impl std::fmt::Debug for MaterialRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MaterialRecord")
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The stored form of a KMS key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyRecord {
+    pub key_id: String,
+    pub arn: String,
+    pub account: String,
+    pub region: String,
+    /// Unix seconds.
+    pub creation_date: i64,
+    pub description: String,
+    pub key_manager: KeyManager,
+    pub key_state: KeyState,
+    /// The material version new encryptions use.
+    pub current_version: u32,
+    pub materials: Vec<MaterialRecord>,
+}
+
+/// The stored form of an alias.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AliasRecord {
+    /// Includes the `alias/` prefix.
+    pub alias_name: String,
+    pub alias_arn: String,
+    pub target_key_id: String,
+    /// Unix seconds.
+    pub creation_date: i64,
+}
+
+/// Cache key for unwrapped material: the key ARN (so it names account and region — a blob moved
+/// elsewhere cannot hit another account's cached material) and the material version.
+type MaterialId = (String, u32);
+
+pub struct Keyring {
+    store: Arc<dyn Store>,
+    root: AeadKey,
+    materials: RwLock<HashMap<MaterialId, Arc<AeadKey>>>,
+    /// AWS-managed alias → key; these never change target, so caching is always correct.
+    managed: RwLock<HashMap<(String, String, &'static str), KeyRef>>,
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keyring").finish_non_exhaustive()
+    }
+}
+
+impl Keyring {
+    /// `root` unwraps key material; it lives only in memory.
+    pub fn new(store: Arc<dyn Store>, root: RootKey) -> Self {
+        Self {
+            store,
+            root: AeadKey::new(root.as_bytes()),
+            materials: RwLock::new(HashMap::new()),
+            managed: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Resolves a key id, key ARN, alias name (`alias/x`) or alias ARN in `account`/`region`.
+    /// AWS-managed aliases (`alias/aws/...`) are created on first use.
+    pub async fn resolve(
+        &self,
+        account: &str,
+        region: &str,
+        key: &str,
+    ) -> Result<KeyRef, KeyError> {
+        self.resolve_record(account, region, key)
+            .await
+            .map(|(r, _)| r)
+    }
+
+    /// The stored record of the key `key` names (as in [`Keyring::resolve`]).
+    pub async fn describe(
+        &self,
+        account: &str,
+        region: &str,
+        key: &str,
+    ) -> Result<KeyRecord, KeyError> {
+        let (kr, rec) = self.resolve_record(account, region, key).await?;
+        match rec {
+            Some(rec) => Ok(rec),
+            None => self
+                .load_key(account, region, &kr.key_id)
+                .await?
+                .ok_or_else(|| KeyError::NotFound(key.to_owned())),
+        }
+    }
+
+    /// Envelope-encrypts `plaintext` under `key` (as in [`Keyring::resolve`]). The returned blob
+    /// is self-describing (names its key and material version) and opaque to callers.
+    pub async fn encrypt(
+        &self,
+        account: &str,
+        region: &str,
+        key: &str,
+        plaintext: &[u8],
+        context: EncryptionContext<'_>,
+    ) -> Result<Vec<u8>, KeyError> {
+        let (kref, rec) = self.resolve_record(account, region, key).await?;
+        let rec = match rec {
+            Some(r) => r,
+            None => self
+                .load_key(account, region, &kref.key_id)
+                .await?
+                .ok_or_else(|| KeyError::NotFound(key.to_owned()))?,
+        };
+        if rec.key_state != KeyState::Enabled {
+            return Err(KeyError::InvalidState(format!(
+                "{} is {:?}",
+                rec.arn, rec.key_state
+            )));
+        }
+        let version = rec.current_version;
+        let material = self.material_from_record(&rec, version)?;
+        let uuid = Uuid::parse_str(&rec.key_id).map_err(|_| corrupt("key record id"))?;
+
+        let mut header = [0u8; BLOB_HEADER_LEN];
+        header[0] = BLOB_FORMAT_V1;
+        header[1..17].copy_from_slice(uuid.as_bytes());
+        header[17..21].copy_from_slice(&version.to_be_bytes());
+        let data_key = coffer_crypto::random_key();
+        // The wrapped length is fixed by the format (32 + overhead); written for self-description.
+        let wrapped_len = (32 + coffer_crypto::SEAL_OVERHEAD) as u16;
+        header[21..23].copy_from_slice(&wrapped_len.to_be_bytes());
+        let aad = blob_aad(&header, &rec.arn, context);
+
+        let wrapped = material
+            .seal(data_key.as_ref(), &aad)
+            .map_err(crypto_internal)?;
+        let sealed = AeadKey::new(&data_key)
+            .seal(plaintext, &aad)
+            .map_err(crypto_internal)?;
+        let mut blob = Vec::with_capacity(BLOB_HEADER_LEN + wrapped.len() + sealed.len());
+        blob.extend_from_slice(&header);
+        blob.extend_from_slice(&wrapped);
+        blob.extend_from_slice(&sealed);
+        Ok(blob)
+    }
+
+    /// Decrypts a blob from [`Keyring::encrypt`]; fails with `InvalidCiphertext` if the blob or
+    /// the context differ in any bit from what was encrypted.
+    pub async fn decrypt(
+        &self,
+        account: &str,
+        region: &str,
+        blob: &[u8],
+        context: EncryptionContext<'_>,
+    ) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        if blob.len() < BLOB_HEADER_LEN
+            || blob[0] != BLOB_FORMAT_V1
+            || !valid_scope(account, region)
+        {
+            return Err(KeyError::InvalidCiphertext);
+        }
+        let (header, rest) = blob.split_at(BLOB_HEADER_LEN);
+        let uuid = Uuid::from_slice(&header[1..17]).map_err(|_| KeyError::InvalidCiphertext)?;
+        let version = u32::from_be_bytes([header[17], header[18], header[19], header[20]]);
+        let wrapped_len = usize::from(u16::from_be_bytes([header[21], header[22]]));
+        if rest.len() < wrapped_len {
+            return Err(KeyError::InvalidCiphertext);
+        }
+        let (wrapped, sealed) = rest.split_at(wrapped_len);
+        let key_id = uuid.hyphenated().to_string();
+        let arn = key_arn(partition_for_region(region), region, account, &key_id);
+
+        let material = match self.cached_material(&arn, version) {
+            Some(m) => m,
+            None => {
+                // A key unknown here (another account/region, or deleted) cannot decrypt.
+                let rec = self
+                    .load_key(account, region, &key_id)
+                    .await?
+                    .ok_or(KeyError::InvalidCiphertext)?;
+                if !rec.materials.iter().any(|m| m.version == version) {
+                    return Err(KeyError::InvalidCiphertext);
+                }
+                self.material_from_record(&rec, version)?
+            }
+        };
+
+        let aad = blob_aad(header, &arn, context);
+        let data_key = material
+            .open(wrapped, &aad)
+            .map_err(|_| KeyError::InvalidCiphertext)?;
+        let data_key: Zeroizing<[u8; 32]> = Zeroizing::new(
+            data_key
+                .as_slice()
+                .try_into()
+                .map_err(|_| KeyError::InvalidCiphertext)?,
+        );
+        AeadKey::new(&data_key)
+            .open(sealed, &aad)
+            .map_err(|_| KeyError::InvalidCiphertext)
+    }
+
+    /// Drops cached material of a key (call after changing its state or material).
+    pub fn forget_key(&self, key_arn: &str) {
+        if let Ok(mut m) = self.materials.write() {
+            m.retain(|(arn, _), _| arn != key_arn);
+        }
+    }
+
+    /// Returns the key ref and, when it was read on the way, the record.
+    async fn resolve_record(
+        &self,
+        account: &str,
+        region: &str,
+        key: &str,
+    ) -> Result<(KeyRef, Option<KeyRecord>), KeyError> {
+        let not_found = || KeyError::NotFound(key.to_owned());
+        if !valid_scope(account, region) {
+            return Err(not_found());
+        }
+        // Normalize ARNs to the bare resource after checking they point here.
+        let resource = if key.starts_with("arn:") {
+            let arn = Arn::parse(key).ok_or_else(not_found)?;
+            if arn.service != "kms"
+                || arn.partition != partition_for_region(region)
+                || arn.region != region
+                || arn.account != account
+            {
+                return Err(not_found());
+            }
+            arn.resource
+        } else {
+            key
+        };
+
+        if let Some(key_id) = resource.strip_prefix("key/") {
+            if key.starts_with("arn:") {
+                return self.by_id(account, region, key_id, key).await;
+            }
+            return Err(not_found());
+        }
+        if resource.starts_with("alias/") {
+            return self.by_alias(account, region, resource, key).await;
+        }
+        if key.starts_with("arn:") {
+            return Err(not_found());
+        }
+        self.by_id(account, region, resource, key).await
+    }
+
+    async fn by_id(
+        &self,
+        account: &str,
+        region: &str,
+        key_id: &str,
+        original: &str,
+    ) -> Result<(KeyRef, Option<KeyRecord>), KeyError> {
+        // Only canonical lowercase hyphenated UUIDs name keys (that is how they are stored).
+        let canonical = Uuid::parse_str(key_id)
+            .ok()
+            .map(|u| u.hyphenated().to_string())
+            .filter(|c| c == key_id)
+            .ok_or_else(|| KeyError::NotFound(original.to_owned()))?;
+        let rec = self
+            .load_key(account, region, &canonical)
+            .await?
+            .ok_or_else(|| KeyError::NotFound(original.to_owned()))?;
+        Ok((
+            KeyRef {
+                key_id: rec.key_id.clone(),
+                arn: rec.arn.clone(),
+            },
+            Some(rec),
+        ))
+    }
+
+    async fn by_alias(
+        &self,
+        account: &str,
+        region: &str,
+        alias_name: &str,
+        original: &str,
+    ) -> Result<(KeyRef, Option<KeyRecord>), KeyError> {
+        let managed = MANAGED_ALIASES.iter().find(|(a, _)| *a == alias_name);
+        if let Some((name, _)) = managed
+            && let Some(kr) = self.managed.read().ok().and_then(|m| {
+                m.get(&(account.to_owned(), region.to_owned(), *name))
+                    .cloned()
+            })
+        {
+            return Ok((kr, None));
+        }
+
+        let alias_key = alias_record_key(account, region, alias_name);
+        for _ in 0..CREATE_RETRIES {
+            if let Some(entry) = self.store.get(&alias_key).await? {
+                let alias: AliasRecord = parse(&entry, "alias record")?;
+                let kr = KeyRef {
+                    arn: key_arn(
+                        partition_for_region(region),
+                        region,
+                        account,
+                        &alias.target_key_id,
+                    ),
+                    key_id: alias.target_key_id,
+                };
+                if let Some((name, _)) = managed
+                    && let Ok(mut m) = self.managed.write()
+                {
+                    m.insert((account.to_owned(), region.to_owned(), *name), kr.clone());
+                }
+                return Ok((kr, None));
+            }
+            let Some((name, description)) = managed else {
+                return Err(KeyError::NotFound(original.to_owned()));
+            };
+            match self
+                .create_managed(account, region, name, description)
+                .await
+            {
+                Ok(created) => return Ok(created),
+                // Someone else created it first: loop to read theirs.
+                Err(KeyError::Store(StoreError::Conflict)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(KeyError::Store(StoreError::Conflict))
+    }
+
+    /// Creates an AWS-managed key and its alias in one batch that requires the alias to still be
+    /// absent, so concurrent first uses end with exactly one key.
+    async fn create_managed(
+        &self,
+        account: &str,
+        region: &str,
+        alias_name: &'static str,
+        description: &str,
+    ) -> Result<(KeyRef, Option<KeyRecord>), KeyError> {
+        let partition = partition_for_region(region);
+        let key_id = Uuid::new_v4().hyphenated().to_string();
+        let arn = key_arn(partition, region, account, &key_id);
+        let now = unix_now();
+        let material = coffer_crypto::random_key();
+        let wrapped = self
+            .root
+            .seal(material.as_ref(), &material_aad(&arn, 1))
+            .map_err(crypto_internal)?;
+        let rec = KeyRecord {
+            key_id: key_id.clone(),
+            arn: arn.clone(),
+            account: account.to_owned(),
+            region: region.to_owned(),
+            creation_date: now,
+            description: description.to_owned(),
+            key_manager: KeyManager::Aws,
+            key_state: KeyState::Enabled,
+            current_version: 1,
+            materials: vec![MaterialRecord {
+                version: 1,
+                wrapped: B64.encode(wrapped),
+            }],
+        };
+        let alias = AliasRecord {
+            alias_name: alias_name.to_owned(),
+            alias_arn: alias_arn(partition, region, account, alias_name),
+            target_key_id: key_id.clone(),
+            creation_date: now,
+        };
+        let key_key = key_record_key(account, region, &key_id);
+        let alias_key = alias_record_key(account, region, alias_name);
+        let mut batch = WriteBatch::new();
+        batch
+            .check(alias_key.clone(), None)
+            .check(key_key.clone(), None)
+            .put(key_key, to_json(&rec)?)
+            .put(alias_key, to_json(&alias)?);
+        self.store.commit(batch).await?;
+
+        // Material of a key we just created is hot: cache it unwrapped.
+        if let Ok(mut m) = self.materials.write() {
+            m.insert((arn.clone(), 1), Arc::new(AeadKey::new(&material)));
+        }
+        let kr = KeyRef { key_id, arn };
+        if let Ok(mut m) = self.managed.write() {
+            m.insert(
+                (account.to_owned(), region.to_owned(), alias_name),
+                kr.clone(),
+            );
+        }
+        Ok((kr, Some(rec)))
+    }
+
+    async fn load_key(
+        &self,
+        account: &str,
+        region: &str,
+        key_id: &str,
+    ) -> Result<Option<KeyRecord>, KeyError> {
+        match self
+            .store
+            .get(&key_record_key(account, region, key_id))
+            .await?
+        {
+            Some(e) => Ok(Some(parse(&e, "key record")?)),
+            None => Ok(None),
+        }
+    }
+
+    fn cached_material(&self, arn: &str, version: u32) -> Option<Arc<AeadKey>> {
+        self.materials
+            .read()
+            .ok()?
+            .get(&(arn.to_owned(), version))
+            .cloned()
+    }
+
+    /// The unwrapped material `version` of `rec`, from the cache or unwrapped with the root key.
+    fn material_from_record(
+        &self,
+        rec: &KeyRecord,
+        version: u32,
+    ) -> Result<Arc<AeadKey>, KeyError> {
+        if let Some(m) = self.cached_material(&rec.arn, version) {
+            return Ok(m);
+        }
+        let m = rec
+            .materials
+            .iter()
+            .find(|m| m.version == version)
+            .ok_or_else(|| corrupt("key record lacks its current material"))?;
+        let wrapped = B64
+            .decode(&m.wrapped)
+            .map_err(|_| corrupt("key material encoding"))?;
+        // Failing here means the record was altered or the root key is not the one that
+        // created it; either way it is a storage-level fault, not a caller error.
+        let raw = self
+            .root
+            .open(&wrapped, &material_aad(&rec.arn, version))
+            .map_err(|_| corrupt("key material does not unwrap under the root key"))?;
+        let raw: Zeroizing<[u8; 32]> = Zeroizing::new(
+            raw.as_slice()
+                .try_into()
+                .map_err(|_| corrupt("key material length"))?,
+        );
+        let key = Arc::new(AeadKey::new(&raw));
+        if let Ok(mut cache) = self.materials.write() {
+            cache.insert((rec.arn.clone(), version), key.clone());
+        }
+        Ok(key)
+    }
+}
+
+/// Account and region become parts of store keys and ARNs: refuse separators so one scope can
+/// never name another's records.
+fn valid_scope(account: &str, region: &str) -> bool {
+    let ok = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    ok(account) && ok(region)
+}
+
+/// AAD binding a material version to its key: `coffer-kms-material\0ARN\0VERSION(be32)`.
+fn material_aad(arn: &str, version: u32) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(arn.len() + 32);
+    aad.extend_from_slice(b"coffer-kms-material\0");
+    aad.extend_from_slice(arn.as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(&version.to_be_bytes());
+    aad
+}
+
+/// AAD of both blob layers: header, key ARN, then the canonical context.
+fn blob_aad(header: &[u8], arn: &str, context: EncryptionContext<'_>) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(header.len() + arn.len() + 64);
+    aad.extend_from_slice(header);
+    push_len_prefixed(&mut aad, arn.as_bytes());
+    aad.extend_from_slice(&canonical_context(context));
+    aad
+}
+
+/// Canonical, unambiguous encoding of an encryption context: pairs sorted (AWS treats the
+/// context as a map), count then each name and value length-prefixed.
+pub fn canonical_context(context: EncryptionContext<'_>) -> Vec<u8> {
+    let mut pairs: Vec<&(&str, &str)> = context.iter().collect();
+    pairs.sort();
+    let mut out = Vec::new();
+    out.extend_from_slice(&(pairs.len() as u64).to_be_bytes());
+    for (k, v) in pairs {
+        push_len_prefixed(&mut out, k.as_bytes());
+        push_len_prefixed(&mut out, v.as_bytes());
+    }
+    out
+}
+
+fn push_len_prefixed(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
+    out.extend_from_slice(bytes);
+}
+
+fn corrupt(what: &str) -> KeyError {
+    KeyError::Store(StoreError::Internal(format!("corrupt KMS data: {what}")))
+}
+
+fn crypto_internal(e: coffer_crypto::CryptoError) -> KeyError {
+    KeyError::Store(StoreError::Internal(format!("encryption failed: {e}")))
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(entry: &Entry, what: &str) -> Result<T, KeyError> {
+    serde_json::from_slice(&entry.value).map_err(|_| corrupt(what))
+}
+
+fn to_json<T: Serialize>(v: &T) -> Result<Vec<u8>, KeyError> {
+    serde_json::to_vec(v).map_err(|_| corrupt("serialization"))
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests;
