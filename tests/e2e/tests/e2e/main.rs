@@ -3,3 +3,12 @@
 
 mod harness;
 mod server;
+mod secrets_batch;
+mod secrets_crud;
+mod secrets_delete;
+mod secrets_list;
+mod secrets_password;
+mod secrets_replication;
+mod secrets_tags_policies;
+mod secrets_util;
+mod secrets_versions;
