@@ -12,6 +12,7 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 
+pub mod embedded;
 pub mod memory;
 
 /// A key's value and the commit sequence number that last wrote it.

@@ -26,11 +26,32 @@ impl Inner {
             .all(|(k, want)| self.map.get(k).map(|e| e.version) == *want)
     }
 
+    pub(crate) fn get(&self, key: &[u8]) -> Option<Entry> {
+        self.map.get(key).cloned()
+    }
+
+    pub(crate) fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> Vec<(Vec<u8>, Entry)> {
+        if start >= end {
+            return Vec::new();
+        }
+        self.map
+            .range(start.to_vec()..end.to_vec())
+            .take(limit)
+            .map(|(k, e)| (k.clone(), e.clone()))
+            .collect()
+    }
+
     pub(crate) fn apply(&mut self, seq: u64, batch: WriteBatch) {
         for (k, v) in batch.ops {
             match v {
                 Some(value) => {
-                    self.map.insert(k, Entry { version: seq, value });
+                    self.map.insert(
+                        k,
+                        Entry {
+                            version: seq,
+                            value,
+                        },
+                    );
                 }
                 None => {
                     self.map.remove(&k);
@@ -45,29 +66,26 @@ impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
     }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 #[async_trait]
 impl Store for MemoryStore {
     async fn get(&self, key: &[u8]) -> Result<Option<Entry>> {
-        Ok(self.inner.read().expect("poisoned").map.get(key).cloned())
+        Ok(self.read().get(key))
     }
 
     async fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Entry)>> {
-        if start >= end {
-            return Ok(Vec::new());
-        }
-        let inner = self.inner.read().expect("poisoned");
-        Ok(inner
-            .map
-            .range(start.to_vec()..end.to_vec())
-            .take(limit)
-            .map(|(k, e)| (k.clone(), e.clone()))
-            .collect())
+        Ok(self.read().scan(start, end, limit))
     }
 
     async fn commit(&self, batch: WriteBatch) -> Result<u64> {
-        let mut inner = self.inner.write().expect("poisoned");
+        // A panic elsewhere cannot leave the map half-applied (apply does not panic), so a
+        // poisoned lock is safe to keep using.
+        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
         if !inner.checks_pass(&batch) {
             return Err(StoreError::Conflict);
         }
