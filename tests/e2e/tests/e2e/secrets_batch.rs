@@ -10,8 +10,21 @@ use crate::secrets_util::{INVALID, assert_code_in, client, filter};
 async fn secret_id_list_returns_values_and_errors() {
     let s = TestServer::dev().await;
     let sm = client(&s);
-    let a = sm.create_secret().name("b/a").secret_string("alpha").send().await.unwrap();
-    sm.create_secret().name("b/b").secret_binary(aws_sdk_secretsmanager::primitives::Blob::new(b"beta".to_vec())).send().await.unwrap();
+    let a = sm
+        .create_secret()
+        .name("b/a")
+        .secret_string("alpha")
+        .send()
+        .await
+        .unwrap();
+    sm.create_secret()
+        .name("b/b")
+        .secret_binary(aws_sdk_secretsmanager::primitives::Blob::new(
+            b"beta".to_vec(),
+        ))
+        .send()
+        .await
+        .unwrap();
     let arn_a = a.arn().unwrap().to_string();
 
     let out = sm
@@ -23,14 +36,21 @@ async fn secret_id_list_returns_values_and_errors() {
         .await
         .unwrap();
     assert_eq!(out.secret_values().len(), 2);
-    let by_name: HashMap<&str, _> = out.secret_values().iter().map(|v| (v.name().unwrap(), v)).collect();
+    let by_name: HashMap<&str, _> = out
+        .secret_values()
+        .iter()
+        .map(|v| (v.name().unwrap(), v))
+        .collect();
     let va = by_name["b/a"];
     assert_eq!(va.secret_string(), Some("alpha"));
     assert_eq!(va.arn(), Some(arn_a.as_str()));
     assert_eq!(va.version_id(), a.version_id());
     assert_eq!(va.version_stages(), ["AWSCURRENT".to_string()]);
     assert!(va.created_date().is_some());
-    assert_eq!(by_name["b/b"].secret_binary().map(|b| b.as_ref()), Some(b"beta".as_slice()));
+    assert_eq!(
+        by_name["b/b"].secret_binary().map(|b| b.as_ref()),
+        Some(b"beta".as_slice())
+    );
 
     assert_eq!(out.errors().len(), 1);
     let err = &out.errors()[0];
@@ -48,7 +68,13 @@ async fn secret_id_list_returns_values_and_errors() {
 async fn every_id_missing_is_still_a_successful_call() {
     let s = TestServer::dev().await;
     let sm = client(&s);
-    let out = sm.batch_get_secret_value().secret_id_list("x").secret_id_list("y").send().await.unwrap();
+    let out = sm
+        .batch_get_secret_value()
+        .secret_id_list("x")
+        .secret_id_list("y")
+        .send()
+        .await
+        .unwrap();
     assert!(out.secret_values().is_empty());
     let ids: HashSet<&str> = out.errors().iter().filter_map(|e| e.secret_id()).collect();
     assert_eq!(ids, HashSet::from(["x", "y"]));
@@ -59,9 +85,19 @@ async fn filters_form_pages_through_matches() {
     let s = TestServer::dev().await;
     let sm = client(&s);
     for i in 0..25 {
-        sm.create_secret().name(format!("batch/{i:02}")).secret_string(format!("value-{i}")).send().await.unwrap();
+        sm.create_secret()
+            .name(format!("batch/{i:02}"))
+            .secret_string(format!("value-{i}"))
+            .send()
+            .await
+            .unwrap();
     }
-    sm.create_secret().name("unrelated").secret_string("no").send().await.unwrap();
+    sm.create_secret()
+        .name("unrelated")
+        .secret_string("no")
+        .send()
+        .await
+        .unwrap();
 
     let mut got = HashMap::new();
     let mut next: Option<String> = None;
@@ -79,7 +115,10 @@ async fn filters_form_pages_through_matches() {
         assert!(page.secret_values().len() <= 10);
         assert!(page.errors().is_empty());
         for v in page.secret_values() {
-            let previous = got.insert(v.name().unwrap().to_string(), v.secret_string().unwrap().to_string());
+            let previous = got.insert(
+                v.name().unwrap().to_string(),
+                v.secret_string().unwrap().to_string(),
+            );
             assert!(previous.is_none(), "{:?} returned twice", v.name());
         }
         match page.next_token() {
@@ -100,9 +139,20 @@ async fn filters_form_rejects_a_tampered_next_token() {
     let s = TestServer::dev().await;
     let sm = client(&s);
     for i in 0..3 {
-        sm.create_secret().name(format!("f{i}")).secret_string("v").send().await.unwrap();
+        sm.create_secret()
+            .name(format!("f{i}"))
+            .secret_string("v")
+            .send()
+            .await
+            .unwrap();
     }
-    let page = sm.batch_get_secret_value().filters(filter("name", &["f"])).max_results(1).send().await.unwrap();
+    let page = sm
+        .batch_get_secret_value()
+        .filters(filter("name", &["f"]))
+        .max_results(1)
+        .send()
+        .await
+        .unwrap();
     let token = page.next_token().expect("more pages").to_string();
     let mut bytes: Vec<char> = token.chars().collect();
     let i = bytes.len() / 2;
@@ -123,22 +173,54 @@ async fn filters_form_rejects_a_tampered_next_token() {
 async fn parameter_rules() {
     let s = TestServer::dev().await;
     let sm = client(&s);
-    sm.create_secret().name("p").secret_string("v").send().await.unwrap();
+    sm.create_secret()
+        .name("p")
+        .secret_string("v")
+        .send()
+        .await
+        .unwrap();
     // Both forms at once, or neither.
-    let e = sm.batch_get_secret_value().secret_id_list("p").filters(filter("name", &["p"])).send().await.unwrap_err();
-    assert_code_in(&e, &["InvalidParameterException", "InvalidRequestException"]);
+    let e = sm
+        .batch_get_secret_value()
+        .secret_id_list("p")
+        .filters(filter("name", &["p"]))
+        .send()
+        .await
+        .unwrap_err();
+    assert_code_in(
+        &e,
+        &["InvalidParameterException", "InvalidRequestException"],
+    );
     let e = sm.batch_get_secret_value().send().await.unwrap_err();
-    assert_code_in(&e, &["InvalidParameterException", "InvalidRequestException"]);
+    assert_code_in(
+        &e,
+        &["InvalidParameterException", "InvalidRequestException"],
+    );
     // MaxResults goes with Filters only.
-    let e = sm.batch_get_secret_value().secret_id_list("p").max_results(5).send().await.unwrap_err();
-    assert_code_in(&e, &["InvalidParameterException", "InvalidRequestException"]);
+    let e = sm
+        .batch_get_secret_value()
+        .secret_id_list("p")
+        .max_results(5)
+        .send()
+        .await
+        .unwrap_err();
+    assert_code_in(
+        &e,
+        &["InvalidParameterException", "InvalidRequestException"],
+    );
     // At most 20 ids, and MaxResults at most 20.
     let mut req = sm.batch_get_secret_value();
     for i in 0..21 {
         req = req.secret_id_list(format!("id{i}"));
     }
     assert_code_in(&req.send().await.unwrap_err(), INVALID);
-    let e = sm.batch_get_secret_value().filters(filter("name", &["p"])).max_results(21).send().await.unwrap_err();
+    let e = sm
+        .batch_get_secret_value()
+        .filters(filter("name", &["p"]))
+        .max_results(21)
+        .send()
+        .await
+        .unwrap_err();
     assert_code_in(&e, INVALID);
     // Exactly 20 is fine.
     let mut req = sm.batch_get_secret_value();

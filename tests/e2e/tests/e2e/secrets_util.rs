@@ -56,12 +56,17 @@ pub fn now_secs(s: &TestServer) -> i64 {
 }
 
 pub fn secs(d: Option<&DateTime>) -> i64 {
-    d.map(DateTime::secs).unwrap_or_else(|| panic!("timestamp missing"))
+    d.map(DateTime::secs)
+        .unwrap_or_else(|| panic!("timestamp missing"))
 }
 
 /// A valid ClientRequestToken (UUID-shaped, 36 characters) unique per `n`.
 pub fn token(n: u64) -> String {
-    format!("{:08x}-0000-4000-8000-{:012x}", n >> 16, n & 0xffff_ffff_ffff)
+    format!(
+        "{:08x}-0000-4000-8000-{:012x}",
+        n >> 16,
+        n & 0xffff_ffff_ffff
+    )
 }
 
 pub fn tag(k: &str, v: &str) -> Tag {
@@ -84,7 +89,10 @@ where
     E: aws_sdk_secretsmanager::error::ProvideErrorMetadata,
 {
     let c = crate::harness::code(err);
-    assert!(codes.contains(&c.as_str()), "got {c}, expected one of {codes:?}");
+    assert!(
+        codes.contains(&c.as_str()),
+        "got {c}, expected one of {codes:?}"
+    );
 }
 
 /// Parameter-constraint violations: AWS answers them with its framework `ValidationException`
@@ -93,7 +101,12 @@ pub const INVALID: &[&str] = &["InvalidParameterException", "ValidationException
 
 /// Version id currently holding `stage`, from DescribeSecret.
 pub async fn version_with(sm: &Client, id: &str, stage: &str) -> Option<String> {
-    let d = sm.describe_secret().secret_id(id).send().await.expect("describe");
+    let d = sm
+        .describe_secret()
+        .secret_id(id)
+        .send()
+        .await
+        .expect("describe");
     d.version_ids_to_stages()?
         .iter()
         .find(|(_, stages)| stages.iter().any(|s| s == stage))
@@ -114,7 +127,11 @@ pub async fn all_versions(sm: &Client, id: &str, include_deprecated: bool) -> Ve
             .send()
             .await
             .expect("list versions");
-        out.extend(page.versions().iter().filter_map(|v| v.version_id().map(str::to_string)));
+        out.extend(
+            page.versions()
+                .iter()
+                .filter_map(|v| v.version_id().map(str::to_string)),
+        );
         match page.next_token() {
             Some(t) => next = Some(t.to_string()),
             None => return out,

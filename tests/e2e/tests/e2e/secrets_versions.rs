@@ -10,15 +10,37 @@ use crate::secrets_util::{all_versions, assert_code_in, client, token, version_w
 /// Creates `name` with v1 and puts v2, v3 with fixed tokens; returns the three version ids.
 async fn three_versions(sm: &aws_sdk_secretsmanager::Client, name: &str) -> [String; 3] {
     let (t1, t2, t3) = (token(1), token(2), token(3));
-    sm.create_secret().name(name).secret_string("v1").client_request_token(&t1).send().await.unwrap();
-    sm.put_secret_value().secret_id(name).secret_string("v2").client_request_token(&t2).send().await.unwrap();
-    sm.put_secret_value().secret_id(name).secret_string("v3").client_request_token(&t3).send().await.unwrap();
+    sm.create_secret()
+        .name(name)
+        .secret_string("v1")
+        .client_request_token(&t1)
+        .send()
+        .await
+        .unwrap();
+    sm.put_secret_value()
+        .secret_id(name)
+        .secret_string("v2")
+        .client_request_token(&t2)
+        .send()
+        .await
+        .unwrap();
+    sm.put_secret_value()
+        .secret_id(name)
+        .secret_string("v3")
+        .client_request_token(&t3)
+        .send()
+        .await
+        .unwrap();
     [t1, t2, t3]
 }
 
 fn stages_of(map: Option<&HashMap<String, Vec<String>>>) -> HashMap<String, HashSet<String>> {
-    map.map(|m| m.iter().map(|(k, v)| (k.clone(), v.iter().cloned().collect())).collect())
-        .unwrap_or_default()
+    map.map(|m| {
+        m.iter()
+            .map(|(k, v)| (k.clone(), v.iter().cloned().collect()))
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 #[tokio::test]
@@ -37,27 +59,72 @@ async fn client_request_token_is_the_version_id_and_idempotent() {
     assert_eq!(created.version_id(), Some(t1.as_str()));
 
     let t2 = token(12);
-    let first = sm.put_secret_value().secret_id("idem").secret_string("v2").client_request_token(&t2).send().await.unwrap();
+    let first = sm
+        .put_secret_value()
+        .secret_id("idem")
+        .secret_string("v2")
+        .client_request_token(&t2)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(first.version_id(), Some(t2.as_str()));
     assert_eq!(first.version_stages(), ["AWSCURRENT".to_string()]);
     let before = sm.describe_secret().secret_id("idem").send().await.unwrap();
 
     // Same token, same value: succeeds, same version, nothing new.
-    let again = sm.put_secret_value().secret_id("idem").secret_string("v2").client_request_token(&t2).send().await.unwrap();
+    let again = sm
+        .put_secret_value()
+        .secret_id("idem")
+        .secret_string("v2")
+        .client_request_token(&t2)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(again.version_id(), Some(t2.as_str()));
     assert_eq!(all_versions(&sm, "idem", true).await.len(), 2);
     let after = sm.describe_secret().secret_id("idem").send().await.unwrap();
-    assert_eq!(stages_of(after.version_ids_to_stages()), stages_of(before.version_ids_to_stages()));
-    assert_eq!(version_with(&sm, "idem", "AWSPREVIOUS").await.as_deref(), Some(t1.as_str()));
+    assert_eq!(
+        stages_of(after.version_ids_to_stages()),
+        stages_of(before.version_ids_to_stages())
+    );
+    assert_eq!(
+        version_with(&sm, "idem", "AWSPREVIOUS").await.as_deref(),
+        Some(t1.as_str())
+    );
 
     // Same token, another value: versions are immutable.
-    let err = sm.put_secret_value().secret_id("idem").secret_string("other").client_request_token(&t2).send().await.unwrap_err();
+    let err = sm
+        .put_secret_value()
+        .secret_id("idem")
+        .secret_string("other")
+        .client_request_token(&t2)
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(&err), "ResourceExistsException");
     // Same token as the first version (created by CreateSecret) with its value: a no-op too.
-    let replay = sm.put_secret_value().secret_id("idem").secret_string("v1").client_request_token(&t1).send().await.unwrap();
+    let replay = sm
+        .put_secret_value()
+        .secret_id("idem")
+        .secret_string("v1")
+        .client_request_token(&t1)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(replay.version_id(), Some(t1.as_str()));
-    assert_eq!(version_with(&sm, "idem", "AWSCURRENT").await.as_deref(), Some(t2.as_str()));
-    assert_eq!(sm.get_secret_value().secret_id("idem").send().await.unwrap().secret_string(), Some("v2"));
+    assert_eq!(
+        version_with(&sm, "idem", "AWSCURRENT").await.as_deref(),
+        Some(t2.as_str())
+    );
+    assert_eq!(
+        sm.get_secret_value()
+            .secret_id("idem")
+            .send()
+            .await
+            .unwrap()
+            .secret_string(),
+        Some("v2")
+    );
     assert_eq!(all_versions(&sm, "idem", true).await.len(), 2);
 }
 
@@ -76,22 +143,73 @@ async fn current_and_previous_move_together() {
 
     // Selectors: stage, id, both agreeing.
     let cur = sm.get_secret_value().secret_id("mv").send().await.unwrap();
-    assert_eq!((cur.secret_string(), cur.version_id()), (Some("v3"), Some(v3.as_str())));
-    let prev = sm.get_secret_value().secret_id("mv").version_stage("AWSPREVIOUS").send().await.unwrap();
-    assert_eq!((prev.secret_string(), prev.version_id()), (Some("v2"), Some(v2.as_str())));
+    assert_eq!(
+        (cur.secret_string(), cur.version_id()),
+        (Some("v3"), Some(v3.as_str()))
+    );
+    let prev = sm
+        .get_secret_value()
+        .secret_id("mv")
+        .version_stage("AWSPREVIOUS")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (prev.secret_string(), prev.version_id()),
+        (Some("v2"), Some(v2.as_str()))
+    );
     assert_eq!(prev.version_stages(), ["AWSPREVIOUS".to_string()]);
-    let old = sm.get_secret_value().secret_id("mv").version_id(&v1).send().await.unwrap();
+    let old = sm
+        .get_secret_value()
+        .secret_id("mv")
+        .version_id(&v1)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(old.secret_string(), Some("v1"));
     assert!(old.version_stages().is_empty());
-    let both = sm.get_secret_value().secret_id("mv").version_id(&v2).version_stage("AWSPREVIOUS").send().await.unwrap();
+    let both = sm
+        .get_secret_value()
+        .secret_id("mv")
+        .version_id(&v2)
+        .version_stage("AWSPREVIOUS")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(both.secret_string(), Some("v2"));
 
     // Selectors that do not match anything.
-    let err = sm.get_secret_value().secret_id("mv").version_id(&v1).version_stage("AWSCURRENT").send().await.unwrap_err();
-    assert_code_in(&err, &["ResourceNotFoundException", "InvalidParameterException", "InvalidRequestException"]);
-    let err = sm.get_secret_value().secret_id("mv").version_stage("NOPE").send().await.unwrap_err();
+    let err = sm
+        .get_secret_value()
+        .secret_id("mv")
+        .version_id(&v1)
+        .version_stage("AWSCURRENT")
+        .send()
+        .await
+        .unwrap_err();
+    assert_code_in(
+        &err,
+        &[
+            "ResourceNotFoundException",
+            "InvalidParameterException",
+            "InvalidRequestException",
+        ],
+    );
+    let err = sm
+        .get_secret_value()
+        .secret_id("mv")
+        .version_stage("NOPE")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(&err), "ResourceNotFoundException");
-    let err = sm.get_secret_value().secret_id("mv").version_id(token(999)).send().await.unwrap_err();
+    let err = sm
+        .get_secret_value()
+        .secret_id("mv")
+        .version_id(token(999))
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(&err), "ResourceNotFoundException");
 }
 
@@ -100,17 +218,29 @@ async fn list_secret_version_ids_hides_deprecated_unless_asked() {
     let s = TestServer::dev().await;
     let sm = client(&s);
     let [v1, v2, v3] = three_versions(&sm, "lv").await;
-    let out = sm.list_secret_version_ids().secret_id("lv").send().await.unwrap();
+    let out = sm
+        .list_secret_version_ids()
+        .secret_id("lv")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(out.name(), Some("lv"));
     assert!(out.arn().is_some_and(|a| a.contains(":secret:lv-")));
-    let ids: HashSet<&str> = out.versions().iter().filter_map(|v| v.version_id()).collect();
+    let ids: HashSet<&str> = out
+        .versions()
+        .iter()
+        .filter_map(|v| v.version_id())
+        .collect();
     assert_eq!(ids, HashSet::from([v2.as_str(), v3.as_str()]));
     for v in out.versions() {
         assert!(v.created_date().is_some());
         assert!(!v.version_stages().is_empty());
     }
     let all = all_versions(&sm, "lv", true).await;
-    assert_eq!(all.iter().map(String::as_str).collect::<HashSet<_>>(), HashSet::from([v1.as_str(), v2.as_str(), v3.as_str()]));
+    assert_eq!(
+        all.iter().map(String::as_str).collect::<HashSet<_>>(),
+        HashSet::from([v1.as_str(), v2.as_str(), v3.as_str()])
+    );
 
     // Pagination with MaxResults=1 walks every version exactly once.
     let mut seen = Vec::new();
@@ -126,7 +256,11 @@ async fn list_secret_version_ids_hides_deprecated_unless_asked() {
             .await
             .unwrap();
         assert!(page.versions().len() <= 1);
-        seen.extend(page.versions().iter().filter_map(|v| v.version_id().map(str::to_string)));
+        seen.extend(
+            page.versions()
+                .iter()
+                .filter_map(|v| v.version_id().map(str::to_string)),
+        );
         next = page.next_token().map(str::to_string);
         if next.is_none() {
             break;
@@ -142,7 +276,16 @@ async fn list_secret_version_ids_hides_deprecated_unless_asked() {
 async fn put_with_custom_stages_leaves_awscurrent_alone() {
     let s = TestServer::dev().await;
     let sm = client(&s);
-    let v1 = sm.create_secret().name("cs").secret_string("v1").send().await.unwrap().version_id().unwrap().to_string();
+    let v1 = sm
+        .create_secret()
+        .name("cs")
+        .secret_string("v1")
+        .send()
+        .await
+        .unwrap()
+        .version_id()
+        .unwrap()
+        .to_string();
     let out = sm
         .put_secret_value()
         .secret_id("cs")
@@ -153,10 +296,27 @@ async fn put_with_custom_stages_leaves_awscurrent_alone() {
         .unwrap();
     let pending = out.version_id().unwrap().to_string();
     assert_eq!(out.version_stages(), ["AWSPENDING".to_string()]);
-    assert_eq!(version_with(&sm, "cs", "AWSCURRENT").await.as_deref(), Some(v1.as_str()));
+    assert_eq!(
+        version_with(&sm, "cs", "AWSCURRENT").await.as_deref(),
+        Some(v1.as_str())
+    );
     assert_eq!(version_with(&sm, "cs", "AWSPREVIOUS").await, None);
-    assert_eq!(sm.get_secret_value().secret_id("cs").send().await.unwrap().secret_string(), Some("v1"));
-    let got = sm.get_secret_value().secret_id("cs").version_stage("AWSPENDING").send().await.unwrap();
+    assert_eq!(
+        sm.get_secret_value()
+            .secret_id("cs")
+            .send()
+            .await
+            .unwrap()
+            .secret_string(),
+        Some("v1")
+    );
+    let got = sm
+        .get_secret_value()
+        .secret_id("cs")
+        .version_stage("AWSPENDING")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(got.secret_string(), Some("pending"));
 
     // A label already on another version moves to the new one.
@@ -170,8 +330,14 @@ async fn put_with_custom_stages_leaves_awscurrent_alone() {
         .await
         .unwrap();
     let pending2 = out.version_id().unwrap().to_string();
-    assert_eq!(version_with(&sm, "cs", "AWSPENDING").await.as_deref(), Some(pending2.as_str()));
-    assert_eq!(version_with(&sm, "cs", "MINE").await.as_deref(), Some(pending2.as_str()));
+    assert_eq!(
+        version_with(&sm, "cs", "AWSPENDING").await.as_deref(),
+        Some(pending2.as_str())
+    );
+    assert_eq!(
+        version_with(&sm, "cs", "MINE").await.as_deref(),
+        Some(pending2.as_str())
+    );
     // The first pending version lost its only label: deprecated.
     let listed: HashSet<String> = all_versions(&sm, "cs", false).await.into_iter().collect();
     assert!(!listed.contains(&pending));
@@ -187,8 +353,14 @@ async fn put_with_custom_stages_leaves_awscurrent_alone() {
         .await
         .unwrap();
     let v2 = out.version_id().unwrap().to_string();
-    assert_eq!(version_with(&sm, "cs", "AWSCURRENT").await.as_deref(), Some(v2.as_str()));
-    assert_eq!(version_with(&sm, "cs", "AWSPREVIOUS").await.as_deref(), Some(v1.as_str()));
+    assert_eq!(
+        version_with(&sm, "cs", "AWSCURRENT").await.as_deref(),
+        Some(v2.as_str())
+    );
+    assert_eq!(
+        version_with(&sm, "cs", "AWSPREVIOUS").await.as_deref(),
+        Some(v1.as_str())
+    );
 }
 
 #[tokio::test]
@@ -209,15 +381,38 @@ async fn update_secret_version_stage_moves_labels() {
         .unwrap();
     assert_eq!(out.name(), Some("st"));
     assert!(out.arn().is_some());
-    assert_eq!(version_with(&sm, "st", "AWSCURRENT").await.as_deref(), Some(v1.as_str()));
-    assert_eq!(version_with(&sm, "st", "AWSPREVIOUS").await.as_deref(), Some(v3.as_str()));
-    assert_eq!(sm.get_secret_value().secret_id("st").send().await.unwrap().secret_string(), Some("v1"));
+    assert_eq!(
+        version_with(&sm, "st", "AWSCURRENT").await.as_deref(),
+        Some(v1.as_str())
+    );
+    assert_eq!(
+        version_with(&sm, "st", "AWSPREVIOUS").await.as_deref(),
+        Some(v3.as_str())
+    );
+    assert_eq!(
+        sm.get_secret_value()
+            .secret_id("st")
+            .send()
+            .await
+            .unwrap()
+            .secret_string(),
+        Some("v1")
+    );
     // v2 lost AWSPREVIOUS and is now deprecated.
     let d = sm.describe_secret().secret_id("st").send().await.unwrap();
     let stages = stages_of(d.version_ids_to_stages());
     assert!(!stages.contains_key(&v2), "{stages:?}");
-    assert_eq!(stages.values().filter(|s| s.contains("AWSCURRENT")).count(), 1);
-    assert_eq!(stages.values().filter(|s| s.contains("AWSPREVIOUS")).count(), 1);
+    assert_eq!(
+        stages.values().filter(|s| s.contains("AWSCURRENT")).count(),
+        1
+    );
+    assert_eq!(
+        stages
+            .values()
+            .filter(|s| s.contains("AWSPREVIOUS"))
+            .count(),
+        1
+    );
 
     // Moving an attached label needs RemoveFromVersionId naming the version that has it.
     let err = sm
@@ -239,7 +434,10 @@ async fn update_secret_version_stage_moves_labels() {
         .await
         .unwrap_err();
     assert_eq!(code(&err), "InvalidParameterException");
-    assert_eq!(version_with(&sm, "st", "AWSCURRENT").await.as_deref(), Some(v1.as_str()));
+    assert_eq!(
+        version_with(&sm, "st", "AWSCURRENT").await.as_deref(),
+        Some(v1.as_str())
+    );
 
     // Custom labels: attach to a deprecated version (it becomes listed), then remove.
     sm.update_secret_version_stage()
@@ -249,8 +447,17 @@ async fn update_secret_version_stage_moves_labels() {
         .send()
         .await
         .unwrap();
-    let blue = sm.get_secret_value().secret_id("st").version_stage("BLUE").send().await.unwrap();
-    assert_eq!((blue.secret_string(), blue.version_id()), (Some("v2"), Some(v2.as_str())));
+    let blue = sm
+        .get_secret_value()
+        .secret_id("st")
+        .version_stage("BLUE")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (blue.secret_string(), blue.version_id()),
+        (Some("v2"), Some(v2.as_str()))
+    );
     assert!(all_versions(&sm, "st", false).await.contains(&v2));
     // Adding a label keeps the version's other labels.
     sm.update_secret_version_stage()
@@ -272,7 +479,13 @@ async fn update_secret_version_stage_moves_labels() {
         .send()
         .await
         .unwrap();
-    let err = sm.get_secret_value().secret_id("st").version_stage("BLUE").send().await.unwrap_err();
+    let err = sm
+        .get_secret_value()
+        .secret_id("st")
+        .version_stage("BLUE")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(&err), "ResourceNotFoundException");
     assert!(!all_versions(&sm, "st", false).await.contains(&v2));
 
@@ -295,7 +508,10 @@ async fn update_secret_version_stage_moves_labels() {
         .send()
         .await
         .unwrap_err();
-    assert_code_in(&err, &["ResourceNotFoundException", "InvalidParameterException"]);
+    assert_code_in(
+        &err,
+        &["ResourceNotFoundException", "InvalidParameterException"],
+    );
 }
 
 #[tokio::test]
@@ -305,7 +521,18 @@ async fn old_unlabeled_versions_are_cleaned_beyond_one_hundred() {
     // holds more than 25 and the count must settle at 100.
     let s = TestServer::dev().await;
     let sm = client(&s);
-    let mut ids = vec![sm.create_secret().name("many").secret_string("0").client_request_token(token(0)).send().await.unwrap().version_id().unwrap().to_string()];
+    let mut ids = vec![
+        sm.create_secret()
+            .name("many")
+            .secret_string("0")
+            .client_request_token(token(0))
+            .send()
+            .await
+            .unwrap()
+            .version_id()
+            .unwrap()
+            .to_string(),
+    ];
     for i in 1..=120u64 {
         s.clock.advance(Duration::from_secs(3600));
         let out = sm
@@ -322,13 +549,36 @@ async fn old_unlabeled_versions_are_cleaned_beyond_one_hundred() {
     let remaining: HashSet<String> = all_versions(&sm, "many", true).await.into_iter().collect();
     assert_eq!(remaining.len(), 100, "kept {} versions", remaining.len());
     for recent in &ids[ids.len() - 100..] {
-        assert!(remaining.contains(recent), "a recent version {recent} was removed");
+        assert!(
+            remaining.contains(recent),
+            "a recent version {recent} was removed"
+        );
     }
-    let err = sm.get_secret_value().secret_id("many").version_id(&ids[0]).send().await.unwrap_err();
+    let err = sm
+        .get_secret_value()
+        .secret_id("many")
+        .version_id(&ids[0])
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(&err), "ResourceNotFoundException");
-    assert_eq!(sm.get_secret_value().secret_id("many").send().await.unwrap().secret_string(), Some("120"));
     assert_eq!(
-        sm.get_secret_value().secret_id("many").version_stage("AWSPREVIOUS").send().await.unwrap().secret_string(),
+        sm.get_secret_value()
+            .secret_id("many")
+            .send()
+            .await
+            .unwrap()
+            .secret_string(),
+        Some("120")
+    );
+    assert_eq!(
+        sm.get_secret_value()
+            .secret_id("many")
+            .version_stage("AWSPREVIOUS")
+            .send()
+            .await
+            .unwrap()
+            .secret_string(),
         Some("119")
     );
 }
@@ -337,15 +587,41 @@ async fn old_unlabeled_versions_are_cleaned_beyond_one_hundred() {
 async fn labelled_old_versions_survive_cleanup() {
     let s = TestServer::dev().await;
     let sm = client(&s);
-    let first = sm.create_secret().name("keep").secret_string("0").send().await.unwrap().version_id().unwrap().to_string();
+    let first = sm
+        .create_secret()
+        .name("keep")
+        .secret_string("0")
+        .send()
+        .await
+        .unwrap()
+        .version_id()
+        .unwrap()
+        .to_string();
     // A custom label pins the first version.
-    sm.update_secret_version_stage().secret_id("keep").version_stage("PINNED").move_to_version_id(&first).send().await.unwrap();
+    sm.update_secret_version_stage()
+        .secret_id("keep")
+        .version_stage("PINNED")
+        .move_to_version_id(&first)
+        .send()
+        .await
+        .unwrap();
     for i in 1..=105u64 {
         s.clock.advance(Duration::from_secs(3600));
-        sm.put_secret_value().secret_id("keep").secret_string(i.to_string()).send().await.unwrap();
+        sm.put_secret_value()
+            .secret_id("keep")
+            .secret_string(i.to_string())
+            .send()
+            .await
+            .unwrap();
     }
     s.server.run_background_jobs().await;
-    let pinned = sm.get_secret_value().secret_id("keep").version_stage("PINNED").send().await.unwrap();
+    let pinned = sm
+        .get_secret_value()
+        .secret_id("keep")
+        .version_stage("PINNED")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(pinned.secret_string(), Some("0"));
     assert!(all_versions(&sm, "keep", true).await.len() <= 101);
 }
@@ -354,14 +630,29 @@ async fn labelled_old_versions_survive_cleanup() {
 async fn concurrent_puts_leave_one_current_and_one_previous() {
     let s = TestServer::dev().await;
     let sm = client(&s);
-    sm.create_secret().name("race").secret_string("initial").send().await.unwrap();
+    sm.create_secret()
+        .name("race")
+        .secret_string("initial")
+        .send()
+        .await
+        .unwrap();
     let mut tasks = Vec::new();
     for i in 0..32u64 {
         let sm = sm.clone();
         tasks.push(tokio::spawn(async move {
             let value = format!("value-{i}");
-            let r = sm.put_secret_value().secret_id("race").secret_string(&value).client_request_token(token(100 + i)).send().await;
-            (value, r.map(|o| o.version_id().map(str::to_string)).map_err(|e| code(&e)))
+            let r = sm
+                .put_secret_value()
+                .secret_id("race")
+                .secret_string(&value)
+                .client_request_token(token(100 + i))
+                .send()
+                .await;
+            (
+                value,
+                r.map(|o| o.version_id().map(str::to_string))
+                    .map_err(|e| code(&e)),
+            )
         }));
     }
     let mut ok = HashMap::new();
@@ -372,7 +663,13 @@ async fn concurrent_puts_leave_one_current_and_one_previous() {
                 ok.insert(v.expect("a version id"), value);
             }
             Err(c) => assert!(
-                ["ThrottlingException", "InternalServiceError", "LimitExceededException", "TooManyUpdates"].contains(&c.as_str()),
+                [
+                    "ThrottlingException",
+                    "InternalServiceError",
+                    "LimitExceededException",
+                    "TooManyUpdates"
+                ]
+                .contains(&c.as_str()),
                 "unclean failure: {c}"
             ),
         }
@@ -380,13 +677,26 @@ async fn concurrent_puts_leave_one_current_and_one_previous() {
     assert!(!ok.is_empty(), "no concurrent put succeeded");
     let d = sm.describe_secret().secret_id("race").send().await.unwrap();
     let stages = stages_of(d.version_ids_to_stages());
-    let current: Vec<&String> = stages.iter().filter(|(_, s)| s.contains("AWSCURRENT")).map(|(v, _)| v).collect();
-    let previous: Vec<&String> = stages.iter().filter(|(_, s)| s.contains("AWSPREVIOUS")).map(|(v, _)| v).collect();
+    let current: Vec<&String> = stages
+        .iter()
+        .filter(|(_, s)| s.contains("AWSCURRENT"))
+        .map(|(v, _)| v)
+        .collect();
+    let previous: Vec<&String> = stages
+        .iter()
+        .filter(|(_, s)| s.contains("AWSPREVIOUS"))
+        .map(|(v, _)| v)
+        .collect();
     assert_eq!(current.len(), 1, "{stages:?}");
     assert_eq!(previous.len(), 1, "{stages:?}");
     assert_ne!(current[0], previous[0]);
     // The current value is one that a successful call wrote, under that call's version id.
-    let got = sm.get_secret_value().secret_id("race").send().await.unwrap();
+    let got = sm
+        .get_secret_value()
+        .secret_id("race")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(got.version_id(), Some(current[0].as_str()));
     assert_eq!(ok.get(current[0]).map(String::as_str), got.secret_string());
     // Every success is a version; nothing else was created.
