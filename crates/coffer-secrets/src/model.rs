@@ -112,19 +112,19 @@ impl SecretMeta {
             if holder.as_deref() == Some(vid) {
                 continue;
             }
-            if let Some(h) = &holder {
-                if let Some(v) = self.versions.get_mut(h) {
-                    v.stages.retain(|s| s != stage);
-                }
+            if let Some(h) = &holder
+                && let Some(v) = self.versions.get_mut(h)
+            {
+                v.stages.retain(|s| s != stage);
             }
             if let Some(v) = self.versions.get_mut(vid) {
                 v.stages.push(stage.clone());
             }
-            if stage == AWSCURRENT {
-                if let Some(h) = holder {
-                    let prev = vec![AWSPREVIOUS.to_owned()];
-                    self.attach_stages(&h, &prev);
-                }
+            if stage == AWSCURRENT
+                && let Some(h) = holder
+            {
+                let prev = vec![AWSPREVIOUS.to_owned()];
+                self.attach_stages(&h, &prev);
             }
         }
     }

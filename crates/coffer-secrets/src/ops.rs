@@ -238,12 +238,10 @@ impl SecretsService {
         if res.len() > 7
             && res.is_char_boundary(res.len() - 7)
             && res.as_bytes()[res.len() - 7] == b'-'
+            && let Some(l) = self.load(account, region, &res[..res.len() - 7]).await?
+            && l.meta.arn == id
         {
-            if let Some(l) = self.load(account, region, &res[..res.len() - 7]).await? {
-                if l.meta.arn == id {
-                    return Ok(l);
-                }
-            }
+            return Ok(l);
         }
         self.load(account, region, res)
             .await?
@@ -538,8 +536,8 @@ impl SecretsService {
                         ));
                     }
                     // A retried CreateSecret with the same token and value succeeds unchanged.
-                    if let (Some(_), Some((kind, bytes))) = (&input.client_request_token, value) {
-                        if l.meta.versions.contains_key(&vid)
+                    if let (Some(_), Some((kind, bytes))) = (&input.client_request_token, value)
+                        && l.meta.versions.contains_key(&vid)
                             && self.same_value(account, &l.meta, &vid, kind, bytes).await?
                         {
                             let mut o = Obj::new();
@@ -548,7 +546,6 @@ impl SecretsService {
                             o.insert("VersionId".into(), json!(vid));
                             return Ok(o);
                         }
-                    }
                     return Err(SecretsError::ResourceExists(format!(
                         "The operation failed because the secret {name} already exists."
                     )));
@@ -649,13 +646,13 @@ impl SecretsService {
                         "Secrets Manager can't find the specified secret value for VersionId: {v}"
                     ))
                 })?;
-                if let Some(s) = stage {
-                    if !vm.stages.iter().any(|x| x == s) {
-                        return Err(SecretsError::ResourceNotFound(
+                if let Some(s) = stage
+                    && !vm.stages.iter().any(|x| x == s)
+                {
+                    return Err(SecretsError::ResourceNotFound(
                             "You provided a VersionStage that is not associated to the provided VersionId."
                                 .into(),
                         ));
-                    }
                 }
                 v.to_owned()
             }
@@ -840,14 +837,14 @@ impl SecretsService {
                 let mut out = Obj::new();
                 out.insert("ARN".into(), json!(l.meta.arn));
                 out.insert("Name".into(), json!(l.meta.name));
-                if let Some((kind, bytes)) = value {
-                    if l.meta.versions.contains_key(&vid) {
-                        if !self.same_value(account, &l.meta, &vid, kind, bytes).await? {
-                            return Err(existing_version_error());
-                        }
-                        out.insert("VersionId".into(), json!(vid));
-                        return Ok(out);
+                if let Some((kind, bytes)) = value
+                    && l.meta.versions.contains_key(&vid)
+                {
+                    if !self.same_value(account, &l.meta, &vid, kind, bytes).await? {
+                        return Err(existing_version_error());
                     }
+                    out.insert("VersionId".into(), json!(vid));
+                    return Ok(out);
                 }
                 let now = self.now();
                 let mut values = Vec::new();
@@ -857,33 +854,32 @@ impl SecretsService {
                 if let Some(t) = &input.secret_type {
                     l.meta.secret_type = Some(t.clone());
                 }
-                if let Some(k) = &new_kms {
-                    if *k != l.meta.kms_key_id {
-                        l.meta.kms_key_id = k.clone();
-                        // AWS re-encrypts the versions rotation may still use.
-                        let labeled: Vec<String> = l
-                            .meta
-                            .versions
-                            .iter()
-                            .filter(|(_, v)| {
-                                v.stages.iter().any(|s| {
-                                    s == AWSCURRENT || s == AWSPREVIOUS || s == "AWSPENDING"
-                                })
-                            })
-                            .map(|(id, _)| id.clone())
-                            .collect();
-                        for v in labeled {
-                            let (kind, plaintext) =
-                                self.decrypt_version(account, &l.meta, &v).await?;
-                            if let Some(vm) = l.meta.versions.get_mut(&v) {
-                                vm.kms_key_id = k.clone();
-                            }
-                            values.push(PlainVersion {
-                                vid: v,
-                                kind,
-                                plaintext,
-                            });
+                if let Some(k) = &new_kms
+                    && *k != l.meta.kms_key_id
+                {
+                    l.meta.kms_key_id = k.clone();
+                    // AWS re-encrypts the versions rotation may still use.
+                    let labeled: Vec<String> = l
+                        .meta
+                        .versions
+                        .iter()
+                        .filter(|(_, v)| {
+                            v.stages
+                                .iter()
+                                .any(|s| s == AWSCURRENT || s == AWSPREVIOUS || s == "AWSPENDING")
+                        })
+                        .map(|(id, _)| id.clone())
+                        .collect();
+                    for v in labeled {
+                        let (kind, plaintext) = self.decrypt_version(account, &l.meta, &v).await?;
+                        if let Some(vm) = l.meta.versions.get_mut(&v) {
+                            vm.kms_key_id = k.clone();
                         }
+                        values.push(PlainVersion {
+                            vid: v,
+                            kind,
+                            plaintext,
+                        });
                     }
                 }
                 let mut dropped = Vec::new();

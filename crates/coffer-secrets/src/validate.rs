@@ -184,7 +184,7 @@ pub(crate) fn secret_value<'a>(
     };
     match v {
         None => Ok(None),
-        Some((_, member, bytes)) if bytes.is_empty() => Err(SecretsError::validation(
+        Some((_, member, [])) => Err(SecretsError::validation(
             member,
             "Member must have length greater than or equal to 1",
         )),
