@@ -4,7 +4,8 @@ use std::collections::HashMap;
 
 use coffer_core::RequestContext;
 use coffer_core::ServiceError as _;
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::SecretsService;
@@ -165,6 +166,36 @@ fn filters_scope(filters: &[FilterIn]) -> String {
 }
 
 impl SecretsService {
+    /// The page of `items` (sorted by `key`) that follows the position in `token`, and the token
+    /// for the page after it. `after(a, b)`: key `a` sorts after key `b`.
+    fn page<'a, T, K: Serialize + DeserializeOwned>(
+        &self,
+        scope: &str,
+        token: Option<&str>,
+        items: &'a [T],
+        max: usize,
+        key: impl Fn(&T) -> K,
+        after: impl Fn(&K, &K) -> bool,
+    ) -> Result<(&'a [T], Option<String>), SecretsError> {
+        let start = match token {
+            Some(t) => {
+                let pos: K = self.tokens.open(scope, t)?;
+                items
+                    .iter()
+                    .position(|it| after(&key(it), &pos))
+                    .unwrap_or(items.len())
+            }
+            None => 0,
+        };
+        let end = start.saturating_add(max).min(items.len());
+        let page = &items[start..end];
+        let next = match page.last() {
+            Some(last) if end < items.len() => Some(self.tokens.issue(scope, &key(last))),
+            _ => None,
+        };
+        Ok((page, next))
+    }
+
     /// All secrets of the caller's account and region with their access records.
     async fn all_secrets(
         &self,
@@ -243,10 +274,6 @@ impl SecretsService {
             if desc { "desc" } else { "asc" },
             if include_deleted { "1" } else { "0" },
         ]);
-        let start = match &input.next_token {
-            Some(t) => self.tokens.open(&scope, t)?,
-            None => 0,
-        };
         let mut items: Vec<(SecretMeta, AccessRecord)> = self
             .all_secrets(ctx)
             .await?
@@ -254,30 +281,40 @@ impl SecretsService {
             .filter(|(m, _)| include_deleted || !m.is_deleted())
             .filter(|(m, _)| matches(m, &filters))
             .collect();
-        items.sort_by(|(a, aa), (b, ba)| {
-            let ord = match sort_by {
-                "name" => a.name.cmp(&b.name),
-                "last-changed-date" => a.changed_ms.cmp(&b.changed_ms),
-                "last-accessed-date" => aa.secret_day.cmp(&ba.secret_day),
-                _ => a.created_ms.cmp(&b.created_ms),
+        // Keyset pagination: the token holds the last item's sort key, so concurrent inserts or
+        // deletions never repeat or skip the items around the page boundary.
+        let key = |(m, a): &(SecretMeta, AccessRecord)| -> (i64, String) {
+            let primary = match sort_by {
+                "name" => 0,
+                "last-changed-date" => m.changed_ms,
+                "last-accessed-date" => a.secret_day.unwrap_or(i64::MIN),
+                _ => m.created_ms,
             };
-            let ord = if desc { ord.reverse() } else { ord };
-            ord.then_with(|| a.name.cmp(&b.name))
-        });
+            (primary, m.name.clone())
+        };
+        let order = |x: &(i64, String), y: &(i64, String)| {
+            let o = x.0.cmp(&y.0);
+            let o = if desc { o.reverse() } else { o };
+            o.then_with(|| x.1.cmp(&y.1))
+        };
+        items.sort_by(|a, b| order(&key(a), &key(b)));
         let max = input.max_results.unwrap_or(100) as usize;
-        let page: Vec<Value> = items
+        let (page, next) = self.page(
+            &scope,
+            input.next_token.as_deref(),
+            &items,
+            max,
+            key,
+            |a, b| order(a, b) == std::cmp::Ordering::Greater,
+        )?;
+        let page: Vec<Value> = page
             .iter()
-            .skip(start)
-            .take(max)
             .map(|(m, a)| Value::Object(self.summary(m, a, "SecretVersionsToStages")))
             .collect();
         let mut o = Obj::new();
         o.insert("SecretList".into(), Value::Array(page));
-        if start.saturating_add(max) < items.len() {
-            o.insert(
-                "NextToken".into(),
-                json!(self.tokens.issue(&scope, start + max)),
-            );
+        if let Some(t) = next {
+            o.insert("NextToken".into(), json!(t));
         }
         Ok(o)
     }
@@ -300,10 +337,6 @@ impl SecretsService {
             &l.meta.arn,
             if include_deprecated { "1" } else { "0" },
         ]);
-        let start = match &input.next_token {
-            Some(t) => self.tokens.open(&scope, t)?,
-            None => 0,
-        };
         let access = self.access_record(ctx.account_id(), &l.meta).await;
         let mut versions: Vec<(&String, &VersionMeta)> = l
             .meta
@@ -314,10 +347,16 @@ impl SecretsService {
         // Newest first, as the console and CLI show them.
         versions.sort_by_key(|(_, v)| std::cmp::Reverse(v.seq));
         let max = input.max_results.unwrap_or(100) as usize;
-        let list: Vec<Value> = versions
+        let (page, next) = self.page(
+            &scope,
+            input.next_token.as_deref(),
+            &versions,
+            max,
+            |(_, v)| v.seq,
+            |a, b| a < b,
+        )?;
+        let list: Vec<Value> = page
             .iter()
-            .skip(start)
-            .take(max)
             .map(|(id, v)| {
                 let mut e = Obj::new();
                 e.insert("VersionId".into(), json!(id));
@@ -335,11 +374,8 @@ impl SecretsService {
             .collect();
         let mut o = Obj::new();
         o.insert("Versions".into(), Value::Array(list));
-        if start.saturating_add(max) < versions.len() {
-            o.insert(
-                "NextToken".into(),
-                json!(self.tokens.issue(&scope, start + max)),
-            );
+        if let Some(t) = next {
+            o.insert("NextToken".into(), json!(t));
         }
         o.insert("ARN".into(), json!(l.meta.arn));
         o.insert("Name".into(), json!(l.meta.name));
@@ -386,10 +422,6 @@ impl SecretsService {
                     &ctx.region,
                     &filters_scope(filters),
                 ]);
-                let start = match &input.next_token {
-                    Some(t) => self.tokens.open(&scope, t)?,
-                    None => 0,
-                };
                 let mut items: Vec<SecretMeta> = self
                     .all_secrets(ctx)
                     .await?
@@ -403,18 +435,18 @@ impl SecretsService {
                         .then_with(|| a.name.cmp(&b.name))
                 });
                 let max = input.max_results.unwrap_or(20) as usize;
-                if start.saturating_add(max) < items.len() {
-                    o.insert(
-                        "NextToken".into(),
-                        json!(self.tokens.issue(&scope, start + max)),
-                    );
+                let (page, next) = self.page(
+                    &scope,
+                    input.next_token.as_deref(),
+                    &items,
+                    max,
+                    |m| (m.created_ms, m.name.clone()),
+                    |a, b| a > b,
+                )?;
+                if let Some(t) = next {
+                    o.insert("NextToken".into(), json!(t));
                 }
-                items
-                    .into_iter()
-                    .skip(start)
-                    .take(max)
-                    .map(|m| m.arn)
-                    .collect()
+                page.iter().map(|m| m.arn.clone()).collect()
             }
         };
         let mut values = Vec::new();

@@ -8,6 +8,7 @@
 use aws_lc_rs::{digest, hmac, rand};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::SecretsError;
@@ -18,8 +19,8 @@ pub(crate) struct TokenKey(hmac::Key);
 struct Payload {
     /// Which listing: operation, account, region and a digest of its query.
     scope: String,
-    /// Index of the next item.
-    pos: usize,
+    /// Where the previous page ended (the last item's sort key).
+    pos: serde_json::Value,
 }
 
 impl TokenKey {
@@ -32,10 +33,10 @@ impl TokenKey {
         TokenKey(hmac::Key::new(hmac::HMAC_SHA256, &k))
     }
 
-    pub fn issue(&self, scope: &str, pos: usize) -> String {
+    pub fn issue<T: Serialize>(&self, scope: &str, pos: &T) -> String {
         let payload = serde_json::to_vec(&Payload {
             scope: scope.to_owned(),
-            pos,
+            pos: serde_json::to_value(pos).unwrap_or_default(),
         })
         .unwrap_or_default();
         let tag = hmac::sign(&self.0, &payload);
@@ -43,7 +44,7 @@ impl TokenKey {
     }
 
     /// Returns the position a token points at, if it was issued by us for `scope`.
-    pub fn open(&self, scope: &str, token: &str) -> Result<usize, SecretsError> {
+    pub fn open<T: DeserializeOwned>(&self, scope: &str, token: &str) -> Result<T, SecretsError> {
         let bad = || SecretsError::InvalidNextToken("The NextToken value is invalid.".into());
         let (p, t) = token.split_once('.').ok_or_else(bad)?;
         let payload = B64.decode(p).map_err(|_| bad())?;
@@ -53,7 +54,7 @@ impl TokenKey {
         if payload.scope != scope {
             return Err(bad());
         }
-        Ok(payload.pos)
+        serde_json::from_value(payload.pos).map_err(|_| bad())
     }
 }
 
@@ -75,13 +76,17 @@ mod tests {
     fn roundtrip_and_tamper() {
         let k = TokenKey::random();
         let s = scope(&["ListSecrets", "1", "us-east-1"]);
-        let t = k.issue(&s, 42);
-        assert_eq!(k.open(&s, &t).unwrap(), 42);
-        assert!(k.open(&scope(&["other"]), &t).is_err());
+        let t = k.issue(&s, &42u64);
+        assert_eq!(k.open::<u64>(&s, &t).unwrap(), 42);
+        assert!(k.open::<String>(&s, &t).is_err());
+        assert!(k.open::<u64>(&scope(&["other"]), &t).is_err());
         let mut tampered = t.clone().into_bytes();
         tampered[2] ^= 1;
-        assert!(k.open(&s, &String::from_utf8_lossy(&tampered)).is_err());
-        assert!(k.open(&s, "garbage").is_err());
-        assert!(TokenKey::random().open(&s, &t).is_err());
+        assert!(
+            k.open::<u64>(&s, &String::from_utf8_lossy(&tampered))
+                .is_err()
+        );
+        assert!(k.open::<u64>(&s, "garbage").is_err());
+        assert!(TokenKey::random().open::<u64>(&s, &t).is_err());
     }
 }

@@ -911,6 +911,19 @@ async fn list_secrets_filters_sorting_pagination() {
         .await;
     assert_eq!(names(&p2), ["dev/db"]);
     assert!(p2.get("NextToken").is_none());
+    // Keyset tokens: removing an item of the first page doesn't shift the second.
+    e.ok("CreateSecret", json!({"Name": "tmp"})).await;
+    let q1 = e.ok("ListSecrets", json!({"MaxResults": 2})).await;
+    let qt = q1["NextToken"].as_str().unwrap().to_owned();
+    e.ok(
+        "DeleteSecret",
+        json!({"SecretId": "prod/db", "ForceDeleteWithoutRecovery": true}),
+    )
+    .await;
+    let q2 = e
+        .ok("ListSecrets", json!({"MaxResults": 2, "NextToken": qt}))
+        .await;
+    assert_eq!(names(&q2), ["dev/db", "tmp"]);
     let mut tampered = t.clone().into_bytes();
     tampered[3] = if tampered[3] == b'A' { b'B' } else { b'A' };
     let tampered = String::from_utf8(tampered).unwrap();
