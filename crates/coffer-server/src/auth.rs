@@ -41,7 +41,7 @@ impl Credentials {
                 Some(secret.clone())
             })
             .map_err(|e| e.envelope())?;
-        let caller = caller.ok_or_else(|| ErrorEnvelope::internal("authenticated without a caller"))?;
+        let caller = caller.ok_or_else(|| ErrorEnvelope::internal_failure("authenticated without a caller"))?;
         Ok((caller, verified))
     }
 }

@@ -164,7 +164,8 @@ async fn store_root_key(
         root.as_bytes(),
         creds.secret_access_key.as_bytes(),
         &aad(&creds.access_key_id),
-    );
+    )
+    .map_err(|_| StartError::Config("sealing the root credentials failed".into()))?;
     let record = StoredAccessKey {
         principal_arn: format!("arn:aws:iam::{account}:root"),
         account_id: account.to_string(),
@@ -174,10 +175,10 @@ async fn store_root_key(
     let mut batch = WriteBatch::new();
     batch.put(key, serde_json::to_vec(&record).map_err(|e| StartError::Config(e.to_string()))?);
     store.commit(batch).await?;
-    Ok(to_access_key(&creds.access_key_id, &record, creds.secret_access_key.as_bytes()))
+    Ok(to_access_key(&creds.access_key_id, &record, &creds.secret_access_key))
 }
 
-fn to_access_key(id: &str, record: &StoredAccessKey, secret: &[u8]) -> AccessKey {
+fn to_access_key(id: &str, record: &StoredAccessKey, secret: &str) -> AccessKey {
     AccessKey {
         access_key_id: id.to_string(),
         secret: Arc::new(coffer_wire::sigv4::SigningSecret::new(secret)),
@@ -208,7 +209,8 @@ async fn load_access_keys(
             .map_err(|_| corrupt("unreadable record"))?;
         let secret = coffer_crypto::open(root.as_bytes(), &sealed, &aad(&id))
             .map_err(|_| corrupt("cannot be unsealed with this root key"))?;
-        keys.push(to_access_key(&id, &record, &secret));
+        let secret = std::str::from_utf8(&secret).map_err(|_| corrupt("unreadable secret"))?;
+        keys.push(to_access_key(&id, &record, secret));
     }
     Ok(keys)
 }

@@ -62,29 +62,41 @@ impl Service {
     }
 }
 
+pub(crate) fn new_request_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+pub(crate) fn add_request_id(resp: &mut Response, request_id: &str) {
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        resp.headers_mut().insert("x-amzn-requestid", v);
+    }
+}
+
+fn json_response(status: StatusCode, payload: Vec<u8>, request_id: &str) -> Response {
+    let mut resp = (status, payload).into_response();
+    resp.headers_mut().insert("content-type", HeaderValue::from_static(JSON_11));
+    add_request_id(&mut resp, request_id);
+    resp
+}
+
+/// `status` overrides the envelope's own when the HTTP layer knows better (413, 404).
+pub(crate) fn error_response(env: &ErrorEnvelope, request_id: &str, status: StatusCode) -> Response {
+    json_response(status, env.to_json(), request_id)
+}
+
 pub(crate) async fn handle(
-    state: Arc<AppState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    state: &AppState,
+    parts: axum::http::request::Parts,
     body: Bytes,
+    request_id: String,
 ) -> Response {
-    let request_id = uuid::Uuid::new_v4().to_string();
-    let result = handle_inner(&state, &method, &uri, &headers, &body, &request_id).await;
-    let (status, payload) = match result {
-        Ok(payload) => (StatusCode::OK, payload),
+    match handle_inner(state, &parts.method, &parts.uri, &parts.headers, &body, &request_id).await {
+        Ok(payload) => json_response(StatusCode::OK, payload, &request_id),
         Err(env) => {
             let status = StatusCode::from_u16(env.status).unwrap_or(StatusCode::BAD_REQUEST);
-            (status, env.to_json())
+            error_response(&env, &request_id, status)
         }
-    };
-    let mut resp = (status, payload).into_response();
-    let h = resp.headers_mut();
-    h.insert("content-type", HeaderValue::from_static(JSON_11));
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        h.insert("x-amzn-requestid", v);
     }
-    resp
 }
 
 async fn handle_inner(
@@ -110,7 +122,7 @@ async fn handle_inner(
     let (prefix, operation) = target.split_once('.').unwrap_or((target, ""));
     let service = Service::from_target_prefix(prefix)
         .filter(|s| s.has_operation(operation))
-        .ok_or_else(ErrorEnvelope::unknown_operation)?;
+        .ok_or_else(|| ErrorEnvelope::unknown_operation(String::new()))?;
     if verified.service != service.signing_name() {
         return Err(ErrorEnvelope::invalid_signature(format!(
             "Credential should be scoped to correct service: '{}'. ",
@@ -128,5 +140,5 @@ fn envelope<E: ServiceError>(e: E) -> ErrorEnvelope {
     if e.status() >= 500 {
         tracing::error!(code = e.code(), error = %e, "operation failed");
     }
-    ErrorEnvelope { code: e.code().to_string(), message: e.to_string(), status: e.status() }
+    ErrorEnvelope::new(e.code(), e.to_string(), e.status())
 }

@@ -7,7 +7,10 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::extract::Request;
+use axum::response::{IntoResponse, Response};
+use coffer_wire::error::ErrorEnvelope;
+use tower_http::catch_panic::CatchPanicLayer;
 use axum::routing::{get, post};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -71,7 +74,10 @@ pub(crate) async fn serve(
     let app = Router::new()
         .route("/health", get(health))
         .route("/", post(api))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .fallback(not_found)
+        // The body limit is enforced while reading, so the answer can be AWS-shaped.
+        .layer(DefaultBodyLimit::disable())
+        .layer(CatchPanicLayer::custom(panic_response))
         .with_state(state.clone());
     let (stop, stop_rx) = watch::channel(false);
     let is_tls = tls.is_some();
@@ -79,18 +85,38 @@ pub(crate) async fn serve(
     Ok(RunningServer { addr, tls: is_tls, report, state, stop, accept, tasks })
 }
 
-async fn health() -> impl IntoResponse {
-    (StatusCode::OK, [("content-type", "application/json")], r#"{"status":"ok"}"#)
+async fn health() -> Response {
+    let mut resp =
+        (StatusCode::OK, [("content-type", "application/json")], r#"{"status":"ok"}"#).into_response();
+    dispatch::add_request_id(&mut resp, &dispatch::new_request_id());
+    resp
 }
 
-async fn api(
-    State(state): State<Arc<AppState>>,
-    method: axum::http::Method,
-    uri: axum::http::Uri,
-    headers: axum::http::HeaderMap,
-    body: axum::body::Bytes,
-) -> axum::response::Response {
-    dispatch::handle(state, method, uri, headers, body).await
+async fn api(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let request_id = dispatch::new_request_id();
+    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(_) => {
+            let env = ErrorEnvelope::validation(format!(
+                "Request body is larger than the maximum of {MAX_BODY_BYTES} bytes"
+            ));
+            return dispatch::error_response(&env, &request_id, StatusCode::PAYLOAD_TOO_LARGE);
+        }
+    };
+    dispatch::handle(&state, parts, body, request_id).await
+}
+
+async fn not_found() -> Response {
+    let env = ErrorEnvelope::unknown_operation(String::new());
+    dispatch::error_response(&env, &dispatch::new_request_id(), StatusCode::NOT_FOUND)
+}
+
+/// A bug must not take the connection down or leak its message (it might hold input).
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("request handler panicked");
+    let env = ErrorEnvelope::internal_failure("An internal error occurred.");
+    dispatch::error_response(&env, &dispatch::new_request_id(), StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 async fn accept_loop(
