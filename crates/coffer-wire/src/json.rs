@@ -156,16 +156,16 @@ fn data_text(full: &str) -> String {
             };
         }
     }
-    if let Some(rest) = text.strip_prefix("missing field `") {
-        // Field names come from the Rust type, not from the input.
-        if let Some(name) = rest.split('`').next() {
-            return format!("Missing required member '{name}'");
-        }
+    // In these two, the field name comes from the Rust type, not from the input.
+    if let Some(rest) = text.strip_prefix("missing field `")
+        && let Some(name) = rest.split('`').next()
+    {
+        return format!("Missing required member '{name}'");
     }
-    if let Some(rest) = text.strip_prefix("duplicate field `") {
-        if let Some(name) = rest.split('`').next() {
-            return format!("Duplicate member '{name}'");
-        }
+    if let Some(rest) = text.strip_prefix("duplicate field `")
+        && let Some(name) = rest.split('`').next()
+    {
+        return format!("Duplicate member '{name}'");
     }
     if text.starts_with("unknown variant ") {
         return match expected {
