@@ -75,8 +75,17 @@ pub fn code<E, R>(err: &aws_sdk_secretsmanager::error::SdkError<E, R>) -> String
 where
     E: aws_sdk_secretsmanager::error::ProvideErrorMetadata,
 {
-    err.as_service_error()
-        .and_then(|e| e.code())
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("<not a service error: {err:?}>"))
+    let kind = match err {
+        aws_sdk_secretsmanager::error::SdkError::ServiceError(_) => return err
+            .as_service_error()
+            .and_then(|e| e.code())
+            .unwrap_or("<service error without a code>")
+            .to_string(),
+        aws_sdk_secretsmanager::error::SdkError::ConstructionFailure(_) => "construction failure",
+        aws_sdk_secretsmanager::error::SdkError::TimeoutError(_) => "timeout",
+        aws_sdk_secretsmanager::error::SdkError::DispatchFailure(_) => "dispatch failure",
+        aws_sdk_secretsmanager::error::SdkError::ResponseError(_) => "unparseable response",
+        _ => "other SDK error",
+    };
+    format!("<not a service error: {kind}>")
 }

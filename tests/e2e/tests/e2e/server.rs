@@ -115,7 +115,8 @@ async fn health_endpoint_answers_without_auth() {
 async fn unsigned_request_is_missing_authentication_token() {
     let s = TestServer::dev().await;
     let (status, body, headers) = s.raw_post(Some("secretsmanager.ListSecrets"), b"{}", false).await;
-    assert_eq!(status, 403);
+    // JSON 1.1 services answer authentication failures with 400, unlike Query services.
+    assert_eq!(status, 400);
     assert_eq!(body["__type"], "MissingAuthenticationTokenException");
     assert!(body["message"].is_string());
     assert!(header(&headers, "x-amzn-requestid").is_some_and(|v| v.len() >= 32));
@@ -153,7 +154,8 @@ async fn wrong_service_scope_is_rejected() {
     ];
     headers.extend(sign(&headers, b"{}", "ssm", SystemTime::now()));
     let (status, body, _) = send(&host, "POST", "/", &headers, b"{}").await;
-    assert_eq!((status, body["__type"].as_str()), (403, Some("InvalidSignatureException")));
+    assert_eq!((status, body["__type"].as_str()), (400, Some("InvalidSignatureException")));
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("'secretsmanager'")), "{body}");
 }
 
 #[tokio::test]
