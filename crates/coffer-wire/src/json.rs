@@ -575,4 +575,38 @@ mod tests {
             "Value null at 'secretId' failed to satisfy constraint: Member must not be null"
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn no_echo_property(
+            marker in "[A-Za-z]{10,16}",
+            field in 0usize..8,
+            shape in 0usize..8,
+            nested in proptest::bool::ANY,
+        ) {
+            let fields = ["Name", "Count", "Tags", "When", "Blob", "Kind", "Other", "Tags"];
+            let m = &marker;
+            let value = match shape {
+                0 => format!(r#""{m}""#),
+                1 => format!(r#"["{m}"]"#),
+                2 => format!(r#"{{"{m}":"{m}"}}"#),
+                3 => m.clone(),
+                4 => format!("1{m}"),
+                5 => format!(r#""{m}"#),
+                6 => format!(r#"[{{"Key":"{m}","Value":{{"{m}":1}}}}]"#),
+                _ => format!(r#"{{"Key":"{m}"}}"#),
+            };
+            let name = if field == 6 { marker.as_str() } else { fields[field] };
+            let body = if nested {
+                format!(r#"{{"Tags":[{{"Key":"k","Value":"v"}}],"{name}":{value}}}"#)
+            } else {
+                format!(r#"{{"{name}":{value}}}"#)
+            };
+            if let Err(e) = from_slice::<Input>(body.as_bytes()) {
+                proptest::prop_assert!(!e.to_string().contains(m.as_str()), "{} echoes {}", e, body);
+                let debug = format!("{:?}", e);
+                proptest::prop_assert!(!debug.contains(m.as_str()), "{}", debug);
+            }
+        }
+    }
 }

@@ -165,3 +165,36 @@ fn cold_and_warm_cache_agree() {
     assert!(verify(&verifier, &other_day, T0 + 86_400).is_ok());
     assert!(verify(&verifier, &r, T0).is_ok());
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, .. ProptestConfig::default() })]
+
+    /// Hostile authentication data is rejected with an error, never a panic or a pass.
+    #[test]
+    fn arbitrary_input_is_rejected_without_panic(
+        auth in prop::option::of(prop_oneof![
+            "AWS4-HMAC-SHA256 [ -~]{0,200}",
+            "AWS4-HMAC-SHA256 Credential=[ -~]{0,60}, SignedHeaders=[ -~]{0,30}, Signature=[0-9a-f]{0,70}",
+            "[ -~]{0,80}",
+        ]),
+        query in prop_oneof![
+            "[ -~]{0,120}",
+            "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=[ -~]{0,40}&X-Amz-Date=[0-9TZ]{0,17}&X-Amz-Expires=[0-9-]{0,8}&X-Amz-SignedHeaders=host&X-Amz-Signature=[0-9a-f]{0,64}",
+        ],
+        path in "[ -~\u{e9}]{0,40}",
+        date in "[0-9TZ: ,A-Za-z-]{0,20}",
+        body in prop::collection::vec(any::<u8>(), 0..32),
+        now in any::<i64>(),
+    ) {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("host", HeaderValue::from_static("example.amazonaws.com"));
+        if let Some(a) = auth.as_deref().and_then(|a| HeaderValue::from_str(a).ok()) {
+            headers.insert("authorization", a);
+        }
+        if let Ok(d) = HeaderValue::from_str(&date) {
+            headers.insert("x-amz-date", d);
+        }
+        let r = Received { method: "POST".into(), path, query, headers, body };
+        prop_assert!(verify(&Verifier::new(), &r, now).is_err());
+    }
+}
