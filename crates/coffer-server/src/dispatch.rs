@@ -107,13 +107,31 @@ async fn handle_inner(
     body: &[u8],
     request_id: &str,
 ) -> Result<Vec<u8>, ErrorEnvelope> {
+    // HTTP/2 carries the host as `:authority`; SigV4 signs it as `host`.
+    let with_host;
+    let headers = match (headers.contains_key("host"), uri.authority()) {
+        (false, Some(authority)) => {
+            with_host = {
+                let mut h = headers.clone();
+                if let Ok(v) = HeaderValue::from_str(authority.as_str()) {
+                    h.insert("host", v);
+                }
+                h
+            };
+            &with_host
+        }
+        _ => headers,
+    };
     let parts = RequestParts {
         method: method.as_str(),
         path: uri.path(),
         query: uri.query().unwrap_or(""),
         headers,
     };
-    let (caller, verified) = state.credentials.authenticate(&parts, body, state.clock.now_secs())?;
+    // Signature freshness is judged against real time, like AWS's front ends; the injectable clock
+    // drives the domain (deletion windows, dates), so tests can move it without breaking signing.
+    let now = coffer_core::Clock::now_secs(&coffer_core::SystemClock);
+    let (caller, verified) = state.credentials.authenticate(&parts, body, now)?;
 
     let target = headers
         .get("x-amz-target")
@@ -124,10 +142,8 @@ async fn handle_inner(
         .filter(|s| s.has_operation(operation))
         .ok_or_else(|| ErrorEnvelope::unknown_operation(String::new()))?;
     if verified.service != service.signing_name() {
-        return Err(ErrorEnvelope::invalid_signature(format!(
-            "Credential should be scoped to correct service: '{}'. ",
-            service.signing_name()
-        )));
+        let expected = service.signing_name().to_string();
+        return Err(coffer_wire::sigv4::AuthError::WrongService { expected }.envelope());
     }
     let ctx = RequestContext { caller, region: verified.region, request_id: request_id.to_string() };
     match service {
