@@ -12,50 +12,23 @@ use crate::validate;
 
 const DEFAULT_POLICY: &str = "default";
 
-/// One problem the policy checker reports.
-pub(crate) struct PolicyFinding {
-    pub check_name: String,
-    pub message: String,
-    /// The finding means the policy grants broad (public) access.
+/// What checking a resource policy found.
+pub(crate) struct PolicyCheck {
+    /// The policy grants access to anyone (BlockPublicPolicy refuses it).
     pub public: bool,
+    /// The blocking findings, as ValidateResourcePolicy reports them.
+    pub errors: Vec<coffer_policy::ValidationErrorsEntry>,
 }
 
-/// THE single call site for resource-policy validation.
-/// `Err(message)` = malformed (MalformedPolicyDocumentException); `Ok(findings)` otherwise.
-// TODO(policy): replace the body with `coffer_policy::validate(doc)` and map its findings.
-pub(crate) fn policy_check(doc: &str) -> Result<Vec<PolicyFinding>, String> {
-    let v: Value = serde_json::from_str(doc)
-        .map_err(|_| "This resource policy contains a syntax error.".to_owned())?;
-    let obj = v
-        .as_object()
-        .ok_or_else(|| "The policy document must be a JSON object.".to_owned())?;
-    let statements = match obj.get("Statement") {
-        Some(Value::Array(a)) => a.clone(),
-        Some(s @ Value::Object(_)) => vec![s.clone()],
-        _ => return Err("The policy document must contain a Statement.".into()),
-    };
-    let mut findings = Vec::new();
-    for s in &statements {
-        let allow = s.get("Effect").and_then(Value::as_str) == Some("Allow");
-        let principal = s.get("Principal");
-        let wildcard = match principal {
-            Some(Value::String(p)) => p == "*",
-            Some(Value::Object(m)) => m.get("AWS").is_some_and(|a| match a {
-                Value::String(p) => p == "*",
-                Value::Array(ps) => ps.iter().any(|p| p.as_str() == Some("*")),
-                _ => false,
-            }),
-            _ => false,
-        };
-        if allow && wildcard && s.get("Condition").is_none() {
-            findings.push(PolicyFinding {
-                check_name: "BROAD_ACCESS".into(),
-                message: "This resource policy grants broad access to the secret.".into(),
-                public: true,
-            });
-        }
-    }
-    Ok(findings)
+/// The single place resource policies are checked: the grammar (a malformed document is
+/// `Err(message)`, naming the offending element), then the policy room's findings.
+pub(crate) fn policy_check(doc: &str) -> Result<PolicyCheck, String> {
+    let policy = coffer_policy::parse_resource_policy(doc).map_err(|e| e.to_string())?;
+    let findings = coffer_policy::validate_resource_policy(doc);
+    Ok(PolicyCheck {
+        public: coffer_policy::is_public(&policy),
+        errors: coffer_policy::validation_errors(&findings),
+    })
 }
 
 #[derive(Deserialize)]
@@ -113,15 +86,15 @@ fn only_default(name: &str) -> Result<(), SecretsError> {
     Ok(())
 }
 
-fn check_doc(doc: &str, block_public: bool) -> Result<Vec<PolicyFinding>, SecretsError> {
+fn check_doc(doc: &str, block_public: bool) -> Result<PolicyCheck, SecretsError> {
     validate::length("resourcePolicy", doc, 1, 20480)?;
-    let findings = policy_check(doc).map_err(SecretsError::MalformedPolicyDocument)?;
-    if block_public && findings.iter().any(|f| f.public) {
+    let checked = policy_check(doc).map_err(SecretsError::MalformedPolicyDocument)?;
+    if block_public && checked.public {
         return Err(SecretsError::PublicPolicy(
             "This resource policy contains a statement that grants public access.".into(),
         ));
     }
-    Ok(findings)
+    Ok(checked)
 }
 
 fn arn_name(meta: &crate::model::SecretMeta) -> Obj {
@@ -214,18 +187,13 @@ impl SecretsService {
                 return Err(SecretsError::marked_for_deletion());
             }
         }
-        let findings = check_doc(doc, false)?;
+        let checked = check_doc(doc, false)?;
         let mut o = Obj::new();
-        o.insert("PolicyValidationPassed".into(), json!(findings.is_empty()));
         o.insert(
-            "ValidationErrors".into(),
-            Value::Array(
-                findings
-                    .iter()
-                    .map(|f| json!({"CheckName": f.check_name, "ErrorMessage": f.message}))
-                    .collect(),
-            ),
+            "PolicyValidationPassed".into(),
+            json!(checked.errors.is_empty()),
         );
+        o.insert("ValidationErrors".into(), json!(checked.errors));
         Ok(o)
     }
 
@@ -268,8 +236,9 @@ mod tests {
     fn stub_checks() {
         let private = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"secretsmanager:GetSecretValue","Resource":"*"}]}"#;
         let public = r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Principal":"*","Action":"secretsmanager:*","Resource":"*"}}"#;
-        assert!(policy_check(private).unwrap().is_empty());
-        assert!(policy_check(public).unwrap().iter().any(|f| f.public));
+        let private = policy_check(private).unwrap();
+        assert!(private.errors.is_empty() && !private.public);
+        assert!(policy_check(public).unwrap().public);
         assert!(policy_check("not json").is_err());
         assert!(policy_check("[]").is_err());
         assert!(policy_check("{}").is_err());
