@@ -1,53 +1,28 @@
 //! Shared helpers for the Secrets Manager end-to-end tests.
 //!
-//! The clients built here sign with the server's manual clock: tests advance that clock by days
-//! (recovery windows, version retention) and a client signing with the wall clock would then be
-//! rejected for clock skew.
+//! The server judges signature freshness by real time and everything else (dates, recovery
+//! windows, version retention) by its manual clock, so tests advance that clock by days while
+//! the SDK keeps signing with the wall clock.
 
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use aws_sdk_secretsmanager::Client;
-use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_secretsmanager::primitives::DateTime;
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, Tag};
-use coffer_core::{Clock, ManualClock};
+use coffer_core::Clock;
 
 use crate::harness::TestServer;
 
 pub const ACCOUNT: &str = "000000000000";
 pub const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 
-#[derive(Debug)]
-struct ServerTime(Arc<ManualClock>);
-
-impl aws_smithy_async::time::TimeSource for ServerTime {
-    fn now(&self) -> SystemTime {
-        let millis = u64::try_from(self.0.now_millis()).unwrap_or(0);
-        UNIX_EPOCH + Duration::from_millis(millis)
-    }
-}
-
-/// A client in `us-east-1` whose signatures follow the server's manual clock.
+/// A client in `us-east-1`.
 pub fn client(s: &TestServer) -> Client {
-    client_in(s, "us-east-1")
+    s.sm()
 }
 
 pub fn client_in(s: &TestServer, region: &str) -> Client {
-    let conf = aws_sdk_secretsmanager::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(region.to_string()))
-        .endpoint_url(s.endpoint())
-        .credentials_provider(Credentials::new(
-            coffer_server::DEV_ACCESS_KEY_ID,
-            coffer_server::DEV_SECRET_ACCESS_KEY,
-            None,
-            None,
-            "coffer-e2e-secrets",
-        ))
-        .time_source(ServerTime(s.clock.clone()))
-        .build();
-    Client::from_conf(conf)
+    s.sm_in(region)
 }
 
 /// The server clock, in whole seconds since the epoch.
