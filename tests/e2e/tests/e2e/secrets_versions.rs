@@ -702,3 +702,58 @@ async fn concurrent_puts_leave_one_current_and_one_previous() {
     // Every success is a version; nothing else was created.
     assert_eq!(all_versions(&sm, "race", true).await.len(), ok.len() + 1);
 }
+
+#[tokio::test]
+async fn awscurrent_cannot_be_removed_without_a_new_home() {
+    let s = TestServer::dev().await;
+    let sm = client(&s);
+    let [_, _, v3] = three_versions(&sm, "keepcur").await;
+    let err = sm
+        .update_secret_version_stage()
+        .secret_id("keepcur")
+        .version_stage("AWSCURRENT")
+        .remove_from_version_id(&v3)
+        .send()
+        .await
+        .unwrap_err();
+    assert_code_in(
+        &err,
+        &["InvalidParameterException", "InvalidRequestException"],
+    );
+    assert_eq!(
+        version_with(&sm, "keepcur", "AWSCURRENT").await.as_deref(),
+        Some(v3.as_str())
+    );
+}
+
+#[tokio::test]
+async fn list_secret_version_ids_rejects_a_tampered_next_token() {
+    let s = TestServer::dev().await;
+    let sm = client(&s);
+    three_versions(&sm, "tok").await;
+    let page = sm
+        .list_secret_version_ids()
+        .secret_id("tok")
+        .include_deprecated(true)
+        .max_results(1)
+        .send()
+        .await
+        .unwrap();
+    let t = page.next_token().expect("more pages").to_string();
+    let mut chars: Vec<char> = t.chars().collect();
+    let i = chars.len() / 2;
+    chars[i] = if chars[i] == 'A' { 'B' } else { 'A' };
+    let tampered: String = chars.into_iter().collect();
+    for bad in [tampered.as_str(), "garbage"] {
+        let err = sm
+            .list_secret_version_ids()
+            .secret_id("tok")
+            .include_deprecated(true)
+            .max_results(1)
+            .next_token(bad)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(code(&err), "InvalidNextTokenException", "{bad}");
+    }
+}
