@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 use coffer_server::{RootCredentials, ServerConfig, TlsMode};
 
 #[derive(Parser)]
-#[command(name = "coffer", version, about = "Self-hosted secrets manager speaking the AWS APIs")]
+#[command(
+    name = "coffer",
+    version,
+    about = "Self-hosted secrets manager speaking the AWS APIs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -36,10 +40,20 @@ struct ServerArgs {
     #[arg(long, env = "COFFER_ACCOUNT_ID")]
     account_id: Option<String>,
     /// Root access key id to use instead of a generated one.
-    #[arg(long, env = "COFFER_ROOT_ACCESS_KEY_ID", requires = "root_secret_access_key", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "COFFER_ROOT_ACCESS_KEY_ID",
+        requires = "root_secret_access_key",
+        hide_env_values = true
+    )]
     root_access_key_id: Option<String>,
     /// Root secret access key to use instead of a generated one.
-    #[arg(long, env = "COFFER_ROOT_SECRET_ACCESS_KEY", requires = "root_access_key_id", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "COFFER_ROOT_SECRET_ACCESS_KEY",
+        requires = "root_access_key_id",
+        hide_env_values = true
+    )]
     root_secret_access_key: Option<String>,
     /// PEM certificate chain for TLS.
     #[arg(long, requires = "tls_key", conflicts_with = "tls_self_signed")]
@@ -64,7 +78,9 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     match cli.command {
         Command::Server(args) => rt.block_on(server(args)),
     }
@@ -77,9 +93,10 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         dev: args.dev,
         account_id: args.account_id,
         root_credentials: match (args.root_access_key_id, args.root_secret_access_key) {
-            (Some(access_key_id), Some(secret_access_key)) => {
-                Some(RootCredentials { access_key_id, secret_access_key })
-            }
+            (Some(access_key_id), Some(secret_access_key)) => Some(RootCredentials {
+                access_key_id,
+                secret_access_key,
+            }),
             _ => None,
         },
         tls: match (args.tls_cert, args.tls_key, args.tls_self_signed) {
@@ -92,7 +109,9 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         task_interval: std::time::Duration::from_secs(60),
     };
     let dev = config.dev;
-    let server = coffer_server::start(config).await.context("starting the server")?;
+    let server = coffer_server::start(config)
+        .await
+        .context("starting the server")?;
     let endpoint = server.endpoint();
     tracing::info!(endpoint = %endpoint, account = server.account_id(), dev, "coffer is serving");
     if let Some(fp) = &server.report.tls_fingerprint {

@@ -50,7 +50,8 @@ mod tests {
 
     #[test]
     fn parses_secret_arn() {
-        let a = Arn::parse("arn:aws:secretsmanager:us-east-1:123456789012:secret:a:b-AbCdEf").unwrap();
+        let a =
+            Arn::parse("arn:aws:secretsmanager:us-east-1:123456789012:secret:a:b-AbCdEf").unwrap();
         assert_eq!(a.service, "secretsmanager");
         assert_eq!(a.account, "123456789012");
         assert_eq!(a.resource, "secret:a:b-AbCdEf");

@@ -168,6 +168,8 @@ type MaterialId = (String, u32);
 pub struct Keyring {
     store: Arc<dyn Store>,
     root: AeadKey,
+    /// Root of every derived key (`derive_key`); itself derived, so the root key is held once.
+    derivation: zeroize::Zeroizing<[u8; 32]>,
     materials: RwLock<HashMap<MaterialId, Arc<AeadKey>>>,
     /// AWS-managed alias → key; these never change target, so caching is always correct.
     managed: RwLock<HashMap<(String, String, &'static str), KeyRef>>,
@@ -185,9 +187,16 @@ impl Keyring {
         Self {
             store,
             root: AeadKey::new(root.as_bytes()),
+            derivation: coffer_crypto::derive_key(root.as_bytes(), "coffer/keyring/derivation"),
             materials: RwLock::new(HashMap::new()),
             managed: RwLock::new(HashMap::new()),
         }
+    }
+
+    /// A key for one internal `purpose` (e.g. MACing NextTokens), stable for as long as the root
+    /// key is, so what it protects survives restarts and is shared by nodes.
+    pub fn derive_key(&self, purpose: &str) -> zeroize::Zeroizing<[u8; 32]> {
+        coffer_crypto::derive_key(&self.derivation, purpose)
     }
 
     /// Resolves a key id, key ARN, alias name (`alias/x`) or alias ARN in `account`/`region`.

@@ -100,11 +100,12 @@ pub(crate) use retry;
 
 impl SecretsService {
     pub fn new(store: Arc<dyn Store>, keys: Arc<Keyring>, clock: SharedClock) -> Self {
+        let tokens = token::TokenKey::new(&keys.derive_key("secretsmanager/next-token"));
         Self {
             store,
             keys,
             clock,
-            tokens: token::TokenKey::random(),
+            tokens,
         }
     }
 

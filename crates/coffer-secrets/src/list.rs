@@ -292,10 +292,10 @@ impl SecretsService {
             };
             (primary, m.name.clone())
         };
+        // The name breaks ties (and is the whole key for SortBy=name); desc reverses both.
         let order = |x: &(i64, String), y: &(i64, String)| {
-            let o = x.0.cmp(&y.0);
-            let o = if desc { o.reverse() } else { o };
-            o.then_with(|| x.1.cmp(&y.1))
+            let o = x.cmp(y);
+            if desc { o.reverse() } else { o }
         };
         items.sort_by(|a, b| order(&key(a), &key(b)));
         let max = input.max_results.unwrap_or(100) as usize;

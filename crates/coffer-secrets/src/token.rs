@@ -2,10 +2,9 @@
 //! The payload binds the listing it belongs to (operation, account, region, query digest), so a
 //! token cannot be replayed against another listing.
 //!
-//! The MAC key is random per process: tokens do not survive a restart (callers then get
-//! InvalidNextTokenException and start over), which AWS also permits for expired tokens.
+//! The MAC key is derived from the root key, so tokens survive restarts and work on every node.
 
-use aws_lc_rs::{digest, hmac, rand};
+use aws_lc_rs::{digest, hmac};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde::de::DeserializeOwned;
@@ -24,13 +23,15 @@ struct Payload {
 }
 
 impl TokenKey {
+    pub fn new(key: &[u8; 32]) -> Self {
+        TokenKey(hmac::Key::new(hmac::HMAC_SHA256, key))
+    }
+
+    #[cfg(test)]
     pub fn random() -> Self {
         let mut k = [0u8; 32];
-        // A failing system RNG leaves a zero key: tokens still verify, only less secret.
-        if rand::fill(&mut k).is_err() {
-            tracing::error!("system RNG failed while creating the NextToken key");
-        }
-        TokenKey(hmac::Key::new(hmac::HMAC_SHA256, &k))
+        aws_lc_rs::rand::fill(&mut k).expect("system RNG");
+        Self::new(&k)
     }
 
     pub fn issue<T: Serialize>(&self, scope: &str, pos: &T) -> String {

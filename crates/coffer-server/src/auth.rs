@@ -19,9 +19,17 @@ impl Credentials {
     pub fn new(keys: &[AccessKey]) -> Self {
         let map = keys
             .iter()
-            .map(|k| (k.access_key_id.clone(), (k.secret.clone(), k.caller.clone())))
+            .map(|k| {
+                (
+                    k.access_key_id.clone(),
+                    (k.secret.clone(), k.caller.clone()),
+                )
+            })
             .collect();
-        Self { verifier: Verifier::new(), keys: RwLock::new(map) }
+        Self {
+            verifier: Verifier::new(),
+            keys: RwLock::new(map),
+        }
     }
 
     /// Verifies the request's signature and returns who made it and the signed scope.
@@ -41,7 +49,8 @@ impl Credentials {
                 Some(secret.clone())
             })
             .map_err(|e| e.envelope())?;
-        let caller = caller.ok_or_else(|| ErrorEnvelope::internal_failure("authenticated without a caller"))?;
+        let caller = caller
+            .ok_or_else(|| ErrorEnvelope::internal_failure("authenticated without a caller"))?;
         Ok((caller, verified))
     }
 }

@@ -35,7 +35,10 @@ impl RootCredentials {
         // 16 base32 characters after AKIA, as AWS's key ids look; 40 base64 characters of secret.
         const B32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
         let id_bytes: [u8; 16] = coffer_crypto::random_bytes();
-        let id: String = id_bytes.iter().map(|b| B32[(b & 31) as usize] as char).collect();
+        let id: String = id_bytes
+            .iter()
+            .map(|b| B32[(b & 31) as usize] as char)
+            .collect();
         let secret_bytes: [u8; 30] = coffer_crypto::random_bytes();
         Self {
             access_key_id: format!("AKIA{id}"),
@@ -108,7 +111,13 @@ impl Bootstrap {
             }
             None => {}
         }
-        Ok(Self { account_id: account.clone(), store, root, access_keys: keys, report })
+        Ok(Self {
+            account_id: account.clone(),
+            store,
+            root,
+            access_keys: keys,
+            report,
+        })
     }
 }
 
@@ -135,7 +144,9 @@ async fn resolve_account_id(store: &dyn Store, wanted: Option<&str>) -> Result<S
         (None, wanted) => {
             let id = wanted.unwrap_or(DEV_ACCOUNT_ID).to_string();
             let mut batch = WriteBatch::new();
-            batch.check(ACCOUNT_ID_KEY, None).put(ACCOUNT_ID_KEY, id.clone().into_bytes());
+            batch
+                .check(ACCOUNT_ID_KEY, None)
+                .put(ACCOUNT_ID_KEY, id.clone().into_bytes());
             store.commit(batch).await?;
             Ok(id)
         }
@@ -146,7 +157,9 @@ fn validate_account_id(id: &str) -> Result<(), StartError> {
     if id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()) {
         Ok(())
     } else {
-        Err(StartError::Config(format!("account id must be 12 digits, got {id:?}")))
+        Err(StartError::Config(format!(
+            "account id must be 12 digits, got {id:?}"
+        )))
     }
 }
 
@@ -173,9 +186,16 @@ async fn store_root_key(
     };
     let key = format!("{}{}", access_key_prefix(account), creds.access_key_id);
     let mut batch = WriteBatch::new();
-    batch.put(key, serde_json::to_vec(&record).map_err(|e| StartError::Config(e.to_string()))?);
+    batch.put(
+        key,
+        serde_json::to_vec(&record).map_err(|e| StartError::Config(e.to_string()))?,
+    );
     store.commit(batch).await?;
-    Ok(to_access_key(&creds.access_key_id, &record, &creds.secret_access_key))
+    Ok(to_access_key(
+        &creds.access_key_id,
+        &record,
+        &creds.secret_access_key,
+    ))
 }
 
 fn to_access_key(id: &str, record: &StoredAccessKey, secret: &str) -> AccessKey {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use coffer_core::{RequestContext, ServiceError, SharedClock};
+use coffer_core::{RequestContext, ServiceError};
 use coffer_kms::Keyring;
 use coffer_secrets::SecretsService;
 use coffer_wire::error::ErrorEnvelope;
@@ -20,7 +20,6 @@ const JSON_11: &str = "application/x-amz-json-1.1";
 
 pub(crate) struct AppState {
     pub account_id: String,
-    pub clock: SharedClock,
     pub credentials: Credentials,
     pub secrets: SecretsService,
 }
@@ -30,7 +29,6 @@ impl AppState {
         let keys = Arc::new(Keyring::new(boot.store.clone(), boot.root));
         Self {
             account_id: boot.account_id.clone(),
-            clock: config.clock.clone(),
             credentials: Credentials::new(&boot.access_keys),
             secrets: SecretsService::new(boot.store.clone(), keys, config.clock.clone()),
         }
@@ -74,13 +72,18 @@ pub(crate) fn add_request_id(resp: &mut Response, request_id: &str) {
 
 fn json_response(status: StatusCode, payload: Vec<u8>, request_id: &str) -> Response {
     let mut resp = (status, payload).into_response();
-    resp.headers_mut().insert("content-type", HeaderValue::from_static(JSON_11));
+    resp.headers_mut()
+        .insert("content-type", HeaderValue::from_static(JSON_11));
     add_request_id(&mut resp, request_id);
     resp
 }
 
 /// `status` overrides the envelope's own when the HTTP layer knows better (413, 404).
-pub(crate) fn error_response(env: &ErrorEnvelope, request_id: &str, status: StatusCode) -> Response {
+pub(crate) fn error_response(
+    env: &ErrorEnvelope,
+    request_id: &str,
+    status: StatusCode,
+) -> Response {
     json_response(status, env.to_json(), request_id)
 }
 
@@ -90,7 +93,16 @@ pub(crate) async fn handle(
     body: Bytes,
     request_id: String,
 ) -> Response {
-    match handle_inner(state, &parts.method, &parts.uri, &parts.headers, &body, &request_id).await {
+    match handle_inner(
+        state,
+        &parts.method,
+        &parts.uri,
+        &parts.headers,
+        &body,
+        &request_id,
+    )
+    .await
+    {
         Ok(payload) => json_response(StatusCode::OK, payload, &request_id),
         Err(env) => {
             let status = StatusCode::from_u16(env.status).unwrap_or(StatusCode::BAD_REQUEST);
@@ -145,9 +157,17 @@ async fn handle_inner(
         let expected = service.signing_name().to_string();
         return Err(coffer_wire::sigv4::AuthError::WrongService { expected }.envelope());
     }
-    let ctx = RequestContext { caller, region: verified.region, request_id: request_id.to_string() };
+    let ctx = RequestContext {
+        caller,
+        region: verified.region,
+        request_id: request_id.to_string(),
+    };
     match service {
-        Service::SecretsManager => state.secrets.call(&ctx, operation, body).await.map_err(envelope),
+        Service::SecretsManager => state
+            .secrets
+            .call(&ctx, operation, body)
+            .await
+            .map_err(envelope),
     }
 }
 

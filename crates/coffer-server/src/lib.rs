@@ -42,7 +42,10 @@ pub struct ServerConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TlsMode {
     Off,
-    Files { cert: PathBuf, key: PathBuf },
+    Files {
+        cert: PathBuf,
+        key: PathBuf,
+    },
     /// Generate a self-signed pair in the data directory on first start; reuse it after.
     SelfSigned,
 }

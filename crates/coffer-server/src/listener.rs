@@ -5,13 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::Request;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
-use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
-use coffer_wire::error::ErrorEnvelope;
-use tower_http::catch_panic::CatchPanicLayer;
 use axum::routing::{get, post};
+use coffer_wire::error::ErrorEnvelope;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
@@ -19,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
+use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::dispatch::{self, AppState};
 use crate::{MAX_BODY_BYTES, StartError, StartReport};
@@ -37,7 +37,11 @@ pub struct RunningServer {
 impl RunningServer {
     /// `http://ADDR` or `https://ADDR`.
     pub fn endpoint(&self) -> String {
-        format!("{}://{}", if self.tls { "https" } else { "http" }, self.addr)
+        format!(
+            "{}://{}",
+            if self.tls { "https" } else { "http" },
+            self.addr
+        )
     }
 
     pub fn account_id(&self) -> &str {
@@ -82,12 +86,24 @@ pub(crate) async fn serve(
     let (stop, stop_rx) = watch::channel(false);
     let is_tls = tls.is_some();
     let accept = tokio::spawn(accept_loop(listener, app, tls, stop_rx));
-    Ok(RunningServer { addr, tls: is_tls, report, state, stop, accept, tasks })
+    Ok(RunningServer {
+        addr,
+        tls: is_tls,
+        report,
+        state,
+        stop,
+        accept,
+        tasks,
+    })
 }
 
 async fn health() -> Response {
-    let mut resp =
-        (StatusCode::OK, [("content-type", "application/json")], r#"{"status":"ok"}"#).into_response();
+    let mut resp = (
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        r#"{"status":"ok"}"#,
+    )
+        .into_response();
     dispatch::add_request_id(&mut resp, &dispatch::new_request_id());
     resp
 }
@@ -116,7 +132,11 @@ async fn not_found() -> Response {
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("request handler panicked");
     let env = ErrorEnvelope::internal_failure("An internal error occurred.");
-    dispatch::error_response(&env, &dispatch::new_request_id(), StatusCode::INTERNAL_SERVER_ERROR)
+    dispatch::error_response(
+        &env,
+        &dispatch::new_request_id(),
+        StatusCode::INTERNAL_SERVER_ERROR,
+    )
 }
 
 async fn accept_loop(
@@ -144,7 +164,9 @@ async fn accept_loop(
         let service = TowerToHyperService::new(app.clone());
         match &tls {
             None => {
-                let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                let conn = builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .into_owned();
                 let conn = graceful.watch(conn);
                 tokio::spawn(conn);
             }
@@ -154,11 +176,14 @@ async fn accept_loop(
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
                     let Ok(Ok(stream)) =
-                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await
+                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
+                            .await
                     else {
                         return;
                     };
-                    let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                    let conn = builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .into_owned();
                     let _ = watcher.watch(conn).await;
                 });
             }

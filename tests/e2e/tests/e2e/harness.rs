@@ -39,7 +39,11 @@ impl TestServer {
             });
         }
         let server = coffer_server::start(config).await.expect("server starts");
-        Self { server, clock, _dir: dir }
+        Self {
+            server,
+            clock,
+            _dir: dir,
+        }
     }
 
     pub fn endpoint(&self) -> String {
@@ -51,10 +55,19 @@ impl TestServer {
     }
 
     pub fn sm_in(&self, region: &str) -> aws_sdk_secretsmanager::Client {
-        self.sm_with(region, coffer_server::DEV_ACCESS_KEY_ID, coffer_server::DEV_SECRET_ACCESS_KEY)
+        self.sm_with(
+            region,
+            coffer_server::DEV_ACCESS_KEY_ID,
+            coffer_server::DEV_SECRET_ACCESS_KEY,
+        )
     }
 
-    pub fn sm_with(&self, region: &str, akid: &str, secret: &str) -> aws_sdk_secretsmanager::Client {
+    pub fn sm_with(
+        &self,
+        region: &str,
+        akid: &str,
+        secret: &str,
+    ) -> aws_sdk_secretsmanager::Client {
         let conf = aws_sdk_secretsmanager::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(region.to_string()))
@@ -65,7 +78,12 @@ impl TestServer {
     }
 
     /// A plain HTTP client for raw-protocol tests.
-    pub async fn raw_post(&self, target: Option<&str>, body: &[u8], signed: bool) -> (u16, serde_json::Value, Vec<(String, String)>) {
+    pub async fn raw_post(
+        &self,
+        target: Option<&str>,
+        body: &[u8],
+        signed: bool,
+    ) -> (u16, serde_json::Value, Vec<(String, String)>) {
         crate::server::raw_post(self, target, body, signed).await
     }
 }
@@ -76,11 +94,13 @@ where
     E: aws_sdk_secretsmanager::error::ProvideErrorMetadata,
 {
     let kind = match err {
-        aws_sdk_secretsmanager::error::SdkError::ServiceError(_) => return err
-            .as_service_error()
-            .and_then(|e| e.code())
-            .unwrap_or("<service error without a code>")
-            .to_string(),
+        aws_sdk_secretsmanager::error::SdkError::ServiceError(_) => {
+            return err
+                .as_service_error()
+                .and_then(|e| e.code())
+                .unwrap_or("<service error without a code>")
+                .to_string();
+        }
         aws_sdk_secretsmanager::error::SdkError::ConstructionFailure(_) => "construction failure",
         aws_sdk_secretsmanager::error::SdkError::TimeoutError(_) => "timeout",
         aws_sdk_secretsmanager::error::SdkError::DispatchFailure(_) => "dispatch failure",

@@ -2,7 +2,6 @@
 //! One test binary on purpose: each extra binary relinks the SDK.
 
 mod harness;
-mod server;
 mod secrets_batch;
 mod secrets_crud;
 mod secrets_delete;
@@ -12,3 +11,4 @@ mod secrets_replication;
 mod secrets_tags_policies;
 mod secrets_util;
 mod secrets_versions;
+mod server;

@@ -62,7 +62,9 @@ pub fn sign(
     .expect("signable");
     let (instructions, _) = sign(req, &params).expect("signs").into_parts();
     let (hs, _) = instructions.into_parts();
-    hs.into_iter().map(|h| (h.name().to_string(), h.value().to_string())).collect()
+    hs.into_iter()
+        .map(|h| (h.name().to_string(), h.value().to_string()))
+        .collect()
 }
 
 async fn send(
@@ -77,7 +79,10 @@ async fn send(
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
-    req.push_str(&format!("content-length: {}\r\nconnection: close\r\n\r\n", body.len()));
+    req.push_str(&format!(
+        "content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    ));
     stream.write_all(req.as_bytes()).await.expect("write");
     stream.write_all(body).await.expect("write body");
     let mut raw = Vec::new();
@@ -99,14 +104,24 @@ async fn send(
 }
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 #[tokio::test]
 async fn health_endpoint_answers_without_auth() {
     let s = TestServer::dev().await;
     let host = s.server.addr.to_string();
-    let (status, body, _) = send(&host, "GET", "/health", &[("host".into(), host.clone())], b"").await;
+    let (status, body, _) = send(
+        &host,
+        "GET",
+        "/health",
+        &[("host".into(), host.clone())],
+        b"",
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(body["status"], "ok");
 }
@@ -114,7 +129,9 @@ async fn health_endpoint_answers_without_auth() {
 #[tokio::test]
 async fn unsigned_request_is_missing_authentication_token() {
     let s = TestServer::dev().await;
-    let (status, body, headers) = s.raw_post(Some("secretsmanager.ListSecrets"), b"{}", false).await;
+    let (status, body, headers) = s
+        .raw_post(Some("secretsmanager.ListSecrets"), b"{}", false)
+        .await;
     // JSON 1.1 services answer authentication failures with 400, unlike Query services.
     assert_eq!(status, 400);
     assert_eq!(body["__type"], "MissingAuthenticationTokenException");
@@ -125,23 +142,45 @@ async fn unsigned_request_is_missing_authentication_token() {
 #[tokio::test]
 async fn protocol_errors_are_aws_shaped() {
     let s = TestServer::dev().await;
-    let (status, body, headers) = s.raw_post(Some("secretsmanager.NoSuchThing"), b"{}", true).await;
-    assert_eq!((status, body["__type"].as_str()), (400, Some("UnknownOperationException")));
+    let (status, body, headers) = s
+        .raw_post(Some("secretsmanager.NoSuchThing"), b"{}", true)
+        .await;
+    assert_eq!(
+        (status, body["__type"].as_str()),
+        (400, Some("UnknownOperationException"))
+    );
     assert!(header(&headers, "x-amzn-requestid").is_some());
 
     let (status, body, _) = s.raw_post(None, b"{}", true).await;
-    assert_eq!((status, body["__type"].as_str()), (400, Some("UnknownOperationException")));
+    assert_eq!(
+        (status, body["__type"].as_str()),
+        (400, Some("UnknownOperationException"))
+    );
 
-    let (status, body, _) = s.raw_post(Some("secretsmanager.ListSecrets"), b"{not json", true).await;
-    assert_eq!((status, body["__type"].as_str()), (400, Some("SerializationException")));
+    let (status, body, _) = s
+        .raw_post(Some("secretsmanager.ListSecrets"), b"{not json", true)
+        .await;
+    assert_eq!(
+        (status, body["__type"].as_str()),
+        (400, Some("SerializationException"))
+    );
 
     // A wrongly typed member holding a secret-looking marker: the error must not echo it.
     let marker = "MARKER-7f1c2e-never-echo";
     let payload = format!(r#"{{"Name": "x", "SecretString": ["{marker}"]}}"#);
-    let (status, body, _) = s.raw_post(Some("secretsmanager.CreateSecret"), payload.as_bytes(), true).await;
+    let (status, body, _) = s
+        .raw_post(
+            Some("secretsmanager.CreateSecret"),
+            payload.as_bytes(),
+            true,
+        )
+        .await;
     assert_eq!(status, 400);
     assert_eq!(body["__type"], "SerializationException");
-    assert!(!body.to_string().contains(marker), "error echoed the value: {body}");
+    assert!(
+        !body.to_string().contains(marker),
+        "error echoed the value: {body}"
+    );
 }
 
 #[tokio::test]
@@ -154,8 +193,16 @@ async fn wrong_service_scope_is_rejected() {
     ];
     headers.extend(sign(&headers, b"{}", "ssm", SystemTime::now()));
     let (status, body, _) = send(&host, "POST", "/", &headers, b"{}").await;
-    assert_eq!((status, body["__type"].as_str()), (400, Some("InvalidSignatureException")));
-    assert!(body["message"].as_str().is_some_and(|m| m.contains("'secretsmanager'")), "{body}");
+    assert_eq!(
+        (status, body["__type"].as_str()),
+        (400, Some("InvalidSignatureException"))
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("'secretsmanager'")),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -165,7 +212,11 @@ async fn bad_credentials_are_rejected() {
     let err = unknown.list_secrets().send().await.unwrap_err();
     assert_eq!(code(&err), "UnrecognizedClientException");
 
-    let wrong_secret = s.sm_with("us-east-1", coffer_server::DEV_ACCESS_KEY_ID, "not-the-secret");
+    let wrong_secret = s.sm_with(
+        "us-east-1",
+        coffer_server::DEV_ACCESS_KEY_ID,
+        "not-the-secret",
+    );
     let err = wrong_secret.list_secrets().send().await.unwrap_err();
     assert_eq!(code(&err), "InvalidSignatureException");
 }
@@ -189,26 +240,53 @@ async fn clock_skew_beyond_fifteen_minutes_is_rejected() {
         h.extend(sign(&base, b"{}", "secretsmanager", t));
         h
     };
-    for (offset, ok) in [(-14 * 60, true), (14 * 60, true), (-16 * 60, false), (16 * 60, false)] {
+    for (offset, ok) in [
+        (-14 * 60, true),
+        (14 * 60, true),
+        (-16 * 60, false),
+        (16 * 60, false),
+    ] {
         let (status, body, _) = send(&host, "POST", "/", &signed_at(offset), b"{}").await;
         if ok {
             assert_eq!(status, 200, "offset {offset}: {body}");
         } else {
-            assert_eq!((status, body["__type"].as_str()), (400, Some("InvalidSignatureException")));
+            assert_eq!(
+                (status, body["__type"].as_str()),
+                (400, Some("InvalidSignatureException"))
+            );
             let msg = body["message"].as_str().unwrap_or("");
-            assert!(msg.starts_with("Signature expired") || msg.starts_with("Signature not yet current"), "{msg}");
+            assert!(
+                msg.starts_with("Signature expired")
+                    || msg.starts_with("Signature not yet current"),
+                "{msg}"
+            );
         }
     }
     // The domain clock moving (as tests do) does not affect signature freshness.
     s.clock.advance(Duration::from_secs(40 * 24 * 3600));
-    s.sm().list_secrets().send().await.expect("signed now, verified against real time");
+    s.sm()
+        .list_secrets()
+        .send()
+        .await
+        .expect("signed now, verified against real time");
 }
 
 #[tokio::test]
 async fn partitions_follow_the_region() {
     let s = TestServer::dev().await;
-    for (region, partition) in [("us-east-1", "aws"), ("cn-north-1", "aws-cn"), ("us-gov-west-1", "aws-us-gov")] {
-        let out = s.sm_in(region).create_secret().name("p").secret_string("v").send().await.unwrap();
+    for (region, partition) in [
+        ("us-east-1", "aws"),
+        ("cn-north-1", "aws-cn"),
+        ("us-gov-west-1", "aws-us-gov"),
+    ] {
+        let out = s
+            .sm_in(region)
+            .create_secret()
+            .name("p")
+            .secret_string("v")
+            .send()
+            .await
+            .unwrap();
         let arn = out.arn().unwrap();
         let prefix = format!("arn:{partition}:secretsmanager:{region}:000000000000:secret:p-");
         assert!(arn.starts_with(&prefix), "{arn}");
@@ -231,15 +309,39 @@ async fn durable_store_survives_restart_and_never_holds_plaintext() {
             secret_access_key: coffer_server::DEV_SECRET_ACCESS_KEY.into(),
         });
         let server = coffer_server::start(config.clone()).await.unwrap();
-        let s = TestServer { server, clock: coffer_core::ManualClock::new(), _dir: None };
+        let s = TestServer {
+            server,
+            clock: coffer_core::ManualClock::new(),
+            _dir: None,
+        };
         let sm = s.sm();
-        sm.create_secret().name("db/password").secret_string(marker).send().await.unwrap();
-        sm.create_secret().name("bin").secret_binary(Blob::new(binary_marker.to_vec())).send().await.unwrap();
+        sm.create_secret()
+            .name("db/password")
+            .secret_string(marker)
+            .send()
+            .await
+            .unwrap();
+        sm.create_secret()
+            .name("bin")
+            .secret_binary(Blob::new(binary_marker.to_vec()))
+            .send()
+            .await
+            .unwrap();
         s.server.shutdown().await;
 
         let server = coffer_server::start(config).await.unwrap();
-        let s = TestServer { server, clock: coffer_core::ManualClock::new(), _dir: None };
-        let got = s.sm().get_secret_value().secret_id("db/password").send().await.unwrap();
+        let s = TestServer {
+            server,
+            clock: coffer_core::ManualClock::new(),
+            _dir: None,
+        };
+        let got = s
+            .sm()
+            .get_secret_value()
+            .secret_id("db/password")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(got.secret_string(), Some(marker));
         s.server.shutdown().await;
     }
@@ -262,7 +364,11 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
-        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+        if p.is_dir() {
+            out.extend(walk(&p))
+        } else {
+            out.push(p)
+        }
     }
     out
 }

@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""Benchmark harness: starts a durable (non-dev) coffer server on a temp data dir, runs coffer-load
+scenarios back to back against it, and reports each scenario's figures together with the CPU split
+(server, load tool, everything else on the machine) so interference from other processes is visible.
+
+usage: gate.py [--duration S] [--connections N] [--threads T] [--bin DIR] [--port P] [scenario ...]
+Only loopback; the server and temp dir are removed on exit.
+"""
+import argparse, json, os, shutil, signal, subprocess, sys, tempfile, time, urllib.request
+
+TICK = os.sysconf("SC_CLK_TCK")
+KEY_ID, SECRET = "AKIALOADTEST0000001", "loadtestsecretloadtestsecretloadtest0001"
+
+
+def machine_busy_secs():
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / TICK
+
+
+def proc_cpu_secs(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        parts = f.read().rsplit(")", 1)[1].split()
+    return (int(parts[11]) + int(parts[12])) / TICK  # utime + stime
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=float, default=10)
+    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--threads", type=int)
+    ap.add_argument("--bin", default="target/release")
+    ap.add_argument("--port", type=int, default=4791)
+    ap.add_argument("scenarios", nargs="*", default=["health", "get-secret-value", "put-secret-value"])
+    a = ap.parse_args()
+
+    tmp = tempfile.mkdtemp(prefix="coffer-bench.")
+    env = dict(os.environ, COFFER_ROOT_ACCESS_KEY_ID=KEY_ID, COFFER_ROOT_SECRET_ACCESS_KEY=SECRET,
+               AWS_ACCESS_KEY_ID=KEY_ID, AWS_SECRET_ACCESS_KEY=SECRET)
+    log = open(os.path.join(tmp, "server.log"), "w")
+    server = subprocess.Popen([os.path.join(a.bin, "coffer"), "server", "--listen", f"127.0.0.1:{a.port}",
+                               "--data-dir", os.path.join(tmp, "data")], env=env, stdout=log, stderr=log)
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{a.port}/health", timeout=1).read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            sys.exit("server did not come up")
+        results = []
+        for scenario in a.scenarios:
+            time.sleep(1)
+            cmd = [os.path.join(a.bin, "coffer-load"), "--endpoint", f"http://127.0.0.1:{a.port}",
+                   "--scenario", scenario, "--duration", str(a.duration), "--connections", str(a.connections), "--json"]
+            if a.threads:
+                cmd += ["--threads", str(a.threads)]
+            busy0, srv0, t0 = machine_busy_secs(), proc_cpu_secs(server.pid), time.monotonic()
+            load = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            out = load.stdout.read()
+            _, status, ru = os.wait4(load.pid, 0)
+            wall = time.monotonic() - t0
+            busy, srv = machine_busy_secs() - busy0, proc_cpu_secs(server.pid) - srv0
+            tool = ru.ru_utime + ru.ru_stime
+            if status != 0:
+                sys.exit(f"coffer-load failed for {scenario}")
+            r = json.loads(out)["scenarios"][0]
+            r["cpu"] = {"wall": wall, "server": srv, "load_tool": tool, "others": max(0.0, busy - srv - tool),
+                        "server_us_per_req": 1e6 * srv / max(1, r["ok"] + r["errors"]),
+                        "load_us_per_req": 1e6 * tool / max(1, r["ok"] + r["errors"])}
+            results.append(r)
+            c = r["cpu"]
+            print(f"{scenario:<18} {r['rps']:>10.1f} req/s  p50 {r['latency_ms']['p50']:.3f} p90 {r['latency_ms']['p90']:.3f} "
+                  f"p99 {r['latency_ms']['p99']:.3f} max {r['latency_ms']['max']:.3f} ms  errors {r['errors']}  | cpu s: "
+                  f"server {c['server']:.2f} ({c['server_us_per_req']:.1f} us/req) load {c['load_tool']:.2f} "
+                  f"({c['load_us_per_req']:.1f} us/req) others {c['others']:.2f} of {2 * wall:.1f}", flush=True)
+            for s in r["error_samples"]:
+                print("   ", s)
+        rps = {r["scenario"]: r["rps"] for r in results}
+        if rps.get("health") and "get-secret-value" in rps:
+            print(f"GetSecretValue/health = {100 * rps['get-secret-value'] / rps['health']:.1f}%")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
