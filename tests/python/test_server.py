@@ -165,11 +165,14 @@ def test_kill_9_during_writes_leaves_whole_versions(tmp_path):
     proc, port = start(["--data-dir", str(data)], env)
     try:
         sm = client(port, env["COFFER_ROOT_ACCESS_KEY_ID"], env["COFFER_ROOT_SECRET_ACCESS_KEY"])
-        versions = {}
-        for page in sm.get_paginator("list_secret_version_ids").paginate(
-                SecretId="crash", IncludeDeprecated=True):
+        versions, kwargs = {}, {"SecretId": "crash", "IncludeDeprecated": True}
+        while True:
+            page = sm.list_secret_version_ids(**kwargs)
             for v in page["Versions"]:
                 versions[v["VersionId"]] = v.get("VersionStages", [])
+            if "NextToken" not in page:
+                break
+            kwargs["NextToken"] = page["NextToken"]
         stages = [s for st in versions.values() for s in st]
         assert stages.count("AWSCURRENT") == 1 and stages.count("AWSPREVIOUS") == 1
         # Every acknowledged write is there (unless cleaned as deprecated) and decrypts whole.
