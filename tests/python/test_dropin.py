@@ -103,3 +103,9 @@ def test_boto3_binary_and_pagination(use_env):
     assert sorted(names) == [f"page/{i}" for i in range(7)]
     with pytest.raises(client.exceptions.ResourceExistsException):
         client.create_secret(Name="bin/key", SecretString="x")
+
+
+def test_session_token_with_long_term_keys_is_refused(coffer_env):
+    env = dict(coffer_env, AWS_SESSION_TOKEN="not-a-real-session-token")
+    p = aws(env, "secretsmanager", "list-secrets", check=False)
+    assert p.returncode != 0 and "UnrecognizedClientException" in p.stderr
