@@ -3,7 +3,7 @@
 scenarios back to back against it, and reports each scenario's figures together with the CPU split
 (server, load tool, everything else on the machine) so interference from other processes is visible.
 
-usage: gate.py [--duration S] [--connections N] [--threads T] [--bin DIR] [--port P] [scenario ...]
+usage: gate.py [--duration S] [--connections N] [--threads T] [--put-secrets K] [--bin DIR] [--port P] [scenario ...]
 Only loopback; the server and temp dir are removed on exit.
 """
 import argparse, json, os, shutil, signal, subprocess, sys, tempfile, time, urllib.request
@@ -30,6 +30,7 @@ def main():
     ap.add_argument("--duration", type=float, default=10)
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--threads", type=int)
+    ap.add_argument("--put-secrets", type=int)
     ap.add_argument("--bin", default="target/release")
     ap.add_argument("--port", type=int, default=4791)
     ap.add_argument("scenarios", nargs="*", default=["health", "get-secret-value", "put-secret-value"])
@@ -55,6 +56,8 @@ def main():
             time.sleep(1)
             cmd = [os.path.join(a.bin, "coffer-load"), "--endpoint", f"http://127.0.0.1:{a.port}",
                    "--scenario", scenario, "--duration", str(a.duration), "--connections", str(a.connections), "--json"]
+            if a.put_secrets:
+                cmd += ["--put-secrets", str(a.put_secrets)]
             if a.threads:
                 cmd += ["--threads", str(a.threads)]
             busy0, srv0, t0 = machine_busy_secs(), proc_cpu_secs(server.pid), time.monotonic()

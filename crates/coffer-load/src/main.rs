@@ -58,9 +58,10 @@ struct Args {
     /// SecretString size in bytes for created and written values.
     #[arg(long, default_value_t = 100)]
     value_size: usize,
-    /// put-secret-value: all connections write one secret (default: one secret per connection).
+    /// put-secret-value: how many secrets the writes spread over (default: one per connection;
+    /// a multiple of --connections keeps each secret to one writer, fewer makes writers collide).
     #[arg(long)]
-    shared_put_secret: bool,
+    put_secrets: Option<usize>,
     /// Tokio worker threads of the load tool (default: available cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -75,6 +76,9 @@ fn limits(args: &Args) -> anyhow::Result<Limits> {
     }
     if !(1..=65536).contains(&args.value_size) {
         bail!("--value-size must be between 1 and 65536 (the SecretString limit)");
+    }
+    if args.put_secrets.is_some_and(|n| !(1..=10_000).contains(&n)) {
+        bail!("--put-secrets must be between 1 and 10000");
     }
     if args.requests == Some(0) {
         bail!("--requests must be at least 1");
@@ -96,7 +100,7 @@ fn limits(args: &Args) -> anyhow::Result<Limits> {
         max_requests: args.requests,
         request_timeout: Duration::from_secs_f64(args.timeout),
         value_size: args.value_size,
-        shared_put_secret: args.shared_put_secret,
+        put_secrets: args.put_secrets.unwrap_or(args.connections),
     })
 }
 
@@ -202,6 +206,7 @@ mod tests {
             &["--requests", "0"],
             &["--connections", "0"],
             &["--value-size", "70000"],
+            &["--put-secrets", "0"],
         ] {
             let argv = std::iter::once(&"coffer-load").chain(bad.iter());
             let rejected = Args::try_parse_from(argv).map_or(true, |a| limits(&a).is_err());

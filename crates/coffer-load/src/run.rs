@@ -58,8 +58,8 @@ pub struct Limits {
     pub max_requests: Option<u64>,
     pub request_timeout: Duration,
     pub value_size: usize,
-    /// PutSecretValue: every connection writes the same secret instead of its own.
-    pub shared_put_secret: bool,
+    /// PutSecretValue: number of secrets the writes spread over.
+    pub put_secrets: usize,
 }
 
 /// The measured outcome of one scenario.
@@ -164,6 +164,26 @@ pub fn fresh_value(worker: usize, seq: u64, size: usize) -> String {
     value
 }
 
+/// Which of `secrets` secrets worker `worker` writes on its `seq`-th request. With at least as
+/// many secrets as connections each worker cycles through its own residue class (index ≡ worker
+/// mod connections), so no two workers ever write the same secret; with fewer they share.
+pub fn put_target(worker: usize, seq: u64, connections: usize, secrets: usize) -> usize {
+    if secrets == 0 || connections == 0 {
+        return 0;
+    }
+    if secrets < connections {
+        return worker % secrets;
+    }
+    let own = secrets.div_ceil(connections);
+    let round = usize::try_from(seq % own as u64).unwrap_or(0);
+    let index = worker + connections * round;
+    if index < secrets {
+        index
+    } else {
+        worker % secrets
+    }
+}
+
 /// What each worker sends; secret ids are fixed at setup.
 #[derive(Clone)]
 enum Work {
@@ -185,6 +205,7 @@ struct Shared {
     issued: AtomicU64,
     request_timeout: Duration,
     value_size: usize,
+    connections: usize,
     error_samples: Mutex<Vec<String>>,
 }
 
@@ -213,10 +234,8 @@ impl Shared {
             Work::Health => self.signer.health(),
             Work::Read { operation, body } => self.signer.call(operation, body.clone()),
             Work::Put { secret_ids } => {
-                let id = secret_ids
-                    .get(worker % secret_ids.len().max(1))
-                    .map(String::as_str)
-                    .unwrap_or("");
+                let index = put_target(worker, seq, self.connections, secret_ids.len());
+                let id = secret_ids.get(index).map(String::as_str).unwrap_or("");
                 let body = json!({
                     "SecretId": id,
                     "ClientRequestToken": uuid::Uuid::new_v4().to_string(),
@@ -308,8 +327,8 @@ pub async fn run_scenario(
         Scenario::AllGate => bail!("all-gate is a sequence of scenarios, not one"),
         Scenario::GetSecretValue | Scenario::DescribeSecret | Scenario::PutSecretValue => {
             let mut setup = Conn::connect(addr).await.context("setup connection")?;
-            let secrets = if scenario == Scenario::PutSecretValue && !limits.shared_put_secret {
-                limits.connections
+            let secrets = if scenario == Scenario::PutSecretValue {
+                limits.put_secrets.max(1)
             } else {
                 1
             };
@@ -367,6 +386,7 @@ pub async fn run_scenario(
         issued: AtomicU64::new(0),
         request_timeout: timeout,
         value_size: limits.value_size,
+        connections: limits.connections,
         error_samples: Mutex::new(Vec::new()),
     });
     let handles: Vec<_> = (0..limits.connections)
@@ -444,6 +464,36 @@ mod tests {
     }
 
     #[test]
+    fn put_targets_are_disjoint_per_worker() {
+        use std::collections::{HashMap, HashSet};
+        for (connections, secrets) in [(16, 16), (16, 64), (4, 10), (3, 7)] {
+            let mut owner: HashMap<usize, usize> = HashMap::new();
+            let mut used = HashSet::new();
+            for worker in 0..connections {
+                for seq in 0..50 {
+                    let t = put_target(worker, seq, connections, secrets);
+                    assert!(t < secrets);
+                    used.insert(t);
+                    assert_eq!(
+                        *owner.entry(t).or_insert(worker),
+                        worker,
+                        "secret {t} shared"
+                    );
+                }
+            }
+            assert_eq!(
+                used.len(),
+                secrets,
+                "every secret is written ({connections}, {secrets})"
+            );
+        }
+        // Fewer secrets than connections: shared, but in range.
+        assert!((0..16).all(|w| put_target(w, 3, 16, 1) == 0));
+        assert_eq!(put_target(5, 1, 16, 4), 1);
+        assert_eq!(put_target(0, 0, 0, 0), 0);
+    }
+
+    #[test]
     fn claim_honours_count_and_deadline() {
         let endpoint = crate::endpoint::Endpoint {
             authority: "127.0.0.1:1".into(),
@@ -459,6 +509,7 @@ mod tests {
             issued: AtomicU64::new(0),
             request_timeout: Duration::from_secs(1),
             value_size: 10,
+            connections: 1,
             error_samples: Mutex::new(Vec::new()),
         };
         let far = Instant::now() + Duration::from_secs(60);
@@ -490,7 +541,7 @@ mod tests {
             max_requests: Some(4),
             request_timeout: Duration::from_secs(1),
             value_size: 100,
-            shared_put_secret: false,
+            put_secrets: 4,
         };
         let report = run_scenario(signer, Scenario::Health, &limits)
             .await
@@ -593,7 +644,7 @@ mod tests {
             max_requests: Some(max),
             request_timeout: Duration::from_secs(5),
             value_size: 100,
-            shared_put_secret: false,
+            put_secrets: 4,
         }
     }
 
