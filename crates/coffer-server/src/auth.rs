@@ -51,6 +51,11 @@ impl Credentials {
             .map_err(|e| e.envelope())?;
         let caller = caller
             .ok_or_else(|| ErrorEnvelope::internal_failure("authenticated without a caller"))?;
+        // Every key today is long-term; a session token only belongs with temporary credentials
+        // (STS), so a request carrying one is refused as AWS refuses an unknown token.
+        if verified.session_token.is_some() {
+            return Err(ErrorEnvelope::unrecognized_client());
+        }
         Ok((caller, verified))
     }
 }
