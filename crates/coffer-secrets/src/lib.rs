@@ -14,6 +14,7 @@ use coffer_store::Store;
 
 mod error;
 mod list;
+mod locks;
 mod model;
 mod ops;
 pub mod password;
@@ -73,19 +74,26 @@ pub struct SecretsService {
     keys: Arc<Keyring>,
     clock: SharedClock,
     tokens: token::TokenKey,
+    locks: locks::WriteLocks,
 }
 
 /// Attempts per mutating call before a persistent conflict becomes InternalServiceError.
 const MAX_ATTEMPTS: usize = 5;
 
-/// Re-runs `$e` (an async attempt) while it fails with [`SecretsError::Conflict`].
+/// Re-runs `$e` (an async attempt) while it fails with [`SecretsError::Conflict`], holding the
+/// secret's write lock (`$svc.locks`, for `$account`/`$region`/`$id`) throughout.
 macro_rules! retry {
-    ($e:expr) => {{
+    ($svc:expr, $account:expr, $region:expr, $id:expr, $e:expr) => {{
+        let _guard = $svc.locks.lock($account, $region, $id).await;
         let mut attempt = 0usize;
         loop {
             attempt += 1;
             match $e {
-                Err($crate::SecretsError::Conflict) if attempt < $crate::MAX_ATTEMPTS => continue,
+                Err($crate::SecretsError::Conflict) if attempt < $crate::MAX_ATTEMPTS => {
+                    // Another node wrote the same secret: back off a little, then re-read.
+                    tokio::time::sleep(std::time::Duration::from_millis(attempt as u64)).await;
+                    continue;
+                }
                 Err($crate::SecretsError::Conflict) => {
                     break Err($crate::SecretsError::InternalServiceError(
                         "The secret was modified concurrently; try again.".into(),
@@ -106,6 +114,7 @@ impl SecretsService {
             keys,
             clock,
             tokens,
+            locks: locks::WriteLocks::new(),
         }
     }
 

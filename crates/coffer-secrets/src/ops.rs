@@ -526,6 +526,7 @@ impl SecretsService {
         let force = input.force_overwrite_replica_secret.unwrap_or(false);
 
         retry!(
+            self, account, region, name,
             async {
                 let existing = self.load(account, region, name).await?;
                 if let Some(l) = &existing {
@@ -768,6 +769,10 @@ impl SecretsService {
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         retry!(
+            self,
+            ctx.account_id(),
+            &ctx.region,
+            id,
             async {
                 let mut l = self.resolve_writable(ctx, id).await?;
                 if let Some(existing) = l.meta.versions.get(&vid) {
@@ -832,6 +837,10 @@ impl SecretsService {
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         retry!(
+            self,
+            ctx.account_id(),
+            &ctx.region,
+            id,
             async {
                 let mut l = self.resolve_writable(ctx, id).await?;
                 let mut out = Obj::new();
@@ -995,6 +1004,10 @@ impl SecretsService {
         }
         let account = ctx.account_id();
         retry!(
+            self,
+            ctx.account_id(),
+            &ctx.region,
+            id,
             async {
                 let now = self.now();
                 let mut l = match self.resolve(ctx, id).await {
@@ -1066,6 +1079,10 @@ impl SecretsService {
         let id = required("secretId", input.secret_id.as_deref())?;
         let account = ctx.account_id();
         retry!(
+            self,
+            ctx.account_id(),
+            &ctx.region,
+            id,
             async {
                 let mut l = self.resolve(ctx, id).await?;
                 if l.meta.primary_region.is_some() {
@@ -1105,6 +1122,10 @@ impl SecretsService {
                     continue;
                 };
                 let done = retry!(
+                    self,
+                    &account,
+                    &region,
+                    &name,
                     async {
                         let mut batch = WriteBatch::new();
                         let l = self.load(&account, &region, &name).await?;
@@ -1160,6 +1181,7 @@ impl SecretsService {
         validate::version_id("moveToVersionId", input.move_to_version_id.as_deref())?;
         let account = ctx.account_id();
         retry!(
+            self, ctx.account_id(), &ctx.region, id,
             async {
                 let mut l = self.resolve_writable(ctx, id).await?;
                 let holder = l.meta.version_with_stage(stage).map(str::to_owned);
@@ -1268,6 +1290,10 @@ impl SecretsService {
     ) -> Result<SecretMeta, SecretsError> {
         let account = ctx.account_id();
         retry!(
+            self,
+            ctx.account_id(),
+            &ctx.region,
+            id,
             async {
                 let mut l = self.resolve_writable(ctx, id).await?;
                 f(&mut l.meta)?;

@@ -196,6 +196,10 @@ impl SecretsService {
         }
         let force = input.force_overwrite_replica_secret.unwrap_or(false);
         retry!(
+            self,
+            ctx.account_id(),
+            &ctx.region,
+            id,
             async {
                 let mut l = self.resolve_writable(ctx, id).await?;
                 for (r, _) in &normalized {
@@ -271,6 +275,10 @@ impl SecretsService {
         }
         let account = ctx.account_id();
         retry!(
+            self,
+            ctx.account_id(),
+            &ctx.region,
+            id,
             async {
                 let mut l = self.resolve_writable(ctx, id).await?;
                 for r in remove {
@@ -317,6 +325,7 @@ impl SecretsService {
         let id = required("secretId", input.secret_id.as_deref())?;
         let account = ctx.account_id();
         retry!(
+            self, ctx.account_id(), &ctx.region, id,
             async {
                 let mut l = self.resolve(ctx, id).await?;
                 let Some(primary_region) = l.meta.primary_region.clone() else {
