@@ -94,7 +94,19 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
 
 fn check_listen_policy(config: &ServerConfig) -> Result<(), StartError> {
     let loopback = config.listen.ip().is_loopback();
-    if loopback || config.allow_insecure_remote {
+    if loopback {
+        return Ok(());
+    }
+    if config.allow_insecure_remote {
+        if config.dev || config.tls == TlsMode::Off {
+            tracing::warn!(
+                listen = %config.listen,
+                dev = config.dev,
+                tls = config.tls != TlsMode::Off,
+                "INSECURE: serving a non-loopback address without TLS or with public dev credentials \
+                 (--insecure-allow-remote)"
+            );
+        }
         return Ok(());
     }
     if config.dev {

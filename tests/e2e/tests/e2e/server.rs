@@ -372,3 +372,31 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[tokio::test]
+async fn oversize_bodies_and_unknown_paths_are_aws_shaped() {
+    let s = TestServer::dev().await;
+    let big = vec![b' '; coffer_server::MAX_BODY_BYTES + 1];
+    let (status, body, headers) = s
+        .raw_post(Some("secretsmanager.ListSecrets"), &big, false)
+        .await;
+    assert_eq!(
+        (status, body["__type"].as_str()),
+        (413, Some("ValidationException"))
+    );
+    assert!(header(&headers, "x-amzn-requestid").is_some());
+
+    let host = s.server.addr.to_string();
+    let (status, body, _) = send(
+        &host,
+        "GET",
+        "/nowhere",
+        &[("host".into(), host.clone())],
+        b"",
+    )
+    .await;
+    assert_eq!(
+        (status, body["__type"].as_str()),
+        (404, Some("UnknownOperationException"))
+    );
+}
