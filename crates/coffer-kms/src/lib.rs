@@ -165,12 +165,26 @@ pub struct AliasRecord {
 /// elsewhere cannot hit another account's cached material) and the material version.
 type MaterialId = (String, u32);
 
+/// Unwrapped per-value data keys kept ready to use; the map is emptied when it fills.
+const DATA_KEY_CACHE_CAPACITY: usize = 4096;
+
+/// An unwrapped data key, with the ARN of the key that wrapped it (for [`Keyring::forget_key`]).
+struct CachedDataKey {
+    kms_arn: String,
+    key: Arc<AeadKey>,
+}
+
 pub struct Keyring {
     store: Arc<dyn Store>,
     root: AeadKey,
     /// Root of every derived key (`derive_key`); itself derived, so the root key is held once.
     derivation: zeroize::Zeroizing<[u8; 32]>,
     materials: RwLock<HashMap<MaterialId, Arc<AeadKey>>>,
+    /// SHA-256 of (AAD, wrapped data key) → the data key that wrapped key unwrapped to under that
+    /// AAD. A hit stands for an unwrap that already succeeded with exactly these bytes, so it
+    /// skips the unwrap and the key schedule without changing what decrypts: any other AAD
+    /// (moved blob, other context) or wrapped key misses and takes the full path.
+    data_keys: RwLock<HashMap<[u8; 32], CachedDataKey>>,
     /// AWS-managed alias → key; these never change target, so caching is always correct.
     managed: RwLock<HashMap<(String, String, &'static str), KeyRef>>,
 }
@@ -189,6 +203,7 @@ impl Keyring {
             root: AeadKey::new(root.as_bytes()),
             derivation: coffer_crypto::derive_key(root.as_bytes(), "coffer/keyring/derivation"),
             materials: RwLock::new(HashMap::new()),
+            data_keys: RwLock::new(HashMap::new()),
             managed: RwLock::new(HashMap::new()),
         }
     }
@@ -303,35 +318,53 @@ impl Keyring {
             return Err(KeyError::InvalidCiphertext);
         }
         let (wrapped, sealed) = rest.split_at(wrapped_len);
-        let key_id = uuid.hyphenated().to_string();
-        let arn = key_arn(partition_for_region(region), region, account, &key_id);
+        let aad = blob_aad_for(header, account, region, &uuid, context);
+        let id = data_key_id(&aad, wrapped);
 
-        let material = match self.cached_material(&arn, version) {
-            Some(m) => m,
+        let data_key = match self.cached_data_key(&id) {
+            Some(k) => k,
             None => {
-                // A key unknown here (another account/region, or deleted) cannot decrypt.
-                let rec = self
-                    .load_key(account, region, &key_id)
-                    .await?
-                    .ok_or(KeyError::InvalidCiphertext)?;
-                if !rec.materials.iter().any(|m| m.version == version) {
-                    return Err(KeyError::InvalidCiphertext);
+                let key_id = uuid.hyphenated().to_string();
+                let arn = key_arn(partition_for_region(region), region, account, &key_id);
+                let material = match self.cached_material(&arn, version) {
+                    Some(m) => m,
+                    None => {
+                        // A key unknown here (another account/region, or deleted) cannot decrypt.
+                        let rec = self
+                            .load_key(account, region, &key_id)
+                            .await?
+                            .ok_or(KeyError::InvalidCiphertext)?;
+                        if !rec.materials.iter().any(|m| m.version == version) {
+                            return Err(KeyError::InvalidCiphertext);
+                        }
+                        self.material_from_record(&rec, version)?
+                    }
+                };
+                let raw = material
+                    .open(wrapped, &aad)
+                    .map_err(|_| KeyError::InvalidCiphertext)?;
+                let raw: Zeroizing<[u8; 32]> = Zeroizing::new(
+                    raw.as_slice()
+                        .try_into()
+                        .map_err(|_| KeyError::InvalidCiphertext)?,
+                );
+                let key = Arc::new(AeadKey::new(&raw));
+                if let Ok(mut cache) = self.data_keys.write() {
+                    if cache.len() >= DATA_KEY_CACHE_CAPACITY {
+                        cache.clear();
+                    }
+                    cache.insert(
+                        id,
+                        CachedDataKey {
+                            kms_arn: arn,
+                            key: key.clone(),
+                        },
+                    );
                 }
-                self.material_from_record(&rec, version)?
+                key
             }
         };
-
-        let aad = blob_aad(header, &arn, context);
-        let data_key = material
-            .open(wrapped, &aad)
-            .map_err(|_| KeyError::InvalidCiphertext)?;
-        let data_key: Zeroizing<[u8; 32]> = Zeroizing::new(
-            data_key
-                .as_slice()
-                .try_into()
-                .map_err(|_| KeyError::InvalidCiphertext)?,
-        );
-        AeadKey::new(&data_key)
+        data_key
             .open(sealed, &aad)
             .map_err(|_| KeyError::InvalidCiphertext)
     }
@@ -341,6 +374,13 @@ impl Keyring {
         if let Ok(mut m) = self.materials.write() {
             m.retain(|(arn, _), _| arn != key_arn);
         }
+        if let Ok(mut m) = self.data_keys.write() {
+            m.retain(|_, k| k.kms_arn != key_arn);
+        }
+    }
+
+    fn cached_data_key(&self, id: &[u8; 32]) -> Option<Arc<AeadKey>> {
+        self.data_keys.read().ok()?.get(id).map(|k| k.key.clone())
     }
 
     /// Returns the key ref and, when it was read on the way, the record.
@@ -613,22 +653,79 @@ fn blob_aad(header: &[u8], arn: &str, context: EncryptionContext<'_>) -> Vec<u8>
     let mut aad = Vec::with_capacity(header.len() + arn.len() + 64);
     aad.extend_from_slice(header);
     push_len_prefixed(&mut aad, arn.as_bytes());
-    aad.extend_from_slice(&canonical_context(context));
+    push_canonical_context(&mut aad, context);
     aad
+}
+
+/// [`blob_aad`] with the key ARN assembled in place from its parts (the decrypt hot path), so no
+/// intermediate strings are formatted. Same bytes as `blob_aad(header, &key_arn(..), context)`.
+fn blob_aad_for(
+    header: &[u8],
+    account: &str,
+    region: &str,
+    key_id: &Uuid,
+    context: EncryptionContext<'_>,
+) -> Vec<u8> {
+    let mut id_buf = Uuid::encode_buffer();
+    let key_id = key_id.hyphenated().encode_lower(&mut id_buf);
+    let partition = partition_for_region(region);
+    let parts: [&str; 8] = [
+        "arn:", partition, ":kms:", region, ":", account, ":key/", key_id,
+    ];
+    let arn_len: usize = parts.iter().map(|p| p.len()).sum();
+    let context_len: usize = 8 + context
+        .iter()
+        .map(|(k, v)| 16 + k.len() + v.len())
+        .sum::<usize>();
+    let mut aad = Vec::with_capacity(header.len() + 8 + arn_len + context_len);
+    aad.extend_from_slice(header);
+    aad.extend_from_slice(&(arn_len as u64).to_be_bytes());
+    for p in parts {
+        aad.extend_from_slice(p.as_bytes());
+    }
+    push_canonical_context(&mut aad, context);
+    aad
+}
+
+/// Cache id of an unwrapped data key: SHA-256 over the AAD's length, the AAD and the wrapped key.
+fn data_key_id(aad: &[u8], wrapped: &[u8]) -> [u8; 32] {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    ctx.update(&(aad.len() as u64).to_be_bytes());
+    ctx.update(aad);
+    ctx.update(wrapped);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
 }
 
 /// Canonical, unambiguous encoding of an encryption context: pairs sorted (AWS treats the
 /// context as a map), count then each name and value length-prefixed.
 pub fn canonical_context(context: EncryptionContext<'_>) -> Vec<u8> {
-    let mut pairs: Vec<&(&str, &str)> = context.iter().collect();
-    pairs.sort();
     let mut out = Vec::new();
-    out.extend_from_slice(&(pairs.len() as u64).to_be_bytes());
-    for (k, v) in pairs {
-        push_len_prefixed(&mut out, k.as_bytes());
-        push_len_prefixed(&mut out, v.as_bytes());
-    }
+    push_canonical_context(&mut out, context);
     out
+}
+
+/// Appends [`canonical_context`]'s encoding to `out`; small contexts are sorted on the stack.
+fn push_canonical_context(out: &mut Vec<u8>, context: EncryptionContext<'_>) {
+    const STACK: usize = 8;
+    let mut on_stack: [&(&str, &str); STACK] = [&("", ""); STACK];
+    let mut on_heap: Vec<&(&str, &str)>;
+    let pairs: &mut [&(&str, &str)] = if context.len() <= STACK {
+        for (slot, pair) in on_stack.iter_mut().zip(context) {
+            *slot = pair;
+        }
+        &mut on_stack[..context.len()]
+    } else {
+        on_heap = context.iter().collect();
+        &mut on_heap
+    };
+    pairs.sort();
+    out.extend_from_slice(&(pairs.len() as u64).to_be_bytes());
+    for (k, v) in pairs.iter() {
+        push_len_prefixed(out, k.as_bytes());
+        push_len_prefixed(out, v.as_bytes());
+    }
 }
 
 fn push_len_prefixed(out: &mut Vec<u8>, bytes: &[u8]) {

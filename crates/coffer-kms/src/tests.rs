@@ -265,3 +265,86 @@ fn canonical_context_is_unambiguous() {
         canonical_context(&[("b", "2"), ("a", "1")])
     );
 }
+
+#[test]
+fn canonical_context_sorts_large_contexts_too() {
+    let names: Vec<String> = (0..12).map(|i| format!("k{i:02}")).collect();
+    let forward: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "v")).collect();
+    let mut backward = forward.clone();
+    backward.reverse();
+    assert_eq!(canonical_context(&forward), canonical_context(&backward));
+    assert_eq!(&canonical_context(&forward)[..8], &12u64.to_be_bytes());
+}
+
+#[test]
+fn in_place_aad_matches_formatted_aad() {
+    let uuid = Uuid::parse_str("5f0c7b3e-8d6a-4d1e-9a57-2b8f0e4c1d90").unwrap();
+    let header = [7u8; BLOB_HEADER_LEN];
+    for region in [REGION, "cn-north-1", "us-gov-west-1"] {
+        let c = ctx("arn:a", "v1");
+        let arn = key_arn(
+            partition_for_region(region),
+            region,
+            ACCT,
+            &uuid.hyphenated().to_string(),
+        );
+        assert_eq!(
+            blob_aad_for(&header, ACCT, region, &uuid, &c),
+            blob_aad(&header, &arn, &c)
+        );
+    }
+}
+
+#[tokio::test]
+async fn warm_data_key_cache_changes_nothing_that_fails() {
+    let (_s, kr) = keyring();
+    let c = ctx("arn:a", "v1");
+    let blob = kr
+        .encrypt(ACCT, REGION, SECRETS_MANAGER_ALIAS, b"value", &c)
+        .await
+        .unwrap();
+    // Twice: the second decrypt is served by the cached data key.
+    for _ in 0..2 {
+        assert_eq!(
+            kr.decrypt(ACCT, REGION, &blob, &c)
+                .await
+                .unwrap()
+                .as_slice(),
+            b"value"
+        );
+    }
+    assert_eq!(kr.data_keys.read().unwrap().len(), 1);
+    // With the data key cached, another context, scope or any bit flip still fails.
+    for bad in [&ctx("arn:a", "v2")[..], &ctx("arn:b", "v1")[..], &c[..1]] {
+        assert!(matches!(
+            kr.decrypt(ACCT, REGION, &blob, bad).await,
+            Err(KeyError::InvalidCiphertext)
+        ));
+    }
+    for (a, r) in [("210987654321", REGION), (ACCT, "eu-west-1")] {
+        assert!(matches!(
+            kr.decrypt(a, r, &blob, &c).await,
+            Err(KeyError::InvalidCiphertext)
+        ));
+    }
+    for i in 0..blob.len() * 8 {
+        let mut b = blob.clone();
+        b[i / 8] ^= 1 << (i % 8);
+        assert!(kr.decrypt(ACCT, REGION, &b, &c).await.is_err(), "bit {i}");
+    }
+    // Forgetting the key drops its data keys as well as its material.
+    let arn = kr
+        .resolve(ACCT, REGION, SECRETS_MANAGER_ALIAS)
+        .await
+        .unwrap()
+        .arn;
+    kr.forget_key(&arn);
+    assert!(kr.data_keys.read().unwrap().is_empty());
+    assert_eq!(
+        kr.decrypt(ACCT, REGION, &blob, &c)
+            .await
+            .unwrap()
+            .as_slice(),
+        b"value"
+    );
+}
