@@ -2,6 +2,8 @@
 //! the service, and encode the answer or the error as AWS does.
 
 use std::sync::Arc;
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
@@ -60,8 +62,27 @@ impl Service {
     }
 }
 
+/// Per-process random high half of every request id, drawn once.
+static REQUEST_ID_PREFIX: LazyLock<u64> = LazyLock::new(|| u64::from_be_bytes(random_bytes()));
+/// Low half: starts at a random value so ids of successive processes do not line up.
+static REQUEST_ID_COUNTER: LazyLock<AtomicU64> =
+    LazyLock::new(|| AtomicU64::new(u64::from_be_bytes(random_bytes())));
+
+fn random_bytes() -> [u8; 8] {
+    coffer_crypto::random_bytes()
+}
+
+/// A UUID-shaped (version 4 layout) request id: a per-process random prefix plus a counter, so
+/// ids are unique without a system call per request. Request ids are correlation handles, not
+/// secrets, so they need not be unpredictable.
 pub(crate) fn new_request_id() -> String {
-    uuid::Uuid::new_v4().to_string()
+    let n = REQUEST_ID_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&REQUEST_ID_PREFIX.to_be_bytes());
+    bytes[8..].copy_from_slice(&n.to_be_bytes());
+    let id = uuid::Builder::from_random_bytes(bytes).into_uuid();
+    let mut buf = uuid::Uuid::encode_buffer();
+    id.hyphenated().encode_lower(&mut buf).to_owned()
 }
 
 pub(crate) fn add_request_id(resp: &mut Response, request_id: &str) {
@@ -89,10 +110,18 @@ pub(crate) fn error_response(
 
 pub(crate) async fn handle(
     state: &AppState,
-    parts: axum::http::request::Parts,
+    mut parts: axum::http::request::Parts,
     body: Bytes,
     request_id: String,
 ) -> Response {
+    // HTTP/2 carries the host as `:authority`; SigV4 signs it as `host`. The request is ours, so
+    // the header is added in place rather than on a copy of the map.
+    if !parts.headers.contains_key(http::header::HOST)
+        && let Some(authority) = parts.uri.authority()
+        && let Ok(v) = HeaderValue::from_str(authority.as_str())
+    {
+        parts.headers.insert(http::header::HOST, v);
+    }
     match handle_inner(
         state,
         &parts.method,
@@ -119,21 +148,6 @@ async fn handle_inner(
     body: &[u8],
     request_id: &str,
 ) -> Result<Vec<u8>, ErrorEnvelope> {
-    // HTTP/2 carries the host as `:authority`; SigV4 signs it as `host`.
-    let with_host;
-    let headers = match (headers.contains_key("host"), uri.authority()) {
-        (false, Some(authority)) => {
-            with_host = {
-                let mut h = headers.clone();
-                if let Ok(v) = HeaderValue::from_str(authority.as_str()) {
-                    h.insert("host", v);
-                }
-                h
-            };
-            &with_host
-        }
-        _ => headers,
-    };
     let parts = RequestParts {
         method: method.as_str(),
         path: uri.path(),
@@ -177,4 +191,22 @@ fn envelope<E: ServiceError>(e: E) -> ErrorEnvelope {
         tracing::error!(code = e.code(), error = %e, "operation failed");
     }
     ErrorEnvelope::new(e.code(), e.to_string(), e.status())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_unique_uuid_shaped_v4() {
+        let ids: Vec<String> = (0..1000).map(|_| new_request_id()).collect();
+        let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len());
+        for id in &ids {
+            let u = uuid::Uuid::parse_str(id).expect("UUID-shaped");
+            assert_eq!(u.get_version_num(), 4, "{id}");
+            assert_eq!(u.get_variant(), uuid::Variant::RFC4122, "{id}");
+            assert_eq!(id, &u.hyphenated().to_string(), "lowercase hyphenated");
+        }
+    }
 }
