@@ -98,6 +98,12 @@ impl SecretsError {
     }
 }
 
+impl From<coffer_service::token::InvalidToken> for SecretsError {
+    fn from(e: coffer_service::token::InvalidToken) -> Self {
+        SecretsError::InvalidNextToken(e.to_string())
+    }
+}
+
 impl From<StoreError> for SecretsError {
     fn from(e: StoreError) -> Self {
         match e {

@@ -20,7 +20,6 @@ mod ops;
 pub mod password;
 mod policy;
 mod replica;
-mod token;
 mod validate;
 
 pub use error::SecretsError;
@@ -73,48 +72,36 @@ pub struct SecretsService {
     store: Arc<dyn Store>,
     keys: Arc<Keyring>,
     clock: SharedClock,
-    tokens: token::TokenKey,
-    locks: locks::WriteLocks,
+    tokens: coffer_service::token::TokenKey,
+    locks: coffer_service::locks::WriteLocks,
 }
-
-/// Attempts per mutating call before a persistent conflict becomes InternalServiceError.
-const MAX_ATTEMPTS: usize = 5;
 
 /// Re-runs `$e` (an async attempt) while it fails with [`SecretsError::Conflict`], holding the
 /// secret's write lock (`$svc.locks`, for `$account`/`$region`/`$id`) throughout.
 macro_rules! retry {
-    ($svc:expr, $account:expr, $region:expr, $id:expr, $e:expr) => {{
-        let _guard = $svc.locks.lock($account, $region, $id).await;
-        let mut attempt = 0usize;
-        loop {
-            attempt += 1;
-            match $e {
-                Err($crate::SecretsError::Conflict) if attempt < $crate::MAX_ATTEMPTS => {
-                    // Another node wrote the same secret: back off a little, then re-read.
-                    tokio::time::sleep(std::time::Duration::from_millis(attempt as u64)).await;
-                    continue;
-                }
-                Err($crate::SecretsError::Conflict) => {
-                    break Err($crate::SecretsError::InternalServiceError(
-                        "The secret was modified concurrently; try again.".into(),
-                    ));
-                }
-                other => break other,
-            }
-        }
-    }};
+    ($svc:expr, $account:expr, $region:expr, $id:expr, $e:expr) => {
+        coffer_service::retry_on_conflict!(
+            lock: $svc.locks.lock($account, $region, $crate::locks::name_of($id)),
+            conflict: $crate::SecretsError::Conflict,
+            exhausted: $crate::SecretsError::InternalServiceError(
+                "The secret was modified concurrently; try again.".into(),
+            ),
+            $e
+        )
+    };
 }
 pub(crate) use retry;
 
 impl SecretsService {
     pub fn new(store: Arc<dyn Store>, keys: Arc<Keyring>, clock: SharedClock) -> Self {
-        let tokens = token::TokenKey::new(&keys.derive_key("secretsmanager/next-token"));
+        let tokens =
+            coffer_service::token::TokenKey::new(&keys.derive_key("secretsmanager/next-token"));
         Self {
             store,
             keys,
             clock,
             tokens,
-            locks: locks::WriteLocks::new(),
+            locks: coffer_service::locks::WriteLocks::new(),
         }
     }
 

@@ -12,8 +12,8 @@ use crate::SecretsService;
 use crate::error::SecretsError;
 use crate::model::*;
 use crate::ops::{Obj, required, secret_range, ts};
-use crate::token::scope;
 use crate::validate;
+use coffer_service::token::scope;
 
 #[derive(Deserialize, Clone)]
 #[serde(rename_all = "PascalCase")]

@@ -2,6 +2,7 @@
 //! `ValidationException`, Secrets Manager's own rules answer `InvalidParameterException`.
 
 use base64::Engine as _;
+use coffer_service::constraint::{self, tag_chars_ok};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 use zeroize::Zeroizing;
@@ -56,20 +57,8 @@ pub(crate) fn length(
     min: usize,
     max: usize,
 ) -> Result<(), SecretsError> {
-    let n = value.chars().count();
-    if n < min {
-        return Err(SecretsError::validation(
-            member,
-            &format!("Member must have length greater than or equal to {min}"),
-        ));
-    }
-    if n > max {
-        return Err(SecretsError::validation(
-            member,
-            &format!("Member must have length less than or equal to {max}"),
-        ));
-    }
-    Ok(())
+    constraint::length(value, min, max)
+        .map_or(Ok(()), |c| Err(SecretsError::validation(member, &c)))
 }
 
 pub(crate) fn opt_length(
@@ -87,16 +76,9 @@ pub(crate) fn range(
     min: i64,
     max: i64,
 ) -> Result<(), SecretsError> {
-    match value {
-        Some(v) if v < min => Err(SecretsError::validation(
-            member,
-            &format!("Member must have value greater than or equal to {min}"),
-        )),
-        Some(v) if v > max => Err(SecretsError::validation(
-            member,
-            &format!("Member must have value less than or equal to {max}"),
-        )),
-        _ => Ok(()),
+    match value.and_then(|v| constraint::range(v, min, max)) {
+        Some(c) => Err(SecretsError::validation(member, &c)),
+        None => Ok(()),
     }
 }
 
@@ -105,15 +87,9 @@ pub(crate) fn one_of(
     value: Option<&str>,
     allowed: &[&str],
 ) -> Result<(), SecretsError> {
-    match value {
-        Some(v) if !allowed.contains(&v) => Err(SecretsError::validation(
-            member,
-            &format!(
-                "Member must satisfy enum value set: [{}]",
-                allowed.join(", ")
-            ),
-        )),
-        _ => Ok(()),
+    match value.and_then(|v| constraint::one_of(v, allowed)) {
+        Some(c) => Err(SecretsError::validation(member, &c)),
+        None => Ok(()),
     }
 }
 
@@ -207,11 +183,6 @@ pub(crate) struct TagIn {
 }
 
 pub(crate) const MAX_TAGS: usize = 50;
-
-fn tag_chars_ok(s: &str) -> bool {
-    s.chars()
-        .all(|c| c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(c))
-}
 
 /// Checks a list of tags from a request and returns them in request order.
 pub(crate) fn tags(input: &[TagIn]) -> Result<Vec<Tag>, SecretsError> {

@@ -1,8 +1,9 @@
 //! Opaque, tamper-checked NextTokens: base64url(payload JSON) + "." + base64url(HMAC-SHA256).
-//! The payload binds the listing it belongs to (operation, account, region, query digest), so a
-//! token cannot be replayed against another listing.
+//! The payload binds the listing it belongs to (a scope naming operation, account, region and a
+//! digest of the query), so a token cannot be replayed against another listing.
 //!
-//! The MAC key is derived from the root key, so tokens survive restarts and work on every node.
+//! Services derive the MAC key from the root key (`Keyring::derive_key`, one purpose per
+//! service), so tokens survive restarts and work on every node.
 
 use aws_lc_rs::{digest, hmac};
 use base64::Engine as _;
@@ -10,9 +11,26 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::error::SecretsError;
+/// A token that was not issued by this key for this scope (or is not a token at all). Services
+/// map it to their `InvalidNextToken` error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidToken;
 
-pub(crate) struct TokenKey(hmac::Key);
+impl std::fmt::Display for InvalidToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("The NextToken value is invalid.")
+    }
+}
+
+impl std::error::Error for InvalidToken {}
+
+pub struct TokenKey(hmac::Key);
+
+impl std::fmt::Debug for TokenKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenKey(**redacted**)")
+    }
+}
 
 #[derive(Serialize, Deserialize)]
 struct Payload {
@@ -27,13 +45,6 @@ impl TokenKey {
         TokenKey(hmac::Key::new(hmac::HMAC_SHA256, key))
     }
 
-    #[cfg(test)]
-    pub fn random() -> Self {
-        let mut k = [0u8; 32];
-        aws_lc_rs::rand::fill(&mut k).expect("system RNG");
-        Self::new(&k)
-    }
-
     pub fn issue<T: Serialize>(&self, scope: &str, pos: &T) -> String {
         let payload = serde_json::to_vec(&Payload {
             scope: scope.to_owned(),
@@ -45,22 +56,21 @@ impl TokenKey {
     }
 
     /// Returns the position a token points at, if it was issued by us for `scope`.
-    pub fn open<T: DeserializeOwned>(&self, scope: &str, token: &str) -> Result<T, SecretsError> {
-        let bad = || SecretsError::InvalidNextToken("The NextToken value is invalid.".into());
-        let (p, t) = token.split_once('.').ok_or_else(bad)?;
-        let payload = B64.decode(p).map_err(|_| bad())?;
-        let tag = B64.decode(t).map_err(|_| bad())?;
-        hmac::verify(&self.0, &payload, &tag).map_err(|_| bad())?;
-        let payload: Payload = serde_json::from_slice(&payload).map_err(|_| bad())?;
+    pub fn open<T: DeserializeOwned>(&self, scope: &str, token: &str) -> Result<T, InvalidToken> {
+        let (p, t) = token.split_once('.').ok_or(InvalidToken)?;
+        let payload = B64.decode(p).map_err(|_| InvalidToken)?;
+        let tag = B64.decode(t).map_err(|_| InvalidToken)?;
+        hmac::verify(&self.0, &payload, &tag).map_err(|_| InvalidToken)?;
+        let payload: Payload = serde_json::from_slice(&payload).map_err(|_| InvalidToken)?;
         if payload.scope != scope {
-            return Err(bad());
+            return Err(InvalidToken);
         }
-        serde_json::from_value(payload.pos).map_err(|_| bad())
+        serde_json::from_value(payload.pos).map_err(|_| InvalidToken)
     }
 }
 
 /// A short digest naming a query, for token scopes.
-pub(crate) fn scope(parts: &[&str]) -> String {
+pub fn scope(parts: &[&str]) -> String {
     let mut ctx = digest::Context::new(&digest::SHA256);
     for p in parts {
         ctx.update(&(p.len() as u64).to_be_bytes());
@@ -73,9 +83,15 @@ pub(crate) fn scope(parts: &[&str]) -> String {
 mod tests {
     use super::*;
 
+    fn random() -> TokenKey {
+        let mut k = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut k).expect("system RNG");
+        TokenKey::new(&k)
+    }
+
     #[test]
     fn roundtrip_and_tamper() {
-        let k = TokenKey::random();
+        let k = random();
         let s = scope(&["ListSecrets", "1", "us-east-1"]);
         let t = k.issue(&s, &42u64);
         assert_eq!(k.open::<u64>(&s, &t).unwrap(), 42);
@@ -88,6 +104,8 @@ mod tests {
                 .is_err()
         );
         assert!(k.open::<u64>(&s, "garbage").is_err());
-        assert!(TokenKey::random().open::<u64>(&s, &t).is_err());
+        assert!(random().open::<u64>(&s, &t).is_err());
+        // Scope parts are length-prefixed: moving a boundary changes the scope.
+        assert_ne!(scope(&["ab", "c"]), scope(&["a", "bc"]));
     }
 }
