@@ -19,6 +19,7 @@ mod model;
 mod ops;
 pub mod password;
 mod policy;
+mod readcache;
 mod replica;
 mod validate;
 
@@ -74,6 +75,8 @@ pub struct SecretsService {
     clock: SharedClock,
     tokens: coffer_service::token::TokenKey,
     locks: coffer_service::locks::WriteLocks,
+    /// Decoded records for the read path; always checked against the entry just read.
+    reads: readcache::ReadCaches,
 }
 
 /// Re-runs `$e` (an async attempt) while it fails with [`SecretsError::Conflict`], holding the
@@ -102,6 +105,7 @@ impl SecretsService {
             clock,
             tokens,
             locks: coffer_service::locks::WriteLocks::new(),
+            reads: readcache::ReadCaches::new(),
         }
     }
 

@@ -2,10 +2,10 @@
 //! random passwords; plus the helpers every operation shares (resolution, encryption, batches).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use coffer_core::RequestContext;
-use coffer_core::arn::Arn;
 use coffer_store::{Entry, WriteBatch, prefix_end};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -13,6 +13,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{SecretsError, decryption_error, encryption_error};
 use crate::model::*;
+use crate::readcache::{self, SharedLoaded};
 use crate::validate::{self, SecretBytes, TagIn};
 use crate::{SecretsService, password, retry};
 
@@ -199,15 +200,10 @@ impl SecretsService {
         region: &str,
         name: &str,
     ) -> Result<Option<Loaded>, SecretsError> {
-        let key = secret_key(account, region, name);
-        let Some(entry) = self.store.get(&key).await? else {
-            return Ok(None);
-        };
-        let meta: SecretMeta = serde_json::from_slice(&entry.value).map_err(|_| {
-            tracing::error!("corrupt secret metadata record");
-            SecretsError::InternalServiceError("An error occurred on the server side.".into())
-        })?;
-        Ok(Some(Loaded { key, entry, meta }))
+        Ok(self
+            .load_shared(account, region, name)
+            .await?
+            .map(SharedLoaded::into_owned))
     }
 
     /// Finds a secret by name, full ARN, or partial ARN (the ARN without its `-XXXXXX` suffix).
@@ -216,36 +212,7 @@ impl SecretsService {
         ctx: &RequestContext,
         id: &str,
     ) -> Result<Loaded, SecretsError> {
-        validate::secret_id(id)?;
-        let (account, region) = (ctx.account_id(), ctx.region.as_str());
-        if !id.starts_with("arn:") {
-            return self
-                .load(account, region, id)
-                .await?
-                .ok_or_else(SecretsError::secret_not_found);
-        }
-        let arn = Arn::parse(id).ok_or_else(SecretsError::secret_not_found)?;
-        let res = arn.resource.strip_prefix("secret:");
-        let (Some(res), true) = (
-            res,
-            arn.service == "secretsmanager"
-                && arn.account == account
-                && arn.region == region
-                && arn.partition == ctx.partition(),
-        ) else {
-            return Err(SecretsError::secret_not_found());
-        };
-        if res.len() > 7
-            && res.is_char_boundary(res.len() - 7)
-            && res.as_bytes()[res.len() - 7] == b'-'
-            && let Some(l) = self.load(account, region, &res[..res.len() - 7]).await?
-            && l.meta.arn == id
-        {
-            return Ok(l);
-        }
-        self.load(account, region, res)
-            .await?
-            .ok_or_else(SecretsError::secret_not_found)
+        Ok(self.resolve_shared(ctx, id).await?.into_owned())
     }
 
     /// [`Self::resolve`] for operations that change a secret: it must be neither scheduled for
@@ -277,12 +244,11 @@ impl SecretsService {
                 "Secrets Manager can't find the specified secret value for VersionId: {vid}"
             ))
         })?;
-        let rec: VersionRecord = serde_json::from_slice(&entry.value).map_err(|_| {
-            SecretsError::DecryptionFailure("The stored secret value is corrupt.".into())
-        })?;
-        let blob = base64::engine::general_purpose::STANDARD
-            .decode(rec.blob.as_bytes())
-            .map_err(|_| {
+        let rec = self
+            .reads
+            .versions
+            .get(&key, &entry, readcache::decode_version)
+            .ok_or_else(|| {
                 SecretsError::DecryptionFailure("The stored secret value is corrupt.".into())
             })?;
         let plain = self
@@ -290,7 +256,7 @@ impl SecretsService {
             .decrypt(
                 account,
                 &meta.region,
-                &blob,
+                &rec.blob,
                 &[("SecretARN", meta.arn.as_str()), ("SecretVersionId", vid)],
             )
             .await
@@ -635,11 +601,11 @@ impl SecretsService {
         version_id: Option<&str>,
         version_stage: Option<&str>,
     ) -> Result<Obj, SecretsError> {
-        let l = self.resolve(ctx, id).await?;
+        let l = self.resolve_shared(ctx, id).await?;
         if l.meta.is_deleted() {
             return Err(SecretsError::marked_for_deletion());
         }
-        let meta = &l.meta;
+        let meta = &*l.meta;
         let vid = match (version_id, version_stage) {
             (Some(v), stage) => {
                 let vm = meta.versions.get(v).ok_or_else(|| {
@@ -693,7 +659,7 @@ impl SecretsService {
 
     /// Records the day of access for the secret and the version, writing only when the day
     /// changes. Best effort: a lost race or a store hiccup never fails the read.
-    async fn record_access(&self, account: &str, l: &Loaded, vid: &str) {
+    async fn record_access(&self, account: &str, l: &SharedLoaded, vid: &str) {
         let today = day_of(self.now());
         let key = access_key(account, &l.meta.region, &l.meta.name);
         let current = match self.store.get(&key).await {
@@ -703,17 +669,26 @@ impl SecretsService {
                 return;
             }
         };
-        let mut rec: AccessRecord = current
-            .as_ref()
-            .and_then(|e| serde_json::from_slice(&e.value).ok())
-            .filter(|r: &AccessRecord| r.arn == l.meta.arn)
-            .unwrap_or_else(|| AccessRecord {
-                arn: l.meta.arn.clone(),
-                ..Default::default()
-            });
-        if rec.secret_day == Some(today) && rec.versions.get(vid) == Some(&today) {
+        // The common case, a second read on the same day, only compares the cached decoding.
+        let decoded = current.as_ref().and_then(|e| {
+            self.reads
+                .access
+                .get(&key, e, |raw| serde_json::from_slice(raw).ok())
+                .filter(|r: &Arc<AccessRecord>| r.arn == l.meta.arn)
+        });
+        if let Some(r) = &decoded
+            && r.secret_day == Some(today)
+            && r.versions.get(vid) == Some(&today)
+        {
             return;
         }
+        let mut rec = match decoded {
+            Some(r) => Arc::unwrap_or_clone(r),
+            None => AccessRecord {
+                arn: l.meta.arn.clone(),
+                ..Default::default()
+            },
+        };
         rec.secret_day = Some(today);
         rec.versions.insert(vid.to_owned(), today);
         rec.versions.retain(|v, _| l.meta.versions.contains_key(v));
@@ -732,9 +707,12 @@ impl SecretsService {
     pub(crate) async fn access_record(&self, account: &str, meta: &SecretMeta) -> AccessRecord {
         let key = access_key(account, &meta.region, &meta.name);
         match self.store.get(&key).await {
-            Ok(Some(e)) => serde_json::from_slice::<AccessRecord>(&e.value)
-                .ok()
+            Ok(Some(e)) => self
+                .reads
+                .access
+                .get(&key, &e, |raw| serde_json::from_slice(raw).ok())
                 .filter(|r| r.arn == meta.arn)
+                .map(Arc::unwrap_or_clone)
                 .unwrap_or_default(),
             _ => AccessRecord::default(),
         }
