@@ -10,8 +10,6 @@ use anyhow::{Context, bail};
 pub struct Endpoint {
     /// `host[:port]` exactly as sent in the Host header (and signed).
     pub authority: String,
-    /// `http://authority/`: the URI the signature covers.
-    pub root_uri: String,
     pub addr: SocketAddr,
 }
 
@@ -100,7 +98,6 @@ pub async fn resolve(endpoint: &str, allow_remote: bool) -> anyhow::Result<Endpo
         bail!("{} resolved to no address", parsed.host);
     };
     Ok(Endpoint {
-        root_uri: format!("http://{}/", parsed.authority),
         authority: parsed.authority,
         addr,
     })
@@ -169,7 +166,7 @@ mod tests {
     #[tokio::test]
     async fn resolve_applies_the_guard() {
         let e = resolve("http://127.0.0.1:4700", false).await.unwrap();
-        assert_eq!(e.root_uri, "http://127.0.0.1:4700/");
+        assert_eq!(e.authority, "127.0.0.1:4700");
         assert!(e.addr.ip().is_loopback());
         let err = resolve("http://10.1.2.3:4700", false).await.unwrap_err();
         assert!(err.to_string().contains("--allow-remote"));

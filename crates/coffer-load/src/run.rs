@@ -497,7 +497,6 @@ mod tests {
     fn claim_honours_count_and_deadline() {
         let endpoint = crate::endpoint::Endpoint {
             authority: "127.0.0.1:1".into(),
-            root_uri: "http://127.0.0.1:1/".into(),
             addr: SocketAddr::from(([127, 0, 0, 1], 1)),
         };
         let signer = Arc::new(Signer::new(endpoint, "us-east-1".into(), "AKID", "secret"));
@@ -531,7 +530,6 @@ mod tests {
         // Port 1 on loopback: nothing listens, connects fail fast.
         let endpoint = crate::endpoint::Endpoint {
             authority: "127.0.0.1:1".into(),
-            root_uri: "http://127.0.0.1:1/".into(),
             addr: SocketAddr::from(([127, 0, 0, 1], 1)),
         };
         let signer = Arc::new(Signer::new(endpoint, "us-east-1".into(), "AKID", "secret"));
@@ -626,7 +624,6 @@ mod tests {
     fn local_signer(addr: SocketAddr) -> Arc<Signer> {
         let endpoint = crate::endpoint::Endpoint {
             authority: addr.to_string(),
-            root_uri: format!("http://{addr}/"),
             addr,
         };
         Arc::new(Signer::new(
