@@ -25,14 +25,7 @@ mod validate;
 
 pub use error::SecretsError;
 
-/// One row of the operation table this service contributes.
-#[derive(Debug, Clone, Copy)]
-pub struct OperationSpec {
-    pub name: &'static str,
-    /// The IAM action AWS documents for it, e.g. `secretsmanager:GetSecretValue`.
-    pub action: &'static str,
-    pub read_only: bool,
-}
+pub use coffer_service::OperationSpec;
 
 macro_rules! op {
     ($name:literal, $ro:literal) => {

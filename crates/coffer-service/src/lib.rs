@@ -10,6 +10,15 @@ pub mod constraint;
 pub mod locks;
 pub mod token;
 
+/// One row of the operation table a service contributes to the server.
+#[derive(Debug, Clone, Copy)]
+pub struct OperationSpec {
+    pub name: &'static str,
+    /// The IAM action AWS documents for it, e.g. `secretsmanager:GetSecretValue`.
+    pub action: &'static str,
+    pub read_only: bool,
+}
+
 /// Attempts per mutating call before a persistent conflict is given up on.
 pub const MAX_ATTEMPTS: usize = 5;
 
