@@ -208,10 +208,17 @@ struct CachedKey {
     key: hmac::Key,
 }
 
+/// Derived keys by "akid/yyyymmdd/region/service" (one per scope), plus a reusable buffer the
+/// lookup key is assembled in, so a hit allocates nothing.
+#[derive(Default)]
+struct KeyCache {
+    keys: HashMap<String, CachedKey>,
+    scratch: String,
+}
+
 /// Verifies SigV4 requests; keeps a bounded cache of derived signing keys.
 pub struct Verifier {
-    // Keyed by "akid/yyyymmdd/region/service": one derived key per scope.
-    cache: Mutex<HashMap<String, CachedKey>>,
+    cache: Mutex<KeyCache>,
 }
 
 impl Default for Verifier {
@@ -233,8 +240,9 @@ struct Parsed {
     date: String,
     region: String,
     service: String,
-    signed_headers: Vec<String>,
-    signature: Vec<u8>,
+    /// Lowercased, trimmed names joined with `;`: the canonical request's signed-headers line.
+    signed_headers: String,
+    signature: [u8; 32],
     /// Signing time as it appears in the string to sign (`yyyymmddThhmmssZ`).
     amz_date: String,
     timestamp: i64,
@@ -248,7 +256,7 @@ impl Verifier {
     /// An empty verifier.
     pub fn new() -> Self {
         Self {
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(KeyCache::default()),
         }
     }
 
@@ -269,18 +277,21 @@ impl Verifier {
         let key = self.signing_key(&parsed, &secret);
 
         let tail = canonical_tail(req, &parsed);
-        let scope = format!(
-            "{}/{}/{}/{TERMINATOR}",
-            parsed.date, parsed.region, parsed.service
-        );
-        let mut matched = false;
-        for uri in canonical_uris(req.path) {
-            let sts = string_to_sign(&parsed.amz_date, &scope, req.method, &uri, &tail);
-            if hmac::verify(&key, sts.as_bytes(), &parsed.signature).is_ok() {
-                matched = true;
-                break;
-            }
-        }
+        let scope = [
+            parsed.date.as_str(),
+            parsed.region.as_str(),
+            parsed.service.as_str(),
+            TERMINATOR,
+        ];
+        let matches = |uri: &str| {
+            let sts = string_to_sign(&parsed.amz_date, &scope, req.method, uri, &tail);
+            hmac::verify(&key, &sts, &parsed.signature).is_ok()
+        };
+        let matched = match plain_path(req.path) {
+            // Both candidates are the path itself: nothing to normalise or encode.
+            Some(path) => matches(path),
+            None => canonical_uris(req.path).iter().any(|uri| matches(uri)),
+        };
         if !matched {
             return Err(AuthError::BadSignature);
         }
@@ -294,19 +305,29 @@ impl Verifier {
     }
 
     fn signing_key(&self, p: &Parsed, secret: &SigningSecret) -> hmac::Key {
-        let cache_key = format!("{}/{}/{}/{}", p.access_key_id, p.date, p.region, p.service);
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(hit) = cache.get(&cache_key)
+        let mut guard = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let cache = &mut *guard;
+        cache.scratch.clear();
+        for (i, part) in [&p.access_key_id, &p.date, &p.region, &p.service]
+            .into_iter()
+            .enumerate()
+        {
+            if i > 0 {
+                cache.scratch.push('/');
+            }
+            cache.scratch.push_str(part);
+        }
+        if let Some(hit) = cache.keys.get(cache.scratch.as_str())
             && hit.fingerprint == secret.fingerprint
         {
             return hit.key.clone();
         }
         let key = derive_signing_key(secret, &p.date, &p.region, &p.service);
-        if cache.len() >= KEY_CACHE_CAPACITY {
-            cache.clear();
+        if cache.keys.len() >= KEY_CACHE_CAPACITY {
+            cache.keys.clear();
         }
-        cache.insert(
-            cache_key,
+        cache.keys.insert(
+            cache.scratch.clone(),
             CachedKey {
                 fingerprint: secret.fingerprint,
                 key: key.clone(),
@@ -350,14 +371,57 @@ pub fn canonical_request(req: &RequestParts<'_>, body: &[u8]) -> Result<String, 
     Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
-fn string_to_sign(amz_date: &str, scope: &str, method: &str, uri: &str, tail: &[u8]) -> String {
+/// `ALGORITHM \n amz_date \n scope \n hex(SHA-256(canonical request))`; `scope` is given as its
+/// `/`-separated parts.
+fn string_to_sign(
+    amz_date: &str,
+    scope: &[&str; 4],
+    method: &str,
+    uri: &str,
+    tail: &[u8],
+) -> Vec<u8> {
     let mut ctx = digest::Context::new(&digest::SHA256);
     ctx.update(method.as_bytes());
     ctx.update(b"\n");
     ctx.update(uri.as_bytes());
     ctx.update(tail);
-    let creq_hash = hex::encode(ctx.finish());
-    format!("{ALGORITHM}\n{amz_date}\n{scope}\n{creq_hash}")
+    let creq_hash = hex_sha256(ctx.finish().as_ref());
+    let scope_len: usize = scope.iter().map(|p| p.len() + 1).sum();
+    let mut out =
+        Vec::with_capacity(ALGORITHM.len() + amz_date.len() + scope_len + creq_hash.len() + 3);
+    out.extend_from_slice(ALGORITHM.as_bytes());
+    out.push(b'\n');
+    out.extend_from_slice(amz_date.as_bytes());
+    out.push(b'\n');
+    for (i, part) in scope.iter().enumerate() {
+        if i > 0 {
+            out.push(b'/');
+        }
+        out.extend_from_slice(part.as_bytes());
+    }
+    out.push(b'\n');
+    out.extend_from_slice(&creq_hash);
+    out
+}
+
+/// Lowercase hex of a SHA-256 digest, without allocating.
+fn hex_sha256(digest: &[u8]) -> [u8; 64] {
+    let mut out = [0u8; 64];
+    // A 32-byte digest always fills exactly 64 hex digits; anything else leaves zeros, which
+    // can never match a signature or a declared hash.
+    let _ = hex::encode_to_slice(digest, &mut out);
+    out
+}
+
+/// The path itself when it is already canonical in both candidate forms: absolute, no dot or
+/// empty segments to normalise, and only characters that encoding leaves alone.
+fn plain_path(raw_path: &str) -> Option<&str> {
+    let plain = raw_path.starts_with('/')
+        && !raw_path.contains("//")
+        && raw_path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'~'));
+    plain.then_some(raw_path)
 }
 
 fn parse(req: &RequestParts<'_>, body: &[u8]) -> Result<Parsed, AuthError> {
@@ -569,8 +633,15 @@ struct Scope {
 }
 
 fn parse_credential(credential: &str) -> Result<Scope, AuthError> {
-    let parts: Vec<&str> = credential.split('/').collect();
-    let [akid, date, region, service, terminator] = parts.as_slice() else {
+    let mut parts = credential.split('/');
+    let (Some(akid), Some(date), Some(region), Some(service), Some(terminator), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
         return Err(incomplete(
             "Credential must have the form <access key id>/<yyyymmdd>/<region>/<service>/aws4_request.",
         ));
@@ -591,16 +662,16 @@ fn parse_credential(credential: &str) -> Result<Scope, AuthError> {
             "Credential should be scoped to correct service.",
         ));
     }
-    if *terminator != TERMINATOR {
+    if terminator != TERMINATOR {
         return Err(incomplete(
             "Credential should be scoped with a valid terminator: 'aws4_request'.",
         ));
     }
     Ok(Scope {
-        access_key_id: (*akid).to_owned(),
-        date: (*date).to_owned(),
-        region: (*region).to_owned(),
-        service: (*service).to_owned(),
+        access_key_id: akid.to_owned(),
+        date: date.to_owned(),
+        region: region.to_owned(),
+        service: service.to_owned(),
     })
 }
 
@@ -621,30 +692,37 @@ fn check_scope_date(
     }
 }
 
-fn parse_signed_headers(raw: &str) -> Result<Vec<String>, AuthError> {
-    let names: Vec<String> = raw
-        .split(';')
-        .map(|n| n.trim().to_ascii_lowercase())
-        .collect();
-    if names.iter().any(String::is_empty) {
-        return Err(incomplete(
-            "SignedHeaders must be a ';'-separated list of header names.",
-        ));
+/// The names, trimmed and lowercased, joined with `;` (names cannot contain `;`).
+fn parse_signed_headers(raw: &str) -> Result<String, AuthError> {
+    let mut joined = String::with_capacity(raw.len());
+    let mut has_host = false;
+    for (i, name) in raw.split(';').map(str::trim).enumerate() {
+        if name.is_empty() {
+            return Err(incomplete(
+                "SignedHeaders must be a ';'-separated list of header names.",
+            ));
+        }
+        has_host |= name.eq_ignore_ascii_case("host");
+        if i > 0 {
+            joined.push(';');
+        }
+        let start = joined.len();
+        joined.push_str(name);
+        joined[start..].make_ascii_lowercase();
     }
-    if !names.iter().any(|n| n == "host") {
+    if !has_host {
         return Err(incomplete(
             "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.",
         ));
     }
-    Ok(names)
+    Ok(joined)
 }
 
-fn parse_signature(raw: &str) -> Result<Vec<u8>, AuthError> {
+fn parse_signature(raw: &str) -> Result<[u8; 32], AuthError> {
     // A signature that is not 32 hex bytes can never match; report it as a mismatch.
-    match hex::decode(raw) {
-        Ok(b) if b.len() == 32 => Ok(b),
-        _ => Err(AuthError::BadSignature),
-    }
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(raw, &mut out).map_err(|_| AuthError::BadSignature)?;
+    Ok(out)
 }
 
 /// The payload line of the canonical request. The body's real hash is used unless the client
@@ -655,7 +733,9 @@ fn payload_hash(
     body: &[u8],
     presigned: bool,
 ) -> Result<String, AuthError> {
-    let body_hash = hex::encode(digest::digest(&digest::SHA256, body));
+    let body_hash = hex_sha256(digest::digest(&digest::SHA256, body).as_ref());
+    // Hex digits are ASCII.
+    let body_hash = std::str::from_utf8(&body_hash).unwrap_or_default();
     let declared = match headers.get("x-amz-content-sha256") {
         Some(v) => Some(
             v.to_str()
@@ -665,10 +745,10 @@ fn payload_hash(
         None => query_value,
     };
     match declared {
-        None => Ok(body_hash),
+        None => Ok(body_hash.to_owned()),
         Some(UNSIGNED_PAYLOAD) if presigned => Ok(UNSIGNED_PAYLOAD.to_owned()),
         Some(d) if d.len() == 64 && d.bytes().all(|b| b.is_ascii_hexdigit()) => {
-            if d.eq_ignore_ascii_case(&body_hash) {
+            if d.eq_ignore_ascii_case(body_hash) {
                 Ok(d.to_owned())
             } else {
                 Err(AuthError::ContentSha256Mismatch)
@@ -805,10 +885,10 @@ fn canonical_tail(req: &RequestParts<'_>, p: &Parsed) -> Vec<u8> {
         out.extend_from_slice(v.as_bytes());
     }
     out.push(b'\n');
-    for name in &p.signed_headers {
+    for name in p.signed_headers.split(';') {
         out.extend_from_slice(name.as_bytes());
         out.push(b':');
-        for (i, v) in req.headers.get_all(name.as_str()).iter().enumerate() {
+        for (i, v) in req.headers.get_all(name).iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
@@ -817,7 +897,7 @@ fn canonical_tail(req: &RequestParts<'_>, p: &Parsed) -> Vec<u8> {
         out.push(b'\n');
     }
     out.push(b'\n');
-    out.extend_from_slice(p.signed_headers.join(";").as_bytes());
+    out.extend_from_slice(p.signed_headers.as_bytes());
     out.push(b'\n');
     out.extend_from_slice(p.payload_hash.as_bytes());
     out
@@ -922,6 +1002,29 @@ mod tests {
         assert_eq!(normalize_path("/a/."), "/a/");
         assert_eq!(canonical_uris(""), vec!["/".to_owned()]);
         assert_eq!(canonical_uris("/a%3Db"), vec!["/a%253Db".to_owned()]);
+    }
+
+    #[test]
+    fn plain_paths_are_their_own_canonical_form() {
+        for path in ["/", "/a", "/a/b-c_d~e/", "/A9/z"] {
+            assert_eq!(plain_path(path), Some(path));
+            assert_eq!(canonical_uris(path), vec![path.to_owned()]);
+        }
+        for path in [
+            "", "a", "//", "/a//b", "/.", "/a/../b", "/a%3Db", "/a b", "/é", "/a.b",
+        ] {
+            assert_eq!(plain_path(path), None, "{path:?}");
+        }
+    }
+
+    #[test]
+    fn signed_headers_are_trimmed_lowercased_and_joined() {
+        assert_eq!(
+            parse_signed_headers(" Host ;X-Amz-Date; content-type").unwrap(),
+            "host;x-amz-date;content-type"
+        );
+        assert!(parse_signed_headers("host;;x").is_err());
+        assert!(parse_signed_headers("x-amz-date").is_err());
     }
 
     #[test]
