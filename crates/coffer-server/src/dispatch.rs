@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use coffer_core::{RequestContext, ServiceError};
 use coffer_kms::Keyring;
+use coffer_parameters::ParametersService;
 use coffer_secrets::SecretsService;
 use coffer_wire::error::ErrorEnvelope;
 use coffer_wire::sigv4::RequestParts;
@@ -23,16 +24,26 @@ const JSON_11: &str = "application/x-amz-json-1.1";
 pub(crate) struct AppState {
     pub account_id: String,
     pub credentials: Credentials,
-    pub secrets: SecretsService,
+    pub secrets: Arc<SecretsService>,
+    pub parameters: ParametersService,
 }
 
 impl AppState {
     pub fn new(config: &ServerConfig, boot: Bootstrap) -> Self {
         let keys = Arc::new(Keyring::new(boot.store.clone(), boot.root));
+        let secrets = Arc::new(SecretsService::new(
+            boot.store.clone(),
+            keys.clone(),
+            config.clock.clone(),
+        ));
+        let reader = Arc::new(crate::secret_reader::SecretsReader(secrets.clone()));
+        let parameters = ParametersService::new(boot.store.clone(), keys, config.clock.clone())
+            .with_secret_reader(reader);
         Self {
             account_id: boot.account_id.clone(),
             credentials: Credentials::new(&boot.access_keys),
-            secrets: SecretsService::new(boot.store.clone(), keys, config.clock.clone()),
+            secrets,
+            parameters,
         }
     }
 }
@@ -41,23 +52,27 @@ impl AppState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Service {
     SecretsManager,
+    Ssm,
 }
 
 impl Service {
     fn from_target_prefix(prefix: &str) -> Option<Self> {
         match prefix {
             "secretsmanager" => Some(Service::SecretsManager),
+            "AmazonSSM" => Some(Service::Ssm),
             _ => None,
         }
     }
     fn signing_name(self) -> &'static str {
         match self {
             Service::SecretsManager => "secretsmanager",
+            Service::Ssm => "ssm",
         }
     }
     fn has_operation(self, op: &str) -> bool {
         match self {
             Service::SecretsManager => SecretsService::operations().iter().any(|o| o.name == op),
+            Service::Ssm => ParametersService::operations().iter().any(|o| o.name == op),
         }
     }
 }
@@ -179,6 +194,11 @@ async fn handle_inner(
     match service {
         Service::SecretsManager => state
             .secrets
+            .call(&ctx, operation, body)
+            .await
+            .map_err(envelope),
+        Service::Ssm => state
+            .parameters
             .call(&ctx, operation, body)
             .await
             .map_err(envelope),

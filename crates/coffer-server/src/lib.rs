@@ -11,6 +11,7 @@ mod auth;
 mod bootstrap;
 mod dispatch;
 mod listener;
+mod secret_reader;
 mod tasks;
 mod tls;
 

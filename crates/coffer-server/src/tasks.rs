@@ -1,4 +1,4 @@
-//! Background jobs: today, purging secrets whose recovery window has passed.
+//! Background jobs: purging secrets whose recovery window has passed, firing parameter policies.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,5 +23,10 @@ pub(crate) async fn run_once(state: &AppState) {
         Ok(0) => {}
         Ok(n) => tracing::info!(purged = n, "purged secrets past their recovery window"),
         Err(e) => tracing::warn!(error = %e, "purging deleted secrets failed; will retry"),
+    }
+    match state.parameters.run_policies().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(fired = n, "parameter policies fired"),
+        Err(e) => tracing::warn!(error = %e, "running parameter policies failed; will retry"),
     }
 }
