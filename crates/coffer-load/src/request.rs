@@ -6,7 +6,7 @@
 //! (it shares the machine with the server it measures). A test checks the result is
 //! byte-identical to `aws-sigv4`'s full request signer.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -26,11 +26,17 @@ const SIGNED_HEADERS: &str = "content-type;host;x-amz-date;x-amz-target";
 const X_AMZ_DATE: HeaderName = HeaderName::from_static("x-amz-date");
 const X_AMZ_TARGET: HeaderName = HeaderName::from_static("x-amz-target");
 
-/// What changes once a second (the timestamp) or once a day (scope and signing key).
-struct Clock {
+/// Everything of a signature that only changes once a second (the timestamp) or once a day
+/// (credential scope and signing key).
+struct Second {
     unix_secs: u64,
     /// `yyyymmddThhmmssZ`.
     amz_date: String,
+    amz_date_header: HeaderValue,
+    /// `AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n`: the string to sign up to the request's hash.
+    sts_prefix: String,
+    /// `AWS4-HMAC-SHA256 Credential={akid}/{scope}, SignedHeaders=..., Signature=`.
+    auth_prefix: String,
     /// `yyyymmdd/region/service/aws4_request`.
     scope: String,
     signing_key: Vec<u8>,
@@ -44,7 +50,7 @@ pub struct Signer {
     region: String,
     endpoint: Endpoint,
     host: HeaderValue,
-    clock: Mutex<Option<Clock>>,
+    clock: Mutex<Option<Arc<Second>>>,
 }
 
 impl Signer {
@@ -96,17 +102,11 @@ impl Signer {
         );
         h.insert(
             X_AMZ_TARGET,
-            HeaderValue::from_str(&target).context("operation name")?,
+            HeaderValue::from_maybe_shared(Bytes::from(target)).context("operation name")?,
         );
         h.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
-        h.insert(
-            X_AMZ_DATE,
-            HeaderValue::from_str(&amz_date).context("x-amz-date")?,
-        );
-        h.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_str(&authorization).context("authorization")?,
-        );
+        h.insert(X_AMZ_DATE, amz_date);
+        h.insert(header::AUTHORIZATION, authorization);
         Ok(request)
     }
 
@@ -116,73 +116,79 @@ impl Signer {
         target: &str,
         body: &[u8],
         time: SystemTime,
-    ) -> anyhow::Result<(String, String)> {
+    ) -> anyhow::Result<(HeaderValue, HeaderValue)> {
+        let second = self.second(time)?;
+        let payload_hash = hex_sha256(digest::digest(&digest::SHA256, body).as_ref());
+        let mut creq = digest::Context::new(&digest::SHA256);
+        for part in [
+            b"POST\n/\n\ncontent-type:".as_slice(),
+            JSON_CONTENT_TYPE.as_bytes(),
+            b"\nhost:",
+            self.endpoint.authority.as_bytes(),
+            b"\nx-amz-date:",
+            second.amz_date.as_bytes(),
+            b"\nx-amz-target:",
+            target.as_bytes(),
+            b"\n\n",
+            SIGNED_HEADERS.as_bytes(),
+            b"\n",
+            &payload_hash,
+        ] {
+            creq.update(part);
+        }
+        let mut string_to_sign = Vec::with_capacity(second.sts_prefix.len() + 64);
+        string_to_sign.extend_from_slice(second.sts_prefix.as_bytes());
+        string_to_sign.extend_from_slice(&hex_sha256(creq.finish().as_ref()));
+        let signature = v4::calculate_signature(&second.signing_key, &string_to_sign);
+        let mut authorization = String::with_capacity(second.auth_prefix.len() + signature.len());
+        authorization.push_str(&second.auth_prefix);
+        authorization.push_str(&signature);
+        let authorization =
+            HeaderValue::from_maybe_shared(Bytes::from(authorization)).context("authorization")?;
+        Ok((second.amz_date_header.clone(), authorization))
+    }
+
+    /// The per-second signing state for `time`, computed once per second (and the key once a day).
+    fn second(&self, time: SystemTime) -> anyhow::Result<Arc<Second>> {
         let unix_secs = time
             .duration_since(UNIX_EPOCH)
             .context("clock before 1970")?
             .as_secs();
-        let (amz_date, scope, signing_key) = {
-            let mut clock = self.clock.lock().unwrap_or_else(|e| e.into_inner());
-            if clock.as_ref().is_none_or(|c| c.unix_secs != unix_secs) {
-                let amz_date = format_amz_date(unix_secs);
-                let day = &amz_date[..8];
-                let fresh_day = clock
-                    .as_ref()
-                    .filter(|c| c.amz_date.starts_with(day))
-                    .map(|c| (c.scope.clone(), c.signing_key.clone()));
-                let (scope, signing_key) = match fresh_day {
-                    Some(same_day) => same_day,
-                    None => (
-                        format!("{day}/{}/{SIGNING_NAME}/aws4_request", self.region),
-                        v4::generate_signing_key(
-                            &self.secret_access_key,
-                            time,
-                            &self.region,
-                            SIGNING_NAME,
-                        )
-                        .as_ref()
-                        .to_vec(),
-                    ),
-                };
-                *clock = Some(Clock {
-                    unix_secs,
-                    amz_date,
-                    scope,
-                    signing_key,
-                });
-            }
-            let c = clock.as_ref().context("signing clock")?;
-            (c.amz_date.clone(), c.scope.clone(), c.signing_key.clone())
-        };
-
-        let payload_hash = hex::encode(digest::digest(&digest::SHA256, body));
-        let mut creq = digest::Context::new(&digest::SHA256);
-        for part in [
-            "POST\n/\n\ncontent-type:",
-            JSON_CONTENT_TYPE,
-            "\nhost:",
-            self.endpoint.authority.as_str(),
-            "\nx-amz-date:",
-            &amz_date,
-            "\nx-amz-target:",
-            target,
-            "\n\n",
-            SIGNED_HEADERS,
-            "\n",
-            &payload_hash,
-        ] {
-            creq.update(part.as_bytes());
+        let mut current = self.clock.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = current.as_ref()
+            && c.unix_secs == unix_secs
+        {
+            return Ok(Arc::clone(c));
         }
-        let string_to_sign = format!(
-            "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
-            hex::encode(creq.finish())
-        );
-        let signature = v4::calculate_signature(&signing_key, string_to_sign.as_bytes());
-        let authorization = format!(
-            "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={SIGNED_HEADERS}, Signature={signature}",
-            self.access_key_id
-        );
-        Ok((amz_date, authorization))
+        let amz_date = format_amz_date(unix_secs);
+        let day = &amz_date[..8];
+        let same_day = current
+            .as_ref()
+            .filter(|c| c.amz_date.starts_with(day))
+            .map(|c| (c.scope.clone(), c.signing_key.clone()));
+        let (scope, signing_key) = match same_day {
+            Some(kept) => kept,
+            None => (
+                format!("{day}/{}/{SIGNING_NAME}/aws4_request", self.region),
+                v4::generate_signing_key(&self.secret_access_key, time, &self.region, SIGNING_NAME)
+                    .as_ref()
+                    .to_vec(),
+            ),
+        };
+        let second = Arc::new(Second {
+            unix_secs,
+            amz_date_header: HeaderValue::from_str(&amz_date).context("x-amz-date")?,
+            sts_prefix: format!("AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n"),
+            auth_prefix: format!(
+                "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={SIGNED_HEADERS}, Signature=",
+                self.access_key_id
+            ),
+            amz_date,
+            scope,
+            signing_key,
+        });
+        *current = Some(Arc::clone(&second));
+        Ok(second)
     }
 
     /// `GET /health`, unsigned: the server's plain HTTP ceiling.
@@ -194,6 +200,14 @@ impl Signer {
         h.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
         Ok(request)
     }
+}
+
+/// Lowercase hex of a SHA-256 digest, on the stack.
+fn hex_sha256(digest: &[u8]) -> [u8; 64] {
+    let mut out = [0u8; 64];
+    // 32 bytes always fill exactly 64 digits.
+    let _ = hex::encode_to_slice(digest, &mut out);
+    out
 }
 
 /// Unix seconds as `yyyymmddThhmmssZ` (proleptic Gregorian, UTC).
