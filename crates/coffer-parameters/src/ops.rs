@@ -606,6 +606,8 @@ impl ParametersService {
                 Err(e) => return Err(e),
             }
         }
+        // AWS lists GetParameters results in alphabetical order.
+        found.sort_by(|a, b| a["Name"].as_str().cmp(&b["Name"].as_str()));
         let mut o = Obj::new();
         o.insert("Parameters".into(), Value::Array(found));
         o.insert("InvalidParameters".into(), Value::Array(invalid));
