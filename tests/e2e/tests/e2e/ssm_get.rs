@@ -57,6 +57,14 @@ async fn get_by_arn_and_with_decryption_ignored_for_strings() {
         .await
         .unwrap_err();
     assert_code(&err, "ParameterNotFound");
+    // Spaces between characters: ValidationException (API reference).
+    let err = ssm
+        .get_parameter()
+        .name("/g/pl ain")
+        .send()
+        .await
+        .unwrap_err();
+    assert_code(&err, "ValidationException");
     // Names are case sensitive.
     let err = ssm
         .get_parameter()
@@ -234,4 +242,69 @@ async fn secure_string_history_and_versions_hide_plaintext_without_decryption() 
         .map(|h| h.value().unwrap())
         .collect();
     assert_eq!(vals, ["first-secret", "second-secret"]);
+}
+
+#[tokio::test]
+async fn durable_store_serves_parameters_and_fires_expiration() {
+    let s = TestServer::durable().await;
+    let ssm = client(&s);
+    put_secure(&ssm, "/dur/a", "alpha-secret").await;
+    put_string(&ssm, "/dur/b", "beta").await;
+    overwrite(&ssm, "/dur/b", "beta2").await;
+    let got = ssm
+        .get_parameters_by_path()
+        .path("/dur")
+        .with_decryption(true)
+        .send()
+        .await
+        .unwrap();
+    let mut vals: Vec<(&str, &str, i64)> = got
+        .parameters()
+        .iter()
+        .map(|p| (p.name().unwrap(), p.value().unwrap(), p.version()))
+        .collect();
+    vals.sort();
+    assert_eq!(
+        vals,
+        [("/dur/a", "alpha-secret", 1), ("/dur/b", "beta2", 2)]
+    );
+    let plain = ssm.get_parameter().name("/dur/a").send().await.unwrap();
+    assert_ne!(plain.parameter().unwrap().value(), Some("alpha-secret"));
+
+    let ts = aws_smithy_types::DateTime::from_millis(
+        coffer_core::Clock::now_millis(s.clock.as_ref()) + 60_000,
+    )
+    .fmt(aws_smithy_types::date_time::Format::DateTime)
+    .unwrap();
+    ssm.put_parameter()
+        .name("/dur/exp")
+        .value("v")
+        .r#type(ParameterType::String)
+        .tier(aws_sdk_ssm::types::ParameterTier::Advanced)
+        .policies(format!(
+            r#"[{{"Type":"Expiration","Version":"1.0","Attributes":{{"Timestamp":"{ts}"}}}}]"#
+        ))
+        .send()
+        .await
+        .unwrap();
+    s.clock.advance(std::time::Duration::from_secs(120));
+    s.server.run_background_jobs().await;
+    let err = ssm
+        .get_parameter()
+        .name("/dur/exp")
+        .send()
+        .await
+        .unwrap_err();
+    assert_code(&err, "ParameterNotFound");
+    assert_eq!(
+        ssm.get_parameter()
+            .name("/dur/b:1")
+            .send()
+            .await
+            .unwrap()
+            .parameter()
+            .unwrap()
+            .value(),
+        Some("beta")
+    );
 }

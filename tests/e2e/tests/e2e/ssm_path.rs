@@ -194,6 +194,14 @@ async fn by_path_filters_and_limits() {
             .unwrap_err();
         assert_code(&err, "ValidationException");
     }
+    // "Hierarchies start with a forward slash."
+    let err = ssm
+        .get_parameters_by_path()
+        .path("app")
+        .send()
+        .await
+        .unwrap_err();
+    assert_code(&err, "ValidationException");
     let err = ssm
         .get_parameters_by_path()
         .path("/app")
