@@ -67,10 +67,10 @@ enum Op {
 enum Filter {
     Name(Op, Vec<String>),
     Path { recursive: bool, paths: Vec<String> },
-    Type(Vec<String>),
+    Type(Op, Vec<String>),
     KeyId(Op, Vec<String>),
-    Tier(Vec<String>),
-    DataType(Vec<String>),
+    Tier(Op, Vec<String>),
+    DataType(Op, Vec<String>),
     Label(Vec<String>),
     Tag(String, Op, Vec<String>),
 }
@@ -97,13 +97,13 @@ impl Filter {
                     split_parent(&c).0 == path
                 }
             }),
-            Filter::Type(vals) => vals.iter().any(|t| t == v.ptype.as_str()),
+            Filter::Type(op, vals) => vals.iter().any(|t| text_match(*op, v.ptype.as_str(), t)),
             Filter::KeyId(op, vals) => v
                 .key_id
                 .as_deref()
                 .is_some_and(|k| vals.iter().any(|w| text_match(*op, k, w))),
-            Filter::Tier(vals) => vals.iter().any(|t| t == v.tier.as_str()),
-            Filter::DataType(vals) => vals.contains(&v.data_type),
+            Filter::Tier(op, vals) => vals.iter().any(|t| text_match(*op, v.tier.as_str(), t)),
+            Filter::DataType(op, vals) => vals.iter().any(|t| text_match(*op, &v.data_type, t)),
             Filter::Label(vals) => vals.iter().any(|l| p.version_of_label(l).is_some()),
             Filter::Tag(key, op, vals) => p.tags.iter().any(|t| {
                 t.key == *key
@@ -161,11 +161,22 @@ fn parse_filters(input: &[StringFilterIn], by_path: bool) -> Result<Vec<Filter>,
                 Ok(vals.clone())
             }
         };
-        let not_for_path = by_path && matches!(key, "Name" | "Path" | "Tier");
+        // AWS: GetParametersByPath takes neither tag, DataType, Name, Path nor Tier;
+        // DescribeParameters takes everything but Label.
+        let not_here = if by_path {
+            matches!(key, "Name" | "Path" | "Tier" | "DataType") || key.starts_with("tag:")
+        } else {
+            key == "Label"
+        };
         let filter = match key {
-            _ if not_for_path => {
+            _ if not_here => {
+                let valid = if by_path {
+                    "[Type, KeyId, Label]"
+                } else {
+                    "[Name, Path, Type, KeyId, Tier, DataType, tag:<key>]"
+                };
                 return Err(E::InvalidFilterKey(format!(
-                    "The following filter key is not valid: {key}. Valid filter keys include: [Type, KeyId, Label, DataType, tag:<key>]."
+                    "The following filter key is not valid: {key}. Valid filter keys include: {valid}."
                 )));
             }
             "Name" => Filter::Name(text_op(true)?, need_values(&values)?),
@@ -187,26 +198,27 @@ fn parse_filters(input: &[StringFilterIn], by_path: bool) -> Result<Vec<Filter>,
                 Filter::Path { recursive, paths }
             }
             "Type" | "Tier" => {
-                equals_only()?;
+                let op = text_op(false)?;
                 let allowed = if key == "Type" { TYPES } else { TIERS };
                 let vals = need_values(&values)?;
-                if let Some(bad) = vals.iter().find(|v| !allowed.contains(&v.as_str())) {
+                let valid = |v: &String| match op {
+                    Op::BeginsWith => allowed.iter().any(|a| a.starts_with(v.as_str())),
+                    _ => allowed.contains(&v.as_str()),
+                };
+                if let Some(bad) = vals.iter().find(|v| !valid(v)) {
                     return Err(E::InvalidFilterValue(format!(
                         "The following filter value is not valid: {bad}. Valid values include: [{}].",
                         allowed.join(", ")
                     )));
                 }
                 if key == "Type" {
-                    Filter::Type(vals)
+                    Filter::Type(op, vals)
                 } else {
-                    Filter::Tier(vals)
+                    Filter::Tier(op, vals)
                 }
             }
             "KeyId" => Filter::KeyId(text_op(false)?, need_values(&values)?),
-            "DataType" => {
-                equals_only()?;
-                Filter::DataType(need_values(&values)?)
-            }
+            "DataType" => Filter::DataType(text_op(false)?, need_values(&values)?),
             "Label" => {
                 equals_only()?;
                 Filter::Label(need_values(&values)?)

@@ -277,13 +277,20 @@ impl ParametersService {
 
     pub(crate) async fn put_parameter(&self, ctx: &RequestContext, body: &[u8]) -> Result<Obj, E> {
         let input: PutIn = validate::decode(body)?;
-        let name = required("name", input.name.as_deref())?;
+        // AWS removes spaces around a name (spaces inside it are still refused).
+        let name = required("name", input.name.as_deref())?.trim_matches(' ');
         let value = required("value", input.value.as_ref())?;
         validate::new_name(name)?;
         if value.0.is_empty() {
             return Err(E::validation(
                 "value",
                 "Member must have length greater than or equal to 1",
+            ));
+        }
+        if value.0.contains("{{") && value.0.contains("}}") {
+            return Err(E::Validation(
+                "Parameter value can't nest another parameter. Do not use \"{{}}\" in the value."
+                    .into(),
             ));
         }
         validate::opt_length("description", input.description.as_deref(), 0, 1024)?;

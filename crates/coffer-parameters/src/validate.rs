@@ -125,6 +125,8 @@ pub(crate) enum Selector {
 /// Splits `name[:selector]`; the name part may also be a parameter ARN (whose own colons are
 /// not selectors). Returns the name and the parsed selector with its text (`:3`, `:prod`).
 pub(crate) fn split_selector(full: &str) -> Result<(String, Option<(Selector, String)>), E> {
+    // Spaces around a name are not part of it (AWS strips them when the parameter is written).
+    let full = full.trim_matches(' ');
     let body = if full.starts_with("arn:") {
         // arn:partition:ssm:region:account:parameter/NAME[:selector]
         let parts: Vec<&str> = full.splitn(6, ':').collect();
