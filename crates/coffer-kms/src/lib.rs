@@ -168,8 +168,10 @@ type MaterialId = (String, u32);
 /// Unwrapped per-value data keys kept ready to use; the map is emptied when it fills.
 const DATA_KEY_CACHE_CAPACITY: usize = 4096;
 
-/// An unwrapped data key, with the ARN of the key that wrapped it (for [`Keyring::forget_key`]).
+/// An unwrapped data key, the AAD its unwrap succeeded under, and the ARN of the key that
+/// wrapped it (for [`Keyring::forget_key`]).
 struct CachedDataKey {
+    aad: Box<[u8]>,
     kms_arn: String,
     key: Arc<AeadKey>,
 }
@@ -180,11 +182,11 @@ pub struct Keyring {
     /// Root of every derived key (`derive_key`); itself derived, so the root key is held once.
     derivation: zeroize::Zeroizing<[u8; 32]>,
     materials: RwLock<HashMap<MaterialId, Arc<AeadKey>>>,
-    /// SHA-256 of (AAD, wrapped data key) → the data key that wrapped key unwrapped to under that
-    /// AAD. A hit stands for an unwrap that already succeeded with exactly these bytes, so it
-    /// skips the unwrap and the key schedule without changing what decrypts: any other AAD
-    /// (moved blob, other context) or wrapped key misses and takes the full path.
-    data_keys: RwLock<HashMap<[u8; 32], CachedDataKey>>,
+    /// Wrapped data key → what it unwrapped to, and under which AAD. Used only when the AAD is
+    /// byte-identical too, so a hit stands for an unwrap that already succeeded with exactly
+    /// these bytes: it skips the unwrap and the key schedule without changing what decrypts.
+    /// Any other AAD (moved blob, other context) or wrapped key takes the full path.
+    data_keys: RwLock<HashMap<Box<[u8]>, CachedDataKey>>,
     /// AWS-managed alias → key; these never change target, so caching is always correct.
     managed: RwLock<HashMap<(String, String, &'static str), KeyRef>>,
 }
@@ -319,9 +321,8 @@ impl Keyring {
         }
         let (wrapped, sealed) = rest.split_at(wrapped_len);
         let aad = blob_aad_for(header, account, region, &uuid, context);
-        let id = data_key_id(&aad, wrapped);
 
-        let data_key = match self.cached_data_key(&id) {
+        let data_key = match self.cached_data_key(wrapped, &aad) {
             Some(k) => k,
             None => {
                 let key_id = uuid.hyphenated().to_string();
@@ -354,8 +355,9 @@ impl Keyring {
                         cache.clear();
                     }
                     cache.insert(
-                        id,
+                        wrapped.into(),
                         CachedDataKey {
+                            aad: aad.as_slice().into(),
                             kms_arn: arn,
                             key: key.clone(),
                         },
@@ -379,8 +381,13 @@ impl Keyring {
         }
     }
 
-    fn cached_data_key(&self, id: &[u8; 32]) -> Option<Arc<AeadKey>> {
-        self.data_keys.read().ok()?.get(id).map(|k| k.key.clone())
+    fn cached_data_key(&self, wrapped: &[u8], aad: &[u8]) -> Option<Arc<AeadKey>> {
+        self.data_keys
+            .read()
+            .ok()?
+            .get(wrapped)
+            .filter(|k| *k.aad == *aad)
+            .map(|k| k.key.clone())
     }
 
     /// Returns the key ref and, when it was read on the way, the record.
@@ -685,17 +692,6 @@ fn blob_aad_for(
     }
     push_canonical_context(&mut aad, context);
     aad
-}
-
-/// Cache id of an unwrapped data key: SHA-256 over the AAD's length, the AAD and the wrapped key.
-fn data_key_id(aad: &[u8], wrapped: &[u8]) -> [u8; 32] {
-    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-    ctx.update(&(aad.len() as u64).to_be_bytes());
-    ctx.update(aad);
-    ctx.update(wrapped);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(ctx.finish().as_ref());
-    out
 }
 
 /// Canonical, unambiguous encoding of an encryption context: pairs sorted (AWS treats the
