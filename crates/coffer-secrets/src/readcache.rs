@@ -262,6 +262,20 @@ mod tests {
     }
 
     #[test]
+    fn store_key_layout() {
+        use crate::model::{access_key, version_key};
+        assert_eq!(
+            secret_key("123", "us-east-1", "a/b"),
+            b"sm/123/us-east-1/secret/a/b"
+        );
+        assert_eq!(
+            version_key("123", "eu-west-1", "n", "v/1"),
+            b"sm/123/eu-west-1/version/n:v/1"
+        );
+        assert_eq!(access_key("1", "r", "n"), b"sm/1/r/access/n");
+    }
+
+    #[test]
     fn undecodable_entries_are_not_cached() {
         let c: Decoded<String> = Decoded::new();
         assert!(c.get(b"k", &entry(1, "x"), |_| None).is_none());
