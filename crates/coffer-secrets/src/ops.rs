@@ -639,9 +639,9 @@ impl SecretsService {
         self.record_access(account, &l, &vid).await;
         let vm = &meta.versions[&vid];
         let mut o = Obj::new();
-        o.insert("ARN".into(), json!(meta.arn));
-        o.insert("Name".into(), json!(meta.name));
-        o.insert("VersionId".into(), json!(vid));
+        o.insert("ARN".into(), Value::String(meta.arn.clone()));
+        o.insert("Name".into(), Value::String(meta.name.clone()));
+        o.insert("VersionId".into(), Value::String(vid.clone()));
         match kind {
             ValueKind::String => {
                 let s = String::from_utf8_lossy(&plain).into_owned();
@@ -652,7 +652,10 @@ impl SecretsService {
                 o.insert("SecretBinary".into(), Value::String(b));
             }
         }
-        o.insert("VersionStages".into(), json!(vm.stages));
+        o.insert(
+            "VersionStages".into(),
+            Value::Array(vm.stages.iter().cloned().map(Value::String).collect()),
+        );
         o.insert("CreatedDate".into(), ts(vm.created_ms));
         Ok(o)
     }
