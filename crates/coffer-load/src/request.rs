@@ -88,7 +88,10 @@ impl Signer {
         body: Bytes,
         time: SystemTime,
     ) -> anyhow::Result<Request<Full<Bytes>>> {
-        let target = format!("{SIGNING_NAME}.{operation}");
+        let mut target = String::with_capacity(SIGNING_NAME.len() + 1 + operation.len());
+        target.push_str(SIGNING_NAME);
+        target.push('.');
+        target.push_str(operation);
         let (amz_date, authorization) = self.sign(&target, &body, time)?;
 
         let mut request = Request::new(Full::new(body));
