@@ -13,6 +13,7 @@ use coffer_kms::Keyring;
 use coffer_store::Store;
 
 mod error;
+mod events;
 mod list;
 mod model;
 mod ops;
@@ -24,6 +25,7 @@ mod validate;
 
 pub use coffer_service::OperationSpec;
 pub use error::ParametersError;
+pub use events::{DETAIL_TYPE, EVENT_LOG_FILE, EventLog, EventSink};
 pub use reference::{ReferencedSecret, SecretReadError, SecretReader};
 
 macro_rules! op {
@@ -86,6 +88,10 @@ pub struct ParametersService {
     count_lock: tokio::sync::Mutex<()>,
     limits: Limits,
     secrets: Option<Arc<dyn SecretReader>>,
+    /// Where parameter-policy events go (see `events`).
+    sinks: Vec<Arc<dyn EventSink>>,
+    /// One policy run at a time on this node.
+    run_lock: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for ParametersService {
@@ -125,6 +131,8 @@ impl ParametersService {
             count_lock: tokio::sync::Mutex::new(()),
             limits: Limits::default(),
             secrets: None,
+            sinks: Vec::new(),
+            run_lock: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -138,6 +146,13 @@ impl ParametersService {
     /// names are not found.
     pub fn with_secret_reader(mut self, reader: Arc<dyn SecretReader>) -> Self {
         self.secrets = Some(reader);
+        self
+    }
+
+    /// Delivers parameter-policy events to `sinks` (each gets its own durable queue, keyed by
+    /// [`EventSink::name`]). Without sinks, policies still fire but emit nothing.
+    pub fn with_event_sinks(mut self, sinks: Vec<Arc<dyn EventSink>>) -> Self {
+        self.sinks = sinks;
         self
     }
 
@@ -182,10 +197,11 @@ impl ParametersService {
         Ok(serde_json::to_vec(&serde_json::Value::Object(out)).unwrap_or_else(|_| b"{}".to_vec()))
     }
 
-    /// Background task: carries out parameter policies that are due (today: `Expiration`
-    /// deletes the parameter). Returns how many parameters it deleted. Safe to run on every
-    /// node and after downtime: whatever fell due meanwhile fires on the next run.
+    /// Background task: carries out parameter policies that are due (`Expiration` deletes the
+    /// parameter; `ExpirationNotification` and `NoChangeNotification` emit their events), then
+    /// delivers queued events to the sinks. Returns how many policies fired. Safe to run on
+    /// every node and after downtime: whatever fell due meanwhile fires on the next run.
     pub async fn run_policies(&self) -> Result<usize, ParametersError> {
-        self.expire(self.clock.now_millis()).await
+        self.run_due_policies(self.clock.now_millis()).await
     }
 }

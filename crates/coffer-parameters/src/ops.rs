@@ -459,6 +459,7 @@ impl ParametersService {
                 batch.delete(version_key(account, region, &c, oldest));
                 param.oldest = oldest + 1;
             }
+            crate::policies::schedule(&mut batch, account, region, &c, old, Some(&mut param));
             batch.check(param_key(account, region, &c), existing.as_ref().map(|l| &l.entry));
             batch.put(param_key(account, region, &c), encode(&param)?);
             batch.put(version_key(account, region, &c, version), encode(&param.current)?);
@@ -804,13 +805,26 @@ impl ParametersService {
         c: &str,
         expect: Option<&Entry>,
     ) -> Result<bool, E> {
+        self.erase_with(account, region, c, expect, WriteBatch::new())
+            .await
+    }
+
+    /// [`Self::erase`], committing `batch` (e.g. the policy runner's queued event) with it.
+    pub(crate) async fn erase_with(
+        &self,
+        account: &str,
+        region: &str,
+        c: &str,
+        expect: Option<&Entry>,
+        mut batch: WriteBatch,
+    ) -> Result<bool, E> {
         let Some(l) = self.load(account, region, c).await? else {
             return Ok(false);
         };
         if expect.is_some_and(|e| e.version != l.entry.version) {
             return Ok(false);
         }
-        let mut batch = WriteBatch::new();
+        crate::policies::schedule(&mut batch, account, region, c, Some(&l.param), None);
         batch.check(l.key.clone(), Some(&l.entry));
         batch.delete(l.key.clone());
         batch.delete(child_key(account, region, c));
