@@ -10,7 +10,7 @@
 //! between a sink's acknowledgement and the queue update repeats that one event.
 //!
 //! ```text
-//! ps/outbox/{sink}/{next attempt ms:020}/{event id}   Queued (JSON): attempts + event text
+//! ps/outbox/{sink}/{next attempt ms:020}/{seq:016x}-{event id}   Queued (JSON): attempts + event
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -144,8 +144,15 @@ pub(crate) fn outbox_prefix(sink: &str) -> String {
     format!("{OUTBOX_PREFIX}{sink}/")
 }
 
-pub(crate) fn outbox_key(sink: &str, due_ms: i64, id: &str) -> Vec<u8> {
-    format!("{OUTBOX_PREFIX}{sink}/{:020}/{id}", due_ms.max(0)).into_bytes()
+/// `entry` = `{sequence:016x}-{event id}`, so entries due at one time keep emission order.
+pub(crate) fn outbox_key(sink: &str, due_ms: i64, entry: &str) -> Vec<u8> {
+    format!("{OUTBOX_PREFIX}{sink}/{:020}/{entry}", due_ms.max(0)).into_bytes()
+}
+
+/// A per-process sequence ordering queue entries emitted in the same millisecond.
+pub(crate) fn next_seq() -> u64 {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Wait before the next attempt after `attempts` failed ones: 1 s, 2 s, 4 s, ... up to an hour.

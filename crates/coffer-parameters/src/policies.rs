@@ -134,9 +134,11 @@ impl ParametersService {
         let id = uuid::Uuid::new_v4().to_string();
         let event = events::policy_event(f, &id);
         let queued = encode(&Queued { attempts: 0, event })?;
+        // Entries of one due time are delivered in emission order.
+        let entry = format!("{:016x}-{id}", events::next_seq());
         for sink in &self.sinks {
             batch.put(
-                events::outbox_key(sink.name(), f.now_ms, &id),
+                events::outbox_key(sink.name(), f.now_ms, &entry),
                 queued.clone(),
             );
         }
@@ -164,7 +166,9 @@ impl ParametersService {
                 match done {
                     Ok(true) => fired += 1,
                     Ok(false) => {}
-                    Err(e) => tracing::warn!(error = %e, "a parameter notification failed; will retry"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "a parameter notification failed; will retry")
+                    }
                 }
             }
         }
@@ -262,9 +266,8 @@ impl ParametersService {
         let policy = l.as_ref().and_then(|l| {
             l.param.current.policies.iter().find(|p| {
                 p.kind == "Expiration"
-                    && p.due_ms.is_some_and(|d| {
-                        d <= now && expire_key(d, account, region, c) == index_key
-                    })
+                    && p.due_ms
+                        .is_some_and(|d| d <= now && expire_key(d, account, region, c) == index_key)
             })
         });
         match (&l, policy) {
@@ -332,10 +335,10 @@ impl ParametersService {
                     Ok(()) => self.commit_ignoring_conflict(batch).await?,
                     Err(msg) => {
                         q.attempts = q.attempts.saturating_add(1);
-                        let id = key.rsplit(|b| *b == b'/').next().unwrap_or_default();
-                        let id = String::from_utf8_lossy(id);
+                        let entry = key.rsplit(|b| *b == b'/').next().unwrap_or_default();
+                        let entry = String::from_utf8_lossy(entry);
                         let next = now.saturating_add(events::backoff_ms(q.attempts));
-                        batch.put(events::outbox_key(sink.name(), next, &id), encode(&q)?);
+                        batch.put(events::outbox_key(sink.name(), next, &entry), encode(&q)?);
                         self.commit_ignoring_conflict(batch).await?;
                         tracing::warn!(
                             sink = sink.name(),
@@ -380,7 +383,9 @@ mod tests {
         assert!(k >= start && k < end);
         assert!(notify_key(6, "1", "r", "X", "/a") >= end);
         assert_eq!(
-            after_ms(r#"{"Type":"NoChangeNotification","Version":"1.0","Attributes":{"After":"3","Unit":"Hours"}}"#),
+            after_ms(
+                r#"{"Type":"NoChangeNotification","Version":"1.0","Attributes":{"After":"3","Unit":"Hours"}}"#
+            ),
             Some(3 * 3_600_000)
         );
     }

@@ -406,7 +406,10 @@ pub(crate) fn parameter_policies(text: &str, now_ms: i64) -> Result<Vec<InlinePo
 }
 
 /// `{"<member>": "N", "Unit": "Days"|"Hours"}` → milliseconds.
-pub(crate) fn amount(attrs: &serde_json::Map<String, serde_json::Value>, member: &str) -> Result<i64, String> {
+pub(crate) fn amount(
+    attrs: &serde_json::Map<String, serde_json::Value>,
+    member: &str,
+) -> Result<i64, String> {
     let n: i64 = match attrs.get(member) {
         Some(serde_json::Value::String(s)) => s
             .parse()
