@@ -27,6 +27,12 @@ pub const MAX_PRESIGN_EXPIRES_SECS: i64 = 604_800;
 pub const KEY_CACHE_CAPACITY: usize = 4096;
 
 const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
+// Looked up on every request: as constants they need no parsing per lookup.
+const X_AMZ_DATE: http::HeaderName = http::HeaderName::from_static("x-amz-date");
+const X_AMZ_CONTENT_SHA256: http::HeaderName =
+    http::HeaderName::from_static("x-amz-content-sha256");
+const X_AMZ_SECURITY_TOKEN: http::HeaderName =
+    http::HeaderName::from_static("x-amz-security-token");
 const TERMINATOR: &str = "aws4_request";
 
 /// RFC 3986 unreserved characters stay; everything else is `%XX`.
@@ -205,7 +211,7 @@ fn incomplete(msg: impl Into<String>) -> AuthError {
 
 struct CachedKey {
     fingerprint: [u8; 32],
-    key: hmac::Key,
+    key: Arc<hmac::Key>,
 }
 
 /// Derived keys by "akid/yyyymmdd/region/service" (one per scope), plus a reusable buffer the
@@ -304,7 +310,7 @@ impl Verifier {
         })
     }
 
-    fn signing_key(&self, p: &Parsed, secret: &SigningSecret) -> hmac::Key {
+    fn signing_key(&self, p: &Parsed, secret: &SigningSecret) -> Arc<hmac::Key> {
         let mut guard = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         let cache = &mut *guard;
         cache.scratch.clear();
@@ -320,9 +326,9 @@ impl Verifier {
         if let Some(hit) = cache.keys.get(cache.scratch.as_str())
             && hit.fingerprint == secret.fingerprint
         {
-            return hit.key.clone();
+            return Arc::clone(&hit.key);
         }
-        let key = derive_signing_key(secret, &p.date, &p.region, &p.service);
+        let key = Arc::new(derive_signing_key(secret, &p.date, &p.region, &p.service));
         if cache.keys.len() >= KEY_CACHE_CAPACITY {
             cache.keys.clear();
         }
@@ -330,7 +336,7 @@ impl Verifier {
             cache.scratch.clone(),
             CachedKey {
                 fingerprint: secret.fingerprint,
-                key: key.clone(),
+                key: Arc::clone(&key),
             },
         );
         key
@@ -507,7 +513,7 @@ fn parse_header_form(
     check_scope_date(&scope.date, &amz_date, from_header)?;
     let session_token = req
         .headers
-        .get("x-amz-security-token")
+        .get(X_AMZ_SECURITY_TOKEN)
         .and_then(|v| v.to_str().ok())
         .map(|s| s.trim().to_owned());
     let payload_hash = payload_hash(req.headers, None, body, false)?;
@@ -609,7 +615,7 @@ fn bad_date() -> AuthError {
 
 /// The request time for header-signed requests: `X-Amz-Date`, else an HTTP `Date` header.
 fn header_date(headers: &HeaderMap) -> Result<Option<(String, i64, &'static str)>, AuthError> {
-    if let Some(v) = headers.get("x-amz-date") {
+    if let Some(v) = headers.get(X_AMZ_DATE) {
         let s = v.to_str().map_err(|_| bad_date())?.trim();
         let ts = parse_amz_date(s).ok_or_else(bad_date)?;
         return Ok(Some((s.to_owned(), ts, "X-Amz-Date")));
@@ -736,7 +742,7 @@ fn payload_hash(
     let body_hash = hex_sha256(digest::digest(&digest::SHA256, body).as_ref());
     // Hex digits are ASCII.
     let body_hash = std::str::from_utf8(&body_hash).unwrap_or_default();
-    let declared = match headers.get("x-amz-content-sha256") {
+    let declared = match headers.get(X_AMZ_CONTENT_SHA256) {
         Some(v) => Some(
             v.to_str()
                 .map_err(|_| AuthError::UnsupportedContentSha256)?
