@@ -58,7 +58,7 @@ impl<T> Decoded<T> {
         if let Ok(inner) = self.inner.read()
             && let Some(slot) = inner.map.get(key)
             && slot.entry.version == entry.version
-            && slot.entry.value == entry.value
+            && same_bytes(&slot.entry, entry)
         {
             return Some(slot.decoded.clone());
         }
@@ -103,6 +103,13 @@ impl<T> Decoded<T> {
     fn len(&self) -> usize {
         self.inner.read().map(|i| i.map.len()).unwrap_or(0)
     }
+}
+
+/// Whether two entries hold the same value bytes. Usually both share one store buffer: equal
+/// pointer and length then mean equal contents (the cache's clone keeps that buffer alive and
+/// immutable), and the comparison is skipped.
+fn same_bytes(a: &Entry, b: &Entry) -> bool {
+    (a.value.as_ptr() == b.value.as_ptr() && a.value.len() == b.value.len()) || a.value == b.value
 }
 
 /// A version record with its ciphertext already base64-decoded.
