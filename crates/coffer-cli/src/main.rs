@@ -23,6 +23,21 @@ struct Cli {
 enum Command {
     /// Run the server.
     Server(ServerArgs),
+    /// Print the parameter-policy event log (JSON Lines), optionally following new events.
+    Events(EventsArgs),
+}
+
+#[derive(clap::Args)]
+struct EventsArgs {
+    /// The server's data directory (reads its `parameter-events.jsonl`).
+    #[arg(long, env = "COFFER_DATA_DIR", default_value = "./coffer-data")]
+    data_dir: PathBuf,
+    /// Read this log file instead (as given to `server --parameter-events-log`).
+    #[arg(long)]
+    file: Option<PathBuf>,
+    /// Keep running and print events as they are appended.
+    #[arg(long)]
+    follow: bool,
 }
 
 #[derive(clap::Args)]
@@ -67,6 +82,24 @@ struct ServerArgs {
     /// Allow a non-loopback listen address without TLS (and --dev on one at all). Insecure.
     #[arg(long)]
     insecure_allow_remote: bool,
+    /// http:// URL that receives every parameter-policy event as a JSON POST (retried with
+    /// backoff until delivered).
+    #[arg(long, env = "COFFER_PARAMETER_EVENTS_WEBHOOK", hide_env_values = true)]
+    parameter_events_webhook: Option<String>,
+    /// Parameter-policy event log file (default: parameter-events.jsonl in the data directory;
+    /// with --dev, in memory unless this is given).
+    #[arg(long, env = "COFFER_PARAMETER_EVENTS_LOG")]
+    parameter_events_log: Option<PathBuf>,
+    /// Parameter Store quota: Standard-tier parameters per account and region.
+    #[arg(long, env = "COFFER_MAX_STANDARD_PARAMETERS", default_value_t = 10_000)]
+    max_standard_parameters: u64,
+    /// Parameter Store quota: Advanced-tier parameters per account and region.
+    #[arg(
+        long,
+        env = "COFFER_MAX_ADVANCED_PARAMETERS",
+        default_value_t = 100_000
+    )]
+    max_advanced_parameters: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -83,6 +116,56 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Server(args) => rt.block_on(server(args)),
+        Command::Events(args) => rt.block_on(events(args)),
+    }
+}
+
+/// Prints the event log; with `--follow`, polls for appended lines until interrupted.
+async fn events(args: EventsArgs) -> anyhow::Result<()> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let path = args
+        .file
+        .unwrap_or_else(|| args.data_dir.join(coffer_server::EVENT_LOG_FILE));
+    let mut offset = 0u64;
+    let mut partial = Vec::new();
+    loop {
+        match std::fs::File::open(&path) {
+            Ok(mut f) => {
+                let len = f.metadata()?.len();
+                if len < offset {
+                    // Replaced or truncated by the operator: start over.
+                    offset = 0;
+                    partial.clear();
+                }
+                f.seek(SeekFrom::Start(offset))?;
+                let mut buf = Vec::new();
+                f.read_to_end(&mut buf)?;
+                offset += buf.len() as u64;
+                partial.extend_from_slice(&buf);
+                // Print whole lines only; a line being appended waits for its newline.
+                if let Some(end) = partial.iter().rposition(|b| *b == b'\n') {
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(&partial[..=end])?;
+                    out.flush()?;
+                    partial.drain(..=end);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && args.follow => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                anyhow::bail!(
+                    "no parameter event log at {} (no events yet?)",
+                    path.display()
+                )
+            }
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+        if !args.follow {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
     }
 }
 
@@ -107,6 +190,12 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         allow_insecure_remote: args.insecure_allow_remote,
         clock: Arc::new(coffer_core::SystemClock),
         task_interval: std::time::Duration::from_secs(60),
+        parameter_events_webhook: args.parameter_events_webhook,
+        parameter_events_log: args.parameter_events_log,
+        parameter_limits: coffer_server::ParameterLimits {
+            standard_parameters: args.max_standard_parameters,
+            advanced_parameters: args.max_advanced_parameters,
+        },
     };
     let dev = config.dev;
     let server = coffer_server::start(config)

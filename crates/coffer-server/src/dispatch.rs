@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use coffer_core::{RequestContext, ServiceError};
 use coffer_kms::Keyring;
-use coffer_parameters::ParametersService;
+use coffer_parameters::{EventLog, EventSink, ParametersService};
 use coffer_secrets::SecretsService;
 use coffer_wire::error::ErrorEnvelope;
 use coffer_wire::sigv4::RequestParts;
@@ -26,10 +26,15 @@ pub(crate) struct AppState {
     pub credentials: Credentials,
     pub secrets: Arc<SecretsService>,
     pub parameters: ParametersService,
+    pub parameter_events: Arc<EventLog>,
 }
 
 impl AppState {
-    pub fn new(config: &ServerConfig, boot: Bootstrap) -> Self {
+    pub fn new(
+        config: &ServerConfig,
+        boot: Bootstrap,
+        webhook: Option<crate::webhook::Webhook>,
+    ) -> Self {
         let keys = Arc::new(Keyring::new(boot.store.clone(), boot.root));
         let secrets = Arc::new(SecretsService::new(
             boot.store.clone(),
@@ -37,13 +42,30 @@ impl AppState {
             config.clock.clone(),
         ));
         let reader = Arc::new(crate::secret_reader::SecretsReader(secrets.clone()));
+        let log_file = config.parameter_events_log.clone().or_else(|| {
+            config
+                .data_dir
+                .as_ref()
+                .map(|d| d.join(coffer_parameters::EVENT_LOG_FILE))
+        });
+        let parameter_events = Arc::new(match log_file {
+            Some(path) => EventLog::file(path),
+            None => EventLog::memory(),
+        });
+        let mut sinks: Vec<Arc<dyn EventSink>> = vec![parameter_events.clone()];
+        if let Some(w) = webhook {
+            sinks.push(Arc::new(w));
+        }
         let parameters = ParametersService::new(boot.store.clone(), keys, config.clock.clone())
-            .with_secret_reader(reader);
+            .with_secret_reader(reader)
+            .with_limits(config.parameter_limits)
+            .with_event_sinks(sinks);
         Self {
             account_id: boot.account_id.clone(),
             credentials: Credentials::new(&boot.access_keys),
             secrets,
             parameters,
+            parameter_events,
         }
     }
 }

@@ -14,8 +14,10 @@ mod listener;
 mod secret_reader;
 mod tasks;
 mod tls;
+mod webhook;
 
 pub use bootstrap::{DEV_ACCESS_KEY_ID, DEV_ACCOUNT_ID, DEV_SECRET_ACCESS_KEY, RootCredentials};
+pub use coffer_parameters::{EVENT_LOG_FILE, Limits as ParameterLimits};
 
 /// Default listen address (documented in README).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4700";
@@ -36,8 +38,16 @@ pub struct ServerConfig {
     /// Allows a non-loopback listen address without TLS (or, with `--dev`, at all).
     pub allow_insecure_remote: bool,
     pub clock: SharedClock,
-    /// How often background jobs (deletion windows) run.
+    /// How often background jobs (deletion windows, parameter policies, event delivery) run.
     pub task_interval: std::time::Duration,
+    /// `http://` URL receiving every parameter-policy event as a JSON `POST` (retried with
+    /// backoff; undelivered events stay queued in the store).
+    pub parameter_events_webhook: Option<String>,
+    /// The parameter-policy event log (JSON Lines). `None`: `EVENT_LOG_FILE` in the data
+    /// directory, or in memory without one (`--dev`).
+    pub parameter_events_log: Option<PathBuf>,
+    /// Parameter Store quotas per account and region.
+    pub parameter_limits: ParameterLimits,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,6 +73,9 @@ impl ServerConfig {
             allow_insecure_remote: false,
             clock: Arc::new(coffer_core::SystemClock),
             task_interval: std::time::Duration::from_secs(60),
+            parameter_events_webhook: None,
+            parameter_events_log: None,
+            parameter_limits: ParameterLimits::default(),
         }
     }
 }
@@ -84,11 +97,15 @@ pub use listener::RunningServer;
 /// Opens the store, bootstraps keys and credentials, binds the listener and starts serving.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     check_listen_policy(&config)?;
+    let webhook = match config.parameter_events_webhook.as_deref() {
+        Some(url) => Some(webhook::Webhook::new(url).map_err(StartError::Config)?),
+        None => None,
+    };
     let boot = bootstrap::Bootstrap::open(&config).await?;
     let mut report = boot.report.clone();
     let tls = tls::acceptor(&config)?;
     report.tls_fingerprint = tls.generated_fingerprint;
-    let state = Arc::new(dispatch::AppState::new(&config, boot));
+    let state = Arc::new(dispatch::AppState::new(&config, boot, webhook));
     let tasks = tasks::spawn(state.clone(), config.task_interval);
     listener::serve(config.listen, state, tls.acceptor, report, tasks).await
 }

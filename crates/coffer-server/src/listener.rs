@@ -53,6 +53,11 @@ impl RunningServer {
         crate::tasks::run_once(&self.state).await;
     }
 
+    /// The parameter-policy event log so far (one JSON event per entry, oldest first).
+    pub fn parameter_events(&self) -> std::io::Result<Vec<String>> {
+        self.state.parameter_events.events()
+    }
+
     /// Stops accepting, lets in-flight requests finish (up to 10 s), stops background jobs.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);

@@ -25,7 +25,16 @@ impl TestServer {
         Self::start(Some(dir)).await
     }
 
+    /// `--dev` with `f` applied to the configuration (after the harness's own settings).
+    pub async fn with_config(f: impl FnOnce(&mut ServerConfig)) -> Self {
+        Self::start_with(None, f).await
+    }
+
     async fn start(dir: Option<tempfile::TempDir>) -> Self {
+        Self::start_with(dir, |_| {}).await
+    }
+
+    async fn start_with(dir: Option<tempfile::TempDir>, f: impl FnOnce(&mut ServerConfig)) -> Self {
         let clock = ManualClock::new();
         let mut config = ServerConfig::dev();
         config.listen = coffer_server::ephemeral();
@@ -38,6 +47,7 @@ impl TestServer {
                 secret_access_key: coffer_server::DEV_SECRET_ACCESS_KEY.into(),
             });
         }
+        f(&mut config);
         let server = coffer_server::start(config).await.expect("server starts");
         Self {
             server,

@@ -12,6 +12,7 @@ mod secrets_tags_policies;
 mod secrets_util;
 mod secrets_versions;
 mod server;
+mod ssm_events;
 mod ssm_get;
 mod ssm_path;
 mod ssm_put;
