@@ -22,6 +22,7 @@ mod policy;
 mod readcache;
 mod replica;
 mod validate;
+mod value_out;
 
 pub use error::SecretsError;
 
@@ -117,7 +118,8 @@ impl SecretsService {
     ) -> Result<Vec<u8>, SecretsError> {
         let out = match operation {
             "CreateSecret" => self.create_secret(ctx, body).await,
-            "GetSecretValue" => self.get_secret_value(ctx, body).await,
+            // Serialised by the operation itself (the hot read path skips the `Value` tree).
+            "GetSecretValue" => return self.get_secret_value(ctx, body).await,
             "PutSecretValue" => self.put_secret_value(ctx, body).await,
             "UpdateSecret" => self.update_secret(ctx, body).await,
             "DescribeSecret" => self.describe_secret(ctx, body).await,

@@ -15,6 +15,7 @@ use crate::error::{SecretsError, decryption_error, encryption_error};
 use crate::model::*;
 use crate::readcache::{self, SharedLoaded};
 use crate::validate::{self, SecretBytes, TagIn};
+use crate::value_out::SecretValueOut;
 use crate::{SecretsService, password, retry};
 
 pub(crate) type Obj = Map<String, Value>;
@@ -573,27 +574,30 @@ impl SecretsService {
         )
     }
 
+    /// Answers with the JSON body itself: the answer is serialised straight from the metadata
+    /// and plaintext it borrows.
     pub(crate) async fn get_secret_value(
         &self,
         ctx: &RequestContext,
         body: &[u8],
-    ) -> Result<Obj, SecretsError> {
+    ) -> Result<Vec<u8>, SecretsError> {
         let input: GetSecretValueIn = validate::decode(body)?;
         let id = required("secretId", input.secret_id.as_deref())?;
         validate::version_id("versionId", input.version_id.as_deref())?;
         if let Some(s) = &input.version_stage {
             validate::version_stage("versionStage", s)?;
         }
-        self.get_value(
+        self.get_value_with(
             ctx,
             id,
             input.version_id.as_deref(),
             input.version_stage.as_deref(),
+            |o: &SecretValueOut<'_>| o.to_json(),
         )
-        .await
+        .await?
     }
 
-    /// GetSecretValue's core, shared with BatchGetSecretValue.
+    /// GetSecretValue's answer as a map, for BatchGetSecretValue.
     pub(crate) async fn get_value(
         &self,
         ctx: &RequestContext,
@@ -601,6 +605,26 @@ impl SecretsService {
         version_id: Option<&str>,
         version_stage: Option<&str>,
     ) -> Result<Obj, SecretsError> {
+        self.get_value_with(
+            ctx,
+            id,
+            version_id,
+            version_stage,
+            |o: &SecretValueOut<'_>| o.to_obj(),
+        )
+        .await
+    }
+
+    /// GetSecretValue's core: finds and decrypts the version, records the access, and hands the
+    /// answer (borrowing the metadata and plaintext) to `answer`.
+    async fn get_value_with<R>(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+        version_id: Option<&str>,
+        version_stage: Option<&str>,
+        answer: impl FnOnce(&SecretValueOut<'_>) -> R,
+    ) -> Result<R, SecretsError> {
         let l = self.resolve_shared(ctx, id).await?;
         if l.meta.is_deleted() {
             return Err(SecretsError::marked_for_deletion());
@@ -638,26 +662,22 @@ impl SecretsService {
         let (kind, plain) = self.decrypt_version(account, meta, &vid).await?;
         self.record_access(account, &l, &vid).await;
         let vm = &meta.versions[&vid];
-        let mut o = Obj::new();
-        o.insert("ARN".into(), Value::String(meta.arn.clone()));
-        o.insert("Name".into(), Value::String(meta.name.clone()));
-        o.insert("VersionId".into(), Value::String(vid.clone()));
-        match kind {
-            ValueKind::String => {
-                let s = String::from_utf8_lossy(&plain).into_owned();
-                o.insert("SecretString".into(), Value::String(s));
-            }
-            ValueKind::Binary => {
-                let b = base64::engine::general_purpose::STANDARD.encode(plain.as_slice());
-                o.insert("SecretBinary".into(), Value::String(b));
-            }
-        }
-        o.insert(
-            "VersionStages".into(),
-            Value::Array(vm.stages.iter().cloned().map(Value::String).collect()),
-        );
-        o.insert("CreatedDate".into(), ts(vm.created_ms));
-        Ok(o)
+        let (secret_string, secret_binary) = match kind {
+            ValueKind::String => (Some(String::from_utf8_lossy(&plain)), None),
+            ValueKind::Binary => (
+                None,
+                Some(base64::engine::general_purpose::STANDARD.encode(plain.as_slice())),
+            ),
+        };
+        Ok(answer(&SecretValueOut {
+            arn: &meta.arn,
+            created_date: vm.created_ms as f64 / 1000.0,
+            name: &meta.name,
+            secret_binary,
+            secret_string,
+            version_id: &vid,
+            version_stages: &vm.stages,
+        }))
     }
 
     /// Records the day of access for the secret and the version, writing only when the day
