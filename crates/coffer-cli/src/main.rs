@@ -82,7 +82,7 @@ struct ServerArgs {
     /// Allow a non-loopback listen address without TLS (and --dev on one at all). Insecure.
     #[arg(long)]
     insecure_allow_remote: bool,
-    /// http:// URL that receives every parameter-policy event as a JSON POST (retried with
+    /// http:// or https:// URL that receives every parameter-policy event as a JSON POST (retried with
     /// backoff until delivered).
     #[arg(long, env = "COFFER_PARAMETER_EVENTS_WEBHOOK", hide_env_values = true)]
     parameter_events_webhook: Option<String>,

@@ -40,7 +40,7 @@ pub struct ServerConfig {
     pub clock: SharedClock,
     /// How often background jobs (deletion windows, parameter policies, event delivery) run.
     pub task_interval: std::time::Duration,
-    /// `http://` URL receiving every parameter-policy event as a JSON `POST` (retried with
+    /// `http(s)://` URL receiving every parameter-policy event as a JSON `POST` (retried with
     /// backoff; undelivered events stay queued in the store).
     pub parameter_events_webhook: Option<String>,
     /// The parameter-policy event log (JSON Lines). `None`: `EVENT_LOG_FILE` in the data
