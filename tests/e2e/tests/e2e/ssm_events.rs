@@ -291,3 +291,31 @@ async fn parameter_quotas_are_configurable() {
         .unwrap_err();
     assert_code(&err, "ParameterLimitExceeded");
 }
+
+#[tokio::test]
+async fn the_durable_server_appends_events_to_the_log_file_in_its_data_dir() {
+    let s = TestServer::durable().await;
+    let ssm = client(&s);
+    ssm.put_parameter()
+        .name("/ev/file")
+        .value("v")
+        .r#type(ParameterType::String)
+        .tier(ParameterTier::Advanced)
+        .policies(
+            r#"[{"Type":"NoChangeNotification","Version":"1.0","Attributes":{"After":"2","Unit":"Days"}}]"#,
+        )
+        .send()
+        .await
+        .unwrap();
+    s.clock.advance(3 * 24 * HOUR);
+    s.server.run_background_jobs().await;
+    s.server.run_background_jobs().await;
+    let dir = s._dir.as_ref().unwrap().path();
+    let text = std::fs::read_to_string(dir.join(coffer_server::EVENT_LOG_FILE)).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    let (v, kind) = detail(lines[0]);
+    assert_eq!(kind, "NoChangeNotification");
+    assert_eq!(v["detail"]["parameter-name"], "/ev/file");
+    assert_eq!(s.server.parameter_events().unwrap(), lines);
+}
