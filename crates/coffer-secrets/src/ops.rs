@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{SecretsError, decryption_error, encryption_error};
 use crate::model::*;
-use crate::readcache::{self, SharedLoaded};
+use crate::readcache::{self, SharedLoaded, Use};
 use crate::validate::{self, SecretBytes, TagIn};
 use crate::value_out::SecretValueOut;
 use crate::{SecretsService, password, retry};
@@ -202,7 +202,7 @@ impl SecretsService {
         name: &str,
     ) -> Result<Option<Loaded>, SecretsError> {
         Ok(self
-            .load_shared(account, region, name)
+            .load_with(account, region, name, Use::Write)
             .await?
             .map(SharedLoaded::into_owned))
     }
@@ -213,7 +213,7 @@ impl SecretsService {
         ctx: &RequestContext,
         id: &str,
     ) -> Result<Loaded, SecretsError> {
-        Ok(self.resolve_shared(ctx, id).await?.into_owned())
+        Ok(self.resolve_with(ctx, id, Use::Write).await?.into_owned())
     }
 
     /// [`Self::resolve`] for operations that change a secret: it must be neither scheduled for

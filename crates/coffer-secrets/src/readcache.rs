@@ -55,6 +55,27 @@ impl<T> Decoded<T> {
         entry: &Entry,
         decode: impl FnOnce(&[u8]) -> Option<T>,
     ) -> Option<Arc<T>> {
+        self.get_or_decode(key, entry, decode, true)
+    }
+
+    /// [`Decoded::get`], but a miss is not cached: for callers about to replace the record (a
+    /// writer), whose decoding would only be evicted by its own write.
+    pub fn get_uncached_miss(
+        &self,
+        key: &[u8],
+        entry: &Entry,
+        decode: impl FnOnce(&[u8]) -> Option<T>,
+    ) -> Option<Arc<T>> {
+        self.get_or_decode(key, entry, decode, false)
+    }
+
+    fn get_or_decode(
+        &self,
+        key: &[u8],
+        entry: &Entry,
+        decode: impl FnOnce(&[u8]) -> Option<T>,
+        keep: bool,
+    ) -> Option<Arc<T>> {
         if let Ok(inner) = self.inner.read()
             && let Some(slot) = inner.map.get(key)
             && slot.entry.version == entry.version
@@ -64,7 +85,8 @@ impl<T> Decoded<T> {
         }
         let decoded = Arc::new(decode(&entry.value)?);
         let size = key.len() + entry.value.len();
-        if size <= MAX_BYTES
+        if keep
+            && size <= MAX_BYTES
             && let Ok(mut inner) = self.inner.write()
         {
             match inner.map.get(key) {
@@ -147,6 +169,13 @@ pub(crate) fn decode_version(raw: &[u8]) -> Option<VersionBlob> {
     })
 }
 
+/// Whether a loaded secret is only read, or copied to be changed.
+#[derive(Clone, Copy)]
+pub(crate) enum Use {
+    Read,
+    Write,
+}
+
 /// A secret as read from the store, its metadata shared with the cache (read-only paths).
 pub(crate) struct SharedLoaded {
     pub key: Vec<u8>,
@@ -166,25 +195,29 @@ impl SharedLoaded {
 }
 
 impl SecretsService {
-    /// [`SecretsService::load`] without copying the metadata out of the cache.
-    pub(crate) async fn load_shared(
+    /// [`SecretsService::load`], the metadata shared with the cache. `Use::Write` leaves a miss
+    /// out of the cache: the owned copy a writer takes is then the decoding itself rather than a
+    /// clone of a cached one (a hit is still cloned, which is cheaper than parsing).
+    pub(crate) async fn load_with(
         &self,
         account: &str,
         region: &str,
         name: &str,
+        usage: Use,
     ) -> Result<Option<SharedLoaded>, SecretsError> {
         let key = secret_key(account, region, name);
         let Some(entry) = self.store.get(&key).await? else {
             return Ok(None);
         };
-        let meta = self
-            .reads
-            .meta
-            .get(&key, &entry, |raw| serde_json::from_slice(raw).ok())
-            .ok_or_else(|| {
-                tracing::error!("corrupt secret metadata record");
-                SecretsError::InternalServiceError("An error occurred on the server side.".into())
-            })?;
+        let decode = |raw: &[u8]| serde_json::from_slice(raw).ok();
+        let meta = match usage {
+            Use::Read => self.reads.meta.get(&key, &entry, decode),
+            Use::Write => self.reads.meta.get_uncached_miss(&key, &entry, decode),
+        };
+        let meta = meta.ok_or_else(|| {
+            tracing::error!("corrupt secret metadata record");
+            SecretsError::InternalServiceError("An error occurred on the server side.".into())
+        })?;
         Ok(Some(SharedLoaded { key, entry, meta }))
     }
 
@@ -195,11 +228,20 @@ impl SecretsService {
         ctx: &RequestContext,
         id: &str,
     ) -> Result<SharedLoaded, SecretsError> {
+        self.resolve_with(ctx, id, Use::Read).await
+    }
+
+    pub(crate) async fn resolve_with(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+        usage: Use,
+    ) -> Result<SharedLoaded, SecretsError> {
         validate::secret_id(id)?;
         let (account, region) = (ctx.account_id(), ctx.region.as_str());
         if !id.starts_with("arn:") {
             return self
-                .load_shared(account, region, id)
+                .load_with(account, region, id, usage)
                 .await?
                 .ok_or_else(SecretsError::secret_not_found);
         }
@@ -218,13 +260,13 @@ impl SecretsService {
             && res.is_char_boundary(res.len() - 7)
             && res.as_bytes()[res.len() - 7] == b'-'
             && let Some(l) = self
-                .load_shared(account, region, &res[..res.len() - 7])
+                .load_with(account, region, &res[..res.len() - 7], usage)
                 .await?
             && l.meta.arn == id
         {
             return Ok(l);
         }
-        self.load_shared(account, region, res)
+        self.load_with(account, region, res, usage)
             .await?
             .ok_or_else(SecretsError::secret_not_found)
     }
@@ -280,6 +322,16 @@ mod tests {
             b"sm/123/eu-west-1/version/n:v/1"
         );
         assert_eq!(access_key("1", "r", "n"), b"sm/1/r/access/n");
+    }
+
+    #[test]
+    fn writers_use_hits_but_do_not_cache_misses() {
+        let c: Decoded<String> = Decoded::new();
+        assert!(c.get_uncached_miss(b"k", &entry(1, "a"), parse).is_some());
+        assert_eq!(c.len(), 0);
+        assert!(c.get(b"k", &entry(1, "a"), parse).is_some());
+        let hit = c.get_uncached_miss(b"k", &entry(1, "a"), |_| panic!("must be a hit"));
+        assert_eq!(hit.as_deref().map(String::as_str), Some("a"));
     }
 
     #[test]
