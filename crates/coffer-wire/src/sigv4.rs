@@ -31,6 +31,7 @@ const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
 const X_AMZ_DATE: http::HeaderName = http::HeaderName::from_static("x-amz-date");
 const X_AMZ_CONTENT_SHA256: http::HeaderName =
     http::HeaderName::from_static("x-amz-content-sha256");
+const X_AMZ_TARGET: http::HeaderName = http::HeaderName::from_static("x-amz-target");
 const X_AMZ_SECURITY_TOKEN: http::HeaderName =
     http::HeaderName::from_static("x-amz-security-token");
 const TERMINATOR: &str = "aws4_request";
@@ -894,7 +895,15 @@ fn canonical_tail(req: &RequestParts<'_>, p: &Parsed) -> Vec<u8> {
     for name in p.signed_headers.split(';') {
         out.extend_from_slice(name.as_bytes());
         out.push(b':');
-        for (i, v) in req.headers.get_all(name).iter().enumerate() {
+        // The headers every SDK signs, by constant (a `&str` name is parsed on each lookup).
+        let values = match name {
+            "host" => req.headers.get_all(http::header::HOST),
+            "content-type" => req.headers.get_all(http::header::CONTENT_TYPE),
+            "x-amz-date" => req.headers.get_all(X_AMZ_DATE),
+            "x-amz-target" => req.headers.get_all(X_AMZ_TARGET),
+            _ => req.headers.get_all(name),
+        };
+        for (i, v) in values.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
