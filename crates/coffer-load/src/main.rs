@@ -14,7 +14,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 
 use crate::request::Signer;
-use crate::run::{Limits, Report, Scenario, run_scenario};
+use crate::run::{Limits, ParameterSet, Report, Scenario, run_scenario};
 
 /// Without --duration or --requests a scenario runs this long.
 const DEFAULT_DURATION_SECS: f64 = 10.0;
@@ -62,6 +62,20 @@ struct Args {
     /// a multiple of --connections keeps each secret to one writer, fewer makes writers collide).
     #[arg(long)]
     put_secrets: Option<usize>,
+    /// get-parameters-by-path: String parameters in the set (created at setup unless reused).
+    #[arg(long, default_value_t = 100_000)]
+    parameters_total: usize,
+    /// get-parameters-by-path: parameters under each prefix `/load/<set>/p<k>`.
+    #[arg(long, default_value_t = 10_000)]
+    parameters_per_prefix: usize,
+    /// Parameter Store scenarios: a fixed set name (`/load/<name>/...`). A complete set of the
+    /// same size is reused without setup, and the set is kept after the run. Without it, each
+    /// run creates a random set and deletes it afterwards.
+    #[arg(long)]
+    parameter_set: Option<String>,
+    /// get-parameters-by-path: Recursive=true (default false, as the SDKs send it).
+    #[arg(long)]
+    recursive: bool,
     /// Tokio worker threads of the load tool (default: available cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -79,6 +93,21 @@ fn limits(args: &Args) -> anyhow::Result<Limits> {
     }
     if args.put_secrets.is_some_and(|n| !(1..=10_000).contains(&n)) {
         bail!("--put-secrets must be between 1 and 10000");
+    }
+    if !(1..=1_000_000).contains(&args.parameters_total) {
+        bail!("--parameters-total must be between 1 and 1000000");
+    }
+    if !(1..=args.parameters_total).contains(&args.parameters_per_prefix) {
+        bail!("--parameters-per-prefix must be between 1 and --parameters-total");
+    }
+    if let Some(name) = &args.parameter_set
+        && (name.is_empty()
+            || name.len() > 64
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.'))
+    {
+        bail!("--parameter-set must be 1-64 characters of a-z, A-Z, 0-9, '-', '_', '.'");
     }
     if args.requests == Some(0) {
         bail!("--requests must be at least 1");
@@ -101,6 +130,12 @@ fn limits(args: &Args) -> anyhow::Result<Limits> {
         request_timeout: Duration::from_secs_f64(args.timeout),
         value_size: args.value_size,
         put_secrets: args.put_secrets.unwrap_or(args.connections),
+        parameters: ParameterSet {
+            total: args.parameters_total,
+            per_prefix: args.parameters_per_prefix,
+            name: args.parameter_set.clone(),
+            recursive: args.recursive,
+        },
     })
 }
 
@@ -114,12 +149,17 @@ async fn run(args: Args, limits: Limits) -> anyhow::Result<()> {
         ),
         _ => (String::new(), String::new()),
     };
-    let signer = Arc::new(Signer::new(
-        endpoint,
-        args.region.clone(),
-        &access_key_id,
-        &secret_access_key,
-    ));
+    let signer_for = |scenario: Scenario| {
+        Arc::new(
+            Signer::new(
+                endpoint.clone(),
+                args.region.clone(),
+                &access_key_id,
+                &secret_access_key,
+            )
+            .with_service(scenario.service()),
+        )
+    };
 
     let scenarios: Vec<Scenario> = match args.scenario {
         Scenario::AllGate => vec![
@@ -145,7 +185,7 @@ async fn run(args: Args, limits: Limits) -> anyhow::Result<()> {
                 .map(|n| format!(", at most {n} requests"))
                 .unwrap_or_default()
         );
-        let report = run_scenario(Arc::clone(&signer), *scenario, &limits)
+        let report = run_scenario(signer_for(*scenario), *scenario, &limits)
             .await
             .with_context(|| format!("scenario {}", scenario.name()))?;
         reports.push(report);
@@ -207,6 +247,10 @@ mod tests {
             &["--connections", "0"],
             &["--value-size", "70000"],
             &["--put-secrets", "0"],
+            &["--parameters-total", "0"],
+            &["--parameters-total", "10", "--parameters-per-prefix", "11"],
+            &["--parameter-set", "a/b"],
+            &["--parameter-set", ""],
         ] {
             let argv = std::iter::once(&"coffer-load").chain(bad.iter());
             let rejected = Args::try_parse_from(argv).map_or(true, |a| limits(&a).is_err());
@@ -221,6 +265,8 @@ mod tests {
             ("get-secret-value", Scenario::GetSecretValue),
             ("put-secret-value", Scenario::PutSecretValue),
             ("describe-secret", Scenario::DescribeSecret),
+            ("get-parameter", Scenario::GetParameter),
+            ("get-parameters-by-path", Scenario::GetParametersByPath),
             ("all-gate", Scenario::AllGate),
         ] {
             assert!(parse(&["--scenario", flag]).scenario == scenario);

@@ -20,11 +20,33 @@ use http_body_util::Full;
 use crate::endpoint::Endpoint;
 
 const JSON_CONTENT_TYPE: &str = "application/x-amz-json-1.1";
-const SIGNING_NAME: &str = "secretsmanager";
 const USER_AGENT: &str = concat!("coffer-load/", env!("CARGO_PKG_VERSION"));
 const SIGNED_HEADERS: &str = "content-type;host;x-amz-date;x-amz-target";
 const X_AMZ_DATE: HeaderName = HeaderName::from_static("x-amz-date");
 const X_AMZ_TARGET: HeaderName = HeaderName::from_static("x-amz-target");
+
+/// Which AWS service the calls go to: the `X-Amz-Target` prefix and the SigV4 signing name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Service {
+    SecretsManager,
+    Ssm,
+}
+
+impl Service {
+    fn target_prefix(self) -> &'static str {
+        match self {
+            Service::SecretsManager => "secretsmanager",
+            Service::Ssm => "AmazonSSM",
+        }
+    }
+
+    fn signing_name(self) -> &'static str {
+        match self {
+            Service::SecretsManager => "secretsmanager",
+            Service::Ssm => "ssm",
+        }
+    }
+}
 
 /// Everything of a signature that only changes once a second (the timestamp) or once a day
 /// (credential scope and signing key).
@@ -42,12 +64,13 @@ struct Second {
     signing_key: Vec<u8>,
 }
 
-/// Signs Secrets Manager calls for one endpoint and identity. Debug is deliberately not derived:
+/// Signs calls to one service for one endpoint and identity. Debug is deliberately not derived:
 /// it holds the secret access key and a signing key.
 pub struct Signer {
     access_key_id: String,
     secret_access_key: String,
     region: String,
+    service: Service,
     endpoint: Endpoint,
     host: HeaderValue,
     clock: Mutex<Option<Arc<Second>>>,
@@ -67,17 +90,24 @@ impl Signer {
             access_key_id: access_key_id.to_owned(),
             secret_access_key: secret_access_key.to_owned(),
             region,
+            service: Service::SecretsManager,
             endpoint,
             host,
             clock: Mutex::new(None),
         }
     }
 
+    /// The same identity, signing for `service` (Secrets Manager unless changed).
+    pub fn with_service(mut self, service: Service) -> Self {
+        self.service = service;
+        self
+    }
+
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint
     }
 
-    /// `POST /` with `X-Amz-Target: secretsmanager.<operation>`, signed now.
+    /// `POST /` with `X-Amz-Target: <service prefix>.<operation>`, signed now.
     pub fn call(&self, operation: &str, body: Bytes) -> anyhow::Result<Request<Full<Bytes>>> {
         self.call_at(operation, body, SystemTime::now())
     }
@@ -88,8 +118,9 @@ impl Signer {
         body: Bytes,
         time: SystemTime,
     ) -> anyhow::Result<Request<Full<Bytes>>> {
-        let mut target = String::with_capacity(SIGNING_NAME.len() + 1 + operation.len());
-        target.push_str(SIGNING_NAME);
+        let prefix = self.service.target_prefix();
+        let mut target = String::with_capacity(prefix.len() + 1 + operation.len());
+        target.push_str(prefix);
         target.push('.');
         target.push_str(operation);
         let (amz_date, authorization) = self.sign(&target, &body, time)?;
@@ -169,11 +200,12 @@ impl Signer {
             .as_ref()
             .filter(|c| c.amz_date.starts_with(day))
             .map(|c| (c.scope.clone(), c.signing_key.clone()));
+        let signing_name = self.service.signing_name();
         let (scope, signing_key) = match same_day {
             Some(kept) => kept,
             None => (
-                format!("{day}/{}/{SIGNING_NAME}/aws4_request", self.region),
-                v4::generate_signing_key(&self.secret_access_key, time, &self.region, SIGNING_NAME)
+                format!("{day}/{}/{signing_name}/aws4_request", self.region),
+                v4::generate_signing_key(&self.secret_access_key, time, &self.region, signing_name)
                     .as_ref()
                     .to_vec(),
             ),
@@ -319,7 +351,7 @@ mod tests {
         let params = v4::SigningParams::builder()
             .identity(&identity)
             .region(&s.region)
-            .name(SIGNING_NAME)
+            .name(s.service.signing_name())
             .time(time)
             .settings(SigningSettings::default())
             .build()
@@ -370,6 +402,23 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn ssm_calls_use_the_ssm_target_and_signing_name() {
+        let s = signer().with_service(Service::Ssm);
+        let time = UNIX_EPOCH + std::time::Duration::from_secs(1_764_201_600);
+        let body = b"{\"Name\":\"/a\",\"WithDecryption\":true}";
+        let req = s
+            .call_at("GetParameter", Bytes::copy_from_slice(body), time)
+            .unwrap();
+        assert_eq!(req.headers()["x-amz-target"], "AmazonSSM.GetParameter");
+        let expected = sdk_authorization(&s, "AmazonSSM.GetParameter", body, time);
+        assert!(
+            expected.contains("/us-east-1/ssm/aws4_request"),
+            "{expected}"
+        );
+        assert_eq!(req.headers()[header::AUTHORIZATION], expected.as_str());
     }
 
     #[test]

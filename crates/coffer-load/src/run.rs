@@ -1,7 +1,7 @@
 //! Scenario setup, the per-connection workers, and cleanup.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::net::TcpStream;
 
-use crate::request::{Signer, json_body};
+use crate::request::{Service, Signer, json_body};
 use crate::stats::{Latencies, Summary, rate};
 
 /// How many error responses are kept verbatim per scenario.
@@ -34,6 +34,10 @@ pub enum Scenario {
     PutSecretValue,
     /// DescribeSecret on one secret created at setup.
     DescribeSecret,
+    /// GetParameter WithDecryption on one SecureString parameter created at setup.
+    GetParameter,
+    /// GetParametersByPath, first page of 10 under one prefix of a populated parameter set.
+    GetParametersByPath,
     /// health, then get-secret-value, then put-secret-value; prints GetSecretValue/health.
     AllGate,
 }
@@ -45,7 +49,17 @@ impl Scenario {
             Scenario::GetSecretValue => "get-secret-value",
             Scenario::PutSecretValue => "put-secret-value",
             Scenario::DescribeSecret => "describe-secret",
+            Scenario::GetParameter => "get-parameter",
+            Scenario::GetParametersByPath => "get-parameters-by-path",
             Scenario::AllGate => "all-gate",
+        }
+    }
+
+    /// The service its calls are signed for.
+    pub fn service(self) -> Service {
+        match self {
+            Scenario::GetParameter | Scenario::GetParametersByPath => Service::Ssm,
+            _ => Service::SecretsManager,
         }
     }
 }
@@ -60,6 +74,40 @@ pub struct Limits {
     pub value_size: usize,
     /// PutSecretValue: number of secrets the writes spread over.
     pub put_secrets: usize,
+    pub parameters: ParameterSet,
+}
+
+/// The parameters the Parameter Store scenarios read: `total` String parameters named
+/// `/load/<set>/p<k>/n<i>`, `per_prefix` under each `p<k>`, plus `/load/<set>/secure`
+/// (SecureString) and `/load/<set>/ready` (written last: marks a complete population).
+#[derive(Clone, Debug)]
+pub struct ParameterSet {
+    pub total: usize,
+    pub per_prefix: usize,
+    /// A named set is reused when already complete and kept after the run; without a name the
+    /// run uses a random one and deletes what it created.
+    pub name: Option<String>,
+    /// GetParametersByPath with Recursive=true (default: false, the SDKs' default).
+    pub recursive: bool,
+}
+
+impl ParameterSet {
+    fn prefixes(&self) -> usize {
+        self.total.div_ceil(self.per_prefix.max(1))
+    }
+
+    fn parameter(&self, root: &str, i: usize) -> String {
+        format!("{root}/p{}/n{i:07}", i / self.per_prefix.max(1))
+    }
+
+    /// The prefix the listing reads: the middle one, so it has neighbours on both sides.
+    fn queried_prefix(&self, root: &str) -> String {
+        format!("{root}/p{}", self.prefixes().saturating_sub(1) / 2)
+    }
+
+    fn marker_value(&self) -> String {
+        format!("total={} per-prefix={}", self.total, self.per_prefix)
+    }
 }
 
 /// The measured outcome of one scenario.
@@ -320,12 +368,25 @@ pub async fn run_scenario(
     let addr = signer.endpoint().addr;
     let timeout = limits.request_timeout;
     let run_id = random_hex(6)?;
-    let mut created: Vec<String> = Vec::new();
+    let mut created = Scratch::Parameters(Vec::new());
 
     let work = match scenario {
         Scenario::Health => Work::Health,
         Scenario::AllGate => bail!("all-gate is a sequence of scenarios, not one"),
+        Scenario::GetParameter | Scenario::GetParametersByPath => {
+            let set = &limits.parameters;
+            let root = format!("/load/{}", set.name.as_deref().unwrap_or(&run_id));
+            let setup = parameter_setup(&signer, scenario, limits, &root, &mut created).await;
+            match setup {
+                Ok(work) => work,
+                Err(e) => {
+                    cleanup(&signer, limits, &created).await;
+                    return Err(e.context("scenario setup"));
+                }
+            }
+        }
         Scenario::GetSecretValue | Scenario::DescribeSecret | Scenario::PutSecretValue => {
+            let mut created_secrets = Vec::new();
             let mut setup = Conn::connect(addr).await.context("setup connection")?;
             let secrets = if scenario == Scenario::PutSecretValue {
                 limits.put_secrets.max(1)
@@ -353,14 +414,15 @@ pub async fn run_scenario(
                 )
                 .await;
                 if let Err(e) = result {
-                    cleanup(&signer, timeout, &created).await;
+                    cleanup(&signer, limits, &Scratch::Secrets(created_secrets)).await;
                     return Err(e.context("scenario setup"));
                 }
-                created.push(name);
+                created_secrets.push(name);
             }
+            created = Scratch::Secrets(created_secrets);
             match scenario {
                 Scenario::PutSecretValue => Work::Put {
-                    secret_ids: Arc::new(created.clone()),
+                    secret_ids: Arc::new(created.names().to_vec()),
                 },
                 _ => {
                     let operation = if scenario == Scenario::GetSecretValue {
@@ -370,7 +432,7 @@ pub async fn run_scenario(
                     };
                     Work::Read {
                         operation,
-                        body: json_body(&json!({ "SecretId": created[0] })),
+                        body: json_body(&json!({ "SecretId": created.names()[0] })),
                     }
                 }
             }
@@ -408,7 +470,7 @@ pub async fn run_scenario(
         }
     }
     let elapsed_secs = started.elapsed().as_secs_f64();
-    cleanup(&signer, timeout, &created).await;
+    cleanup(&signer, limits, &created).await;
     if let Some(e) = failure {
         return Err(e);
     }
@@ -429,24 +491,248 @@ pub async fn run_scenario(
     })
 }
 
-/// Deletes the scratch secrets without a recovery window; failures only warn.
-async fn cleanup(signer: &Signer, timeout: Duration, names: &[String]) {
-    if names.is_empty() {
-        return;
+/// What a scenario created and removes at the end.
+enum Scratch {
+    Secrets(Vec<String>),
+    Parameters(Vec<String>),
+}
+
+impl Scratch {
+    fn names(&self) -> &[String] {
+        match self {
+            Scratch::Secrets(n) | Scratch::Parameters(n) => n,
+        }
     }
-    let mut conn = match Conn::connect(signer.endpoint().addr).await {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("warning: cleanup skipped: {e:#}");
-            return;
+}
+
+/// Deletes the scratch secrets (without a recovery window) or parameters; failures only warn.
+async fn cleanup(signer: &Arc<Signer>, limits: &Limits, scratch: &Scratch) {
+    let timeout = limits.request_timeout;
+    match scratch {
+        Scratch::Secrets(names) if !names.is_empty() => {
+            let mut conn = match Conn::connect(signer.endpoint().addr).await {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("warning: cleanup skipped: {e:#}");
+                    return;
+                }
+            };
+            for name in names {
+                let body = json!({ "SecretId": name, "ForceDeleteWithoutRecovery": true });
+                if let Err(e) = call_once(&mut conn, signer, timeout, "DeleteSecret", body).await {
+                    eprintln!("warning: could not delete {name}: {e:#}");
+                }
+            }
+        }
+        Scratch::Parameters(names) if !names.is_empty() => {
+            let names = Arc::new(names.clone());
+            let batches = names.len().div_ceil(DELETE_BATCH);
+            let result = fan_out(signer, limits, batches, "deleting", move |b| {
+                let end = ((b + 1) * DELETE_BATCH).min(names.len());
+                let chunk = names.get(b * DELETE_BATCH..end).unwrap_or_default();
+                ("DeleteParameters", json!({ "Names": chunk }))
+            })
+            .await;
+            if let Err(e) = result {
+                eprintln!("warning: parameter cleanup incomplete: {e:#}");
+            }
+        }
+        _ => {}
+    }
+}
+
+/// DeleteParameters takes at most 10 names.
+const DELETE_BATCH: usize = 10;
+
+/// Sends `count` setup calls, `make(i)` for i in 0..count, over `limits.connections`
+/// connections at once. A `ParameterAlreadyExists` answer counts as done, so an interrupted
+/// population resumes. Prints progress every tenth.
+async fn fan_out<F>(
+    signer: &Arc<Signer>,
+    limits: &Limits,
+    count: usize,
+    label: &'static str,
+    make: F,
+) -> anyhow::Result<()>
+where
+    F: Fn(usize) -> (&'static str, serde_json::Value) + Send + Sync + 'static,
+{
+    let make = Arc::new(make);
+    let next = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let step = (count / 10).max(1);
+    let handles: Vec<_> = (0..limits.connections.min(count.max(1)))
+        .map(|_| {
+            let (signer, make, next, done) = (
+                Arc::clone(signer),
+                Arc::clone(&make),
+                Arc::clone(&next),
+                Arc::clone(&done),
+            );
+            let timeout = limits.request_timeout;
+            tokio::spawn(async move {
+                let mut conn = Conn::connect(signer.endpoint().addr).await?;
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= count {
+                        return anyhow::Ok(());
+                    }
+                    let (operation, body) = make(i);
+                    let request = signer.call(operation, json_body(&body))?;
+                    let (status, reply) = tokio::time::timeout(timeout, conn.send(request))
+                        .await
+                        .with_context(|| format!("{operation} timed out"))??;
+                    let exists = reply
+                        .windows(b"ParameterAlreadyExists".len())
+                        .any(|w| w == b"ParameterAlreadyExists");
+                    if !status.is_success() && !exists {
+                        bail!("{operation} failed with {status}: {}", sample(&reply));
+                    }
+                    let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                    if n % step == 0 {
+                        let secs = started.elapsed().as_secs_f64();
+                        eprintln!(
+                            "{label}: {n}/{count} in {secs:.1}s ({:.0}/s)",
+                            rate(n as u64, secs)
+                        );
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut failure = None;
+    for handle in handles {
+        match handle.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failure = Some(e),
+            Err(e) => failure = Some(anyhow::anyhow!("setup task failed: {e}")),
+        }
+    }
+    failure.map_or(Ok(()), Err)
+}
+
+/// Creates (or, for a named complete set, finds) what a Parameter Store scenario reads and
+/// returns the request it repeats. Names it creates in an unnamed set go to `created`.
+async fn parameter_setup(
+    signer: &Arc<Signer>,
+    scenario: Scenario,
+    limits: &Limits,
+    root: &str,
+    created: &mut Scratch,
+) -> anyhow::Result<Work> {
+    let set = limits.parameters.clone();
+    let timeout = limits.request_timeout;
+    let keep = set.name.is_some();
+    let mut conn = Conn::connect(signer.endpoint().addr)
+        .await
+        .context("setup connection")?;
+    let mut scratch = Vec::new();
+    let work = if scenario == Scenario::GetParameter {
+        let name = format!("{root}/secure");
+        let value: String = random_hex(limits.value_size.div_ceil(2))?
+            .chars()
+            .take(limits.value_size)
+            .collect();
+        // Created once per set: a reused set keeps its parameter (no new version per run).
+        let request = signer.call(
+            "PutParameter",
+            json_body(&json!({ "Name": name, "Value": value, "Type": "SecureString" })),
+        )?;
+        let (status, reply) = tokio::time::timeout(timeout, conn.send(request))
+            .await
+            .context("PutParameter timed out")??;
+        if status.is_success() {
+            scratch.push(name.clone());
+        } else if !String::from_utf8_lossy(&reply).contains("ParameterAlreadyExists") {
+            bail!("PutParameter failed with {status}: {}", sample(&reply));
+        }
+        Work::Read {
+            operation: "GetParameter",
+            body: json_body(&json!({ "Name": name, "WithDecryption": true })),
+        }
+    } else {
+        let marker = format!("{root}/ready");
+        let request = signer.call("GetParameter", json_body(&json!({ "Name": marker })))?;
+        let (status, reply) = tokio::time::timeout(timeout, conn.send(request))
+            .await
+            .context("GetParameter timed out")??;
+        let found = status.is_success().then(|| {
+            serde_json::from_slice::<serde_json::Value>(&reply)
+                .ok()
+                .and_then(|v| v["Parameter"]["Value"].as_str().map(str::to_owned))
+                .unwrap_or_default()
+        });
+        match found {
+            Some(v) if v == set.marker_value() => {
+                eprintln!("reusing parameter set {root} ({v})");
+            }
+            Some(v) => bail!(
+                "parameter set {root} holds another population ({v}); pick another --parameter-set"
+            ),
+            None => {
+                if !keep {
+                    // Recorded before populating, so a failure half-way still cleans up.
+                    scratch.extend((0..set.total).map(|i| set.parameter(root, i)));
+                    scratch.push(marker.clone());
+                    *created = Scratch::Parameters(std::mem::take(&mut scratch));
+                }
+                let (owned_root, s) = (root.to_owned(), set.clone());
+                let size = limits.value_size;
+                fan_out(signer, limits, set.total, "populating", move |i| {
+                    (
+                        "PutParameter",
+                        json!({
+                            "Name": s.parameter(&owned_root, i),
+                            "Value": fresh_value(0, i as u64, size),
+                            "Type": "String",
+                        }),
+                    )
+                })
+                .await?;
+                call_once(
+                    &mut conn,
+                    signer,
+                    timeout,
+                    "PutParameter",
+                    json!({
+                        "Name": marker,
+                        "Value": set.marker_value(),
+                        "Type": "String",
+                        "Overwrite": true,
+                    }),
+                )
+                .await?;
+            }
+        }
+        let path = set.queried_prefix(root);
+        let body = json!({ "Path": path, "Recursive": set.recursive, "MaxResults": 10 });
+        // One checked call: the page must be full and continue, as the scenario claims.
+        let reply = call_once(
+            &mut conn,
+            signer,
+            timeout,
+            "GetParametersByPath",
+            body.clone(),
+        )
+        .await?;
+        let v: serde_json::Value = serde_json::from_slice(&reply).context("listing reply")?;
+        let listed = v["Parameters"].as_array().map_or(0, Vec::len);
+        let want = set.per_prefix.min(set.total).min(10);
+        if listed != want || (set.per_prefix > 10 && v.get("NextToken").is_none()) {
+            bail!(
+                "GetParametersByPath {path} listed {listed} parameters (expected {want} and a NextToken)"
+            );
+        }
+        Work::Read {
+            operation: "GetParametersByPath",
+            body: json_body(&body),
         }
     };
-    for name in names {
-        let body = json!({ "SecretId": name, "ForceDeleteWithoutRecovery": true });
-        if let Err(e) = call_once(&mut conn, signer, timeout, "DeleteSecret", body).await {
-            eprintln!("warning: could not delete {name}: {e:#}");
-        }
+    if !keep && !scratch.is_empty() {
+        *created = Scratch::Parameters(scratch);
     }
+    Ok(work)
 }
 
 #[cfg(test)]
@@ -540,6 +826,12 @@ mod tests {
             request_timeout: Duration::from_secs(1),
             value_size: 100,
             put_secrets: 4,
+            parameters: ParameterSet {
+                total: 25,
+                per_prefix: 20,
+                name: None,
+                recursive: false,
+            },
         };
         let report = run_scenario(signer, Scenario::Health, &limits)
             .await
@@ -642,6 +934,12 @@ mod tests {
             request_timeout: Duration::from_secs(5),
             value_size: 100,
             put_secrets: 4,
+            parameters: ParameterSet {
+                total: 25,
+                per_prefix: 20,
+                name: None,
+                recursive: false,
+            },
         }
     }
 
