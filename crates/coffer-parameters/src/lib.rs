@@ -92,6 +92,9 @@ pub struct ParametersService {
     sinks: Vec<Arc<dyn EventSink>>,
     /// One policy run at a time on this node.
     run_lock: tokio::sync::Mutex<()>,
+    /// Decoded parameter records for the read paths (GetParameter(s), GetParametersByPath,
+    /// DescribeParameters), reused only for the exact store entry they were decoded from.
+    reads: coffer_service::readcache::Decoded<model::Param>,
 }
 
 impl std::fmt::Debug for ParametersService {
@@ -133,6 +136,7 @@ impl ParametersService {
             secrets: None,
             sinks: Vec::new(),
             run_lock: tokio::sync::Mutex::new(()),
+            reads: coffer_service::readcache::Decoded::new(),
         }
     }
 

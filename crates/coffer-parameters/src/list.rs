@@ -6,6 +6,8 @@
 //! page and then answers what it found with a NextToken (as AWS, which may return fewer results
 //! than MaxResults, even none, with a NextToken). So a call costs O(page), never O(store).
 
+use std::sync::Arc;
+
 use coffer_core::RequestContext;
 use coffer_store::prefix_end;
 use serde::{Deserialize, Serialize};
@@ -14,7 +16,7 @@ use serde_json::{Value, json};
 use crate::ParametersService;
 use crate::error::ParametersError as E;
 use crate::model::*;
-use crate::ops::{Obj, decode_record, policies_json, ts};
+use crate::ops::{Obj, policies_json, ts};
 use crate::validate::{self, required};
 
 /// Records a filtered call may examine beyond the ones it returns.
@@ -256,7 +258,7 @@ impl ParametersService {
         range: Range,
         max: usize,
         filters: &[Filter],
-    ) -> Result<(Vec<Param>, Option<String>), E> {
+    ) -> Result<(Vec<Arc<Param>>, Option<String>), E> {
         let (account, region) = (ctx.account_id(), ctx.region.as_str());
         let (prefix, children) = match &range {
             Range::Records(p) => (p.clone(), false),
@@ -296,17 +298,17 @@ impl ParametersService {
                 }
                 examined += 1;
                 last = Some(key.clone());
-                let param: Param = if children {
+                let param = if children {
                     let Some(c) = canon_of_child_key(c_prefix_len, key) else {
                         continue;
                     };
-                    match self.load(account, region, &c).await? {
-                        Some(l) => l.param,
+                    match self.load_shared(account, region, &c).await? {
+                        Some(p) => p,
                         // Deleted between the index read and this one.
                         None => continue,
                     }
                 } else {
-                    decode_record(&entry.value)?
+                    self.shared_param(key, entry)?
                 };
                 if filters.iter().all(|f| f.matches(&param)) {
                     out.push(param);

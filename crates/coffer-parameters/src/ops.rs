@@ -2,6 +2,7 @@
 //! labels, delete; plus what every operation shares (loading, encryption, output shapes).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -155,6 +156,28 @@ impl ParametersService {
         };
         let param = decode_record(&entry.value)?;
         Ok(Some(Loaded { key, entry, param }))
+    }
+
+    /// [`ParametersService::load`] for read-only use: the decoding is shared with the read
+    /// cache (a writer must use `load`, which gives it an owned copy to change).
+    pub(crate) async fn load_shared(
+        &self,
+        account: &str,
+        region: &str,
+        canon: &str,
+    ) -> Result<Option<Arc<Param>>, E> {
+        let key = param_key(account, region, canon);
+        let Some(entry) = self.store.get(&key).await? else {
+            return Ok(None);
+        };
+        self.shared_param(&key, &entry).map(Some)
+    }
+
+    /// The parameter record `entry` (just read at `key`), decoded or from the read cache.
+    pub(crate) fn shared_param(&self, key: &[u8], entry: &Entry) -> Result<Arc<Param>, E> {
+        self.reads
+            .get(key, entry, |raw| decode_record(raw).ok())
+            .ok_or_else(E::internal)
     }
 
     /// The canonical name a request's `Name`/`ResourceId` designates (a name or this account's
@@ -565,14 +588,17 @@ impl ParametersService {
                 )
                 .await;
         }
-        let l = self.resolve(ctx, &name).await?;
         let c = canon(&name);
+        let param = self
+            .load_shared(ctx.account_id(), &ctx.region, &c)
+            .await?
+            .ok_or_else(|| E::not_found(&name))?;
         let v = self
-            .pick_version(ctx, &c, &l.param, sel.as_ref().map(|(s, _)| s))
+            .pick_version(ctx, &c, &param, sel.as_ref().map(|(s, _)| s))
             .await?;
         self.parameter_json(
             ctx,
-            &l.param,
+            &param,
             &v,
             sel.as_ref().map(|(_, t)| t.as_str()),
             decrypt,

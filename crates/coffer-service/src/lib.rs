@@ -4,10 +4,12 @@
 //! - [`token`]: opaque, tamper-checked NextTokens bound to the listing they belong to;
 //! - [`locks`]: per-resource write serialization within one node;
 //! - [`retry_on_conflict!`]: re-running an optimistic write while the store reports a conflict;
-//! - [`constraint`]: AWS's model-constraint wording (length, range, enum) for ValidationException.
+//! - [`constraint`]: AWS's model-constraint wording (length, range, enum) for ValidationException;
+//! - [`readcache`]: decoded store records reused only for the exact entry they were decoded from.
 
 pub mod constraint;
 pub mod locks;
+pub mod readcache;
 pub mod token;
 
 /// One row of the operation table a service contributes to the server.
