@@ -36,6 +36,63 @@ def wait_quiet(limit_secs=180, threshold=0.15):
     return False
 
 
+def start_server(a, env, data_dir, log_path, extra=()):
+    """Starts a durable server on a.port and waits for /health."""
+    log = open(log_path, "a")
+    server = subprocess.Popen([os.path.join(a.bin, "coffer"), "server", "--listen", f"127.0.0.1:{a.port}",
+                               "--data-dir", data_dir, *extra], env=env, stdout=log, stderr=log)
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{a.port}/health", timeout=1).read()
+            return server
+        except OSError:
+            if server.poll() is not None:
+                break
+            time.sleep(0.1)
+    stop_server(server)
+    sys.exit("server did not come up")
+
+
+def stop_server(server):
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
+def measure(a, server, env, scenario, extra=()):
+    """Runs one coffer-load scenario (after waiting for an idle machine) and returns its JSON report
+    with the CPU split; prints one line."""
+    if not wait_quiet():
+        print("warning: machine stayed busy; running anyway", flush=True)
+    cmd = [os.path.join(a.bin, "coffer-load"), "--endpoint", f"http://127.0.0.1:{a.port}",
+           "--scenario", scenario, "--duration", str(a.duration), "--connections", str(a.connections), "--json", *extra]
+    if a.threads:
+        cmd += ["--threads", str(a.threads)]
+    busy0, srv0, t0 = machine_busy_secs(), proc_cpu_secs(server.pid), time.monotonic()
+    load = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    out = load.stdout.read()
+    _, status, ru = os.wait4(load.pid, 0)
+    wall = time.monotonic() - t0
+    busy, srv = machine_busy_secs() - busy0, proc_cpu_secs(server.pid) - srv0
+    tool = ru.ru_utime + ru.ru_stime
+    if status != 0:
+        sys.exit(f"coffer-load failed for {scenario}")
+    r = json.loads(out)["scenarios"][0]
+    r["cpu"] = {"wall": wall, "server": srv, "load_tool": tool, "others": max(0.0, busy - srv - tool),
+                "server_us_per_req": 1e6 * srv / max(1, r["ok"] + r["errors"]),
+                "load_us_per_req": 1e6 * tool / max(1, r["ok"] + r["errors"])}
+    c = r["cpu"]
+    print(f"{scenario:<22} {r['rps']:>10.1f} req/s  p50 {r['latency_ms']['p50']:.3f} p90 {r['latency_ms']['p90']:.3f} "
+          f"p99 {r['latency_ms']['p99']:.3f} max {r['latency_ms']['max']:.3f} ms  errors {r['errors']}  | cpu s: "
+          f"server {c['server']:.2f} ({c['server_us_per_req']:.1f} us/req) load {c['load_tool']:.2f} "
+          f"({c['load_us_per_req']:.1f} us/req) others {c['others']:.2f} of {2 * wall:.1f}", flush=True)
+    for s in r["error_samples"]:
+        print("   ", s)
+    return r
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=float, default=10)
@@ -50,58 +107,17 @@ def main():
     tmp = tempfile.mkdtemp(prefix="coffer-bench.")
     env = dict(os.environ, COFFER_ROOT_ACCESS_KEY_ID=KEY_ID, COFFER_ROOT_SECRET_ACCESS_KEY=SECRET,
                AWS_ACCESS_KEY_ID=KEY_ID, AWS_SECRET_ACCESS_KEY=SECRET)
-    log = open(os.path.join(tmp, "server.log"), "w")
-    server = subprocess.Popen([os.path.join(a.bin, "coffer"), "server", "--listen", f"127.0.0.1:{a.port}",
-                               "--data-dir", os.path.join(tmp, "data")], env=env, stdout=log, stderr=log)
+    server = start_server(a, env, os.path.join(tmp, "data"), os.path.join(tmp, "server.log"))
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{a.port}/health", timeout=1).read()
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            sys.exit("server did not come up")
         results = []
         for scenario in a.scenarios:
-            if not wait_quiet():
-                print("warning: machine stayed busy; running anyway", flush=True)
-            cmd = [os.path.join(a.bin, "coffer-load"), "--endpoint", f"http://127.0.0.1:{a.port}",
-                   "--scenario", scenario, "--duration", str(a.duration), "--connections", str(a.connections), "--json"]
-            if a.put_secrets:
-                cmd += ["--put-secrets", str(a.put_secrets)]
-            if a.threads:
-                cmd += ["--threads", str(a.threads)]
-            busy0, srv0, t0 = machine_busy_secs(), proc_cpu_secs(server.pid), time.monotonic()
-            load = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-            out = load.stdout.read()
-            _, status, ru = os.wait4(load.pid, 0)
-            wall = time.monotonic() - t0
-            busy, srv = machine_busy_secs() - busy0, proc_cpu_secs(server.pid) - srv0
-            tool = ru.ru_utime + ru.ru_stime
-            if status != 0:
-                sys.exit(f"coffer-load failed for {scenario}")
-            r = json.loads(out)["scenarios"][0]
-            r["cpu"] = {"wall": wall, "server": srv, "load_tool": tool, "others": max(0.0, busy - srv - tool),
-                        "server_us_per_req": 1e6 * srv / max(1, r["ok"] + r["errors"]),
-                        "load_us_per_req": 1e6 * tool / max(1, r["ok"] + r["errors"])}
-            results.append(r)
-            c = r["cpu"]
-            print(f"{scenario:<18} {r['rps']:>10.1f} req/s  p50 {r['latency_ms']['p50']:.3f} p90 {r['latency_ms']['p90']:.3f} "
-                  f"p99 {r['latency_ms']['p99']:.3f} max {r['latency_ms']['max']:.3f} ms  errors {r['errors']}  | cpu s: "
-                  f"server {c['server']:.2f} ({c['server_us_per_req']:.1f} us/req) load {c['load_tool']:.2f} "
-                  f"({c['load_us_per_req']:.1f} us/req) others {c['others']:.2f} of {2 * wall:.1f}", flush=True)
-            for s in r["error_samples"]:
-                print("   ", s)
+            extra = ["--put-secrets", str(a.put_secrets)] if a.put_secrets else []
+            results.append(measure(a, server, env, scenario, extra))
         rps = {r["scenario"]: r["rps"] for r in results}
         if rps.get("health") and "get-secret-value" in rps:
             print(f"GetSecretValue/health = {100 * rps['get-secret-value'] / rps['health']:.1f}%")
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_server(server)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
