@@ -17,6 +17,7 @@ mod events;
 mod list;
 mod model;
 mod ops;
+mod out;
 mod policies;
 mod reference;
 mod resources;
@@ -175,9 +176,10 @@ impl ParametersService {
     ) -> Result<Vec<u8>, ParametersError> {
         let out = match operation {
             "PutParameter" => self.put_parameter(ctx, body).await,
-            "GetParameter" => self.get_parameter(ctx, body).await,
+            // Written straight into the body (see `out`).
+            "GetParameter" => return self.get_parameter(ctx, body).await,
             "GetParameters" => self.get_parameters(ctx, body).await,
-            "GetParametersByPath" => self.get_parameters_by_path(ctx, body).await,
+            "GetParametersByPath" => return self.get_parameters_by_path(ctx, body).await,
             "DescribeParameters" => self.describe_parameters(ctx, body).await,
             "GetParameterHistory" => self.get_parameter_history(ctx, body).await,
             "LabelParameterVersion" => self.label_parameter_version(ctx, body).await,

@@ -336,7 +336,7 @@ impl ParametersService {
         &self,
         ctx: &RequestContext,
         body: &[u8],
-    ) -> Result<Obj, E> {
+    ) -> Result<Vec<u8>, E> {
         let input: ByPathIn = validate::decode(body)?;
         let path = validate::path(required("path", input.path.as_deref())?)?;
         validate::range("maxResults", input.max_results, 1, 10)?;
@@ -374,19 +374,24 @@ impl ParametersService {
                 &filters,
             )
             .await?;
-        let mut list = Vec::with_capacity(params.len());
-        for p in &params {
-            list.push(Value::Object(
-                self.parameter_json(ctx, p, &p.current, None, decrypt)
-                    .await?,
-            ));
-        }
-        let mut o = Obj::new();
-        o.insert("Parameters".into(), Value::Array(list));
+        // Written straight into the body (see `out`); keys in serde_json's map order.
+        let mut buf = Vec::with_capacity(64 + 384 * params.len());
+        buf.push(b'{');
         if let Some(t) = next {
-            o.insert("NextToken".into(), json!(t));
+            buf.extend_from_slice(b"\"NextToken\":");
+            serde_json::to_writer(&mut buf, &t).map_err(|_| E::internal())?;
+            buf.push(b',');
         }
-        Ok(o)
+        buf.extend_from_slice(b"\"Parameters\":[");
+        for (i, p) in params.iter().enumerate() {
+            if i > 0 {
+                buf.push(b',');
+            }
+            self.write_parameter(ctx, p, &p.current, None, decrypt, &mut buf)
+                .await?;
+        }
+        buf.extend_from_slice(b"]}");
+        Ok(buf)
     }
 
     pub(crate) async fn describe_parameters(

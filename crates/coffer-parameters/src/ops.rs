@@ -14,6 +14,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{ParametersError as E, key_error};
 use crate::model::*;
+use crate::out::{ParamArn, ParameterOut, Shown};
 use crate::validate::{self, Selector, TagIn, required};
 use crate::{ParametersService, retry};
 
@@ -41,6 +42,18 @@ impl std::fmt::Debug for Plain {
 
 fn plain<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Plain>, D::Error> {
     Ok(Option::<String>::deserialize(d)?.map(|s| Plain(Zeroizing::new(s))))
+}
+
+/// What a name (with optional selector) designates.
+enum Located {
+    /// `/aws/reference/secretsmanager/...`: the `Parameter` shape of a secret.
+    Reference(Obj),
+    /// A parameter; `version`: the selected one unless it is the current one.
+    Found {
+        param: Arc<Param>,
+        version: Option<Box<Version>>,
+        selector: Option<String>,
+    },
 }
 
 /// A parameter as read from the store.
@@ -210,23 +223,23 @@ impl ParametersService {
             .ok_or_else(|| E::not_found(name))
     }
 
-    /// The version a selector picks (the current one without a selector).
+    /// The version a selector picks; `None` for the current one (also without a selector).
     pub(crate) async fn pick_version(
         &self,
         ctx: &RequestContext,
         canon_name: &str,
         p: &Param,
         sel: Option<&Selector>,
-    ) -> Result<Version, E> {
+    ) -> Result<Option<Version>, E> {
         let v = match sel {
-            None => return Ok(p.current.clone()),
+            None => return Ok(None),
             Some(Selector::Version(v)) => *v,
             Some(Selector::Label(l)) => p
                 .version_of_label(l)
                 .ok_or_else(|| version_not_found(l, &p.name))?,
         };
         if v == p.current.version {
-            return Ok(p.current.clone());
+            return Ok(None);
         }
         if v < p.oldest || v > p.current.version {
             return Err(version_not_found(&v.to_string(), &p.name));
@@ -237,24 +250,35 @@ impl ParametersService {
             .get(&key)
             .await?
             .ok_or_else(|| version_not_found(&v.to_string(), &p.name))?;
-        decode_record(&entry.value)
+        decode_record(&entry.value).map(Some)
+    }
+
+    /// The ARN of the parameter `name` (with or without its leading slash) in the caller's
+    /// account and region, formatted where it is written.
+    pub(crate) fn arn_of<'a>(&self, ctx: &'a RequestContext, name: &'a str) -> ParamArn<'a> {
+        ParamArn {
+            partition: ctx.partition(),
+            region: &ctx.region,
+            account: ctx.account_id(),
+            name,
+        }
     }
 
     /// The `Value` AWS returns: plaintext, or for a SecureString without decryption the base64
-    /// of the stored blob.
-    pub(crate) async fn value_out(
+    /// of the stored blob. Borrowed from `v` unless decrypted.
+    pub(crate) async fn value_out<'v>(
         &self,
         ctx: &RequestContext,
-        canon_name: &str,
-        v: &Version,
+        name: &str,
+        v: &'v Version,
         decrypt: bool,
-    ) -> Result<Zeroizing<String>, E> {
+    ) -> Result<Shown<'v>, E> {
         match &v.value {
-            Stored::Plain(s) => Ok(Zeroizing::new(s.clone())),
-            Stored::Cipher(b) if !decrypt => Ok(Zeroizing::new(b.clone())),
+            Stored::Plain(s) => Ok(Shown::Borrowed(s)),
+            Stored::Cipher(b) if !decrypt => Ok(Shown::Borrowed(b)),
             Stored::Cipher(b) => {
                 let blob = B64.decode(b.as_bytes()).map_err(|_| E::internal())?;
-                let arn = self.arn(ctx, canon_name);
+                let arn = self.arn_of(ctx, name).to_string();
                 let plain = self
                     .keys
                     .decrypt(
@@ -265,13 +289,48 @@ impl ParametersService {
                     )
                     .await
                     .map_err(|e| key_error(e, v.key_id.as_deref().unwrap_or(DEFAULT_KEY)))?;
-                let s = String::from_utf8(plain.to_vec()).map_err(|_| E::internal())?;
-                Ok(Zeroizing::new(s))
+                let s = std::str::from_utf8(&plain).map_err(|_| E::internal())?;
+                Ok(Shown::Decrypted(Zeroizing::new(s.to_owned())))
             }
         }
     }
 
-    /// The `Parameter` shape.
+    /// Appends the `Parameter` shape of version `v` of `p` to `buf`.
+    pub(crate) async fn write_parameter(
+        &self,
+        ctx: &RequestContext,
+        p: &Param,
+        v: &Version,
+        selector: Option<&str>,
+        decrypt: bool,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), E> {
+        let value = self.value_out(ctx, &p.name, v, decrypt).await?;
+        self.parameter_out(ctx, p, v, selector, value.as_str())
+            .write(buf)
+    }
+
+    fn parameter_out<'a>(
+        &self,
+        ctx: &'a RequestContext,
+        p: &'a Param,
+        v: &'a Version,
+        selector: Option<&'a str>,
+        value: &'a str,
+    ) -> ParameterOut<'a> {
+        ParameterOut::new(
+            self.arn_of(ctx, &p.name),
+            &v.data_type,
+            v.modified_ms,
+            &p.name,
+            selector,
+            v.ptype.as_str(),
+            value,
+            v.version,
+        )
+    }
+
+    /// The `Parameter` shape as a map.
     pub(crate) async fn parameter_json(
         &self,
         ctx: &RequestContext,
@@ -280,20 +339,10 @@ impl ParametersService {
         selector: Option<&str>,
         decrypt: bool,
     ) -> Result<Obj, E> {
-        let c = canon(&p.name);
-        let value = self.value_out(ctx, &c, v, decrypt).await?;
-        let mut o = Obj::new();
-        o.insert("Name".into(), json!(p.name));
-        o.insert("Type".into(), json!(v.ptype.as_str()));
-        o.insert("Value".into(), Value::String(value.as_str().to_owned()));
-        o.insert("Version".into(), json!(v.version));
-        if let Some(s) = selector {
-            o.insert("Selector".into(), json!(s));
-        }
-        o.insert("LastModifiedDate".into(), ts(v.modified_ms));
-        o.insert("ARN".into(), json!(self.arn(ctx, &c)));
-        o.insert("DataType".into(), json!(v.data_type));
-        Ok(o)
+        let value = self.value_out(ctx, &p.name, v, decrypt).await?;
+        Ok(self
+            .parameter_out(ctx, p, v, selector, value.as_str())
+            .to_obj(v.modified_ms))
     }
 
     // ----- PutParameter --------------------------------------------------------------------
@@ -574,8 +623,8 @@ impl ParametersService {
 
     // ----- GetParameter(s) -----------------------------------------------------------------
 
-    /// One name with optional selector → the `Parameter` shape.
-    async fn get_one(&self, ctx: &RequestContext, full: &str, decrypt: bool) -> Result<Obj, E> {
+    /// What one name with optional selector designates.
+    async fn locate(&self, ctx: &RequestContext, full: &str, decrypt: bool) -> Result<Located, E> {
         let (name, sel) = self.target(ctx, full)?;
         if let Some(id) = canon(&name).strip_prefix(REFERENCE_PREFIX) {
             return self
@@ -586,36 +635,76 @@ impl ParametersService {
                     sel.as_ref().map(|(_, t)| t.as_str()),
                     decrypt,
                 )
-                .await;
+                .await
+                .map(Located::Reference);
         }
         let c = canon(&name);
         let param = self
             .load_shared(ctx.account_id(), &ctx.region, &c)
             .await?
             .ok_or_else(|| E::not_found(&name))?;
-        let v = self
-            .pick_version(ctx, &c, &param, sel.as_ref().map(|(s, _)| s))
-            .await?;
-        self.parameter_json(
-            ctx,
-            &param,
-            &v,
-            sel.as_ref().map(|(_, t)| t.as_str()),
-            decrypt,
-        )
-        .await
+        let (version, selector) = match sel {
+            Some((s, text)) => (
+                self.pick_version(ctx, &c, &param, Some(&s))
+                    .await?
+                    .map(Box::new),
+                Some(text),
+            ),
+            None => (None, None),
+        };
+        Ok(Located::Found {
+            param,
+            version,
+            selector,
+        })
     }
 
-    pub(crate) async fn get_parameter(&self, ctx: &RequestContext, body: &[u8]) -> Result<Obj, E> {
+    /// One name with optional selector → the `Parameter` shape.
+    async fn get_one(&self, ctx: &RequestContext, full: &str, decrypt: bool) -> Result<Obj, E> {
+        match self.locate(ctx, full, decrypt).await? {
+            Located::Reference(o) => Ok(o),
+            Located::Found {
+                param,
+                version,
+                selector,
+            } => {
+                let v = version.as_deref().unwrap_or(&param.current);
+                self.parameter_json(ctx, &param, v, selector.as_deref(), decrypt)
+                    .await
+            }
+        }
+    }
+
+    /// The response body, written straight from the (shared) record.
+    pub(crate) async fn get_parameter(
+        &self,
+        ctx: &RequestContext,
+        body: &[u8],
+    ) -> Result<Vec<u8>, E> {
         let input: GetIn = validate::decode(body)?;
         let name = required("name", input.name.as_deref())?;
         validate::length("name", name, 1, 2048)?;
-        let p = self
-            .get_one(ctx, name, input.with_decryption.unwrap_or(false))
-            .await?;
-        let mut o = Obj::new();
-        o.insert("Parameter".into(), Value::Object(p));
-        Ok(o)
+        let decrypt = input.with_decryption.unwrap_or(false);
+        match self.locate(ctx, name, decrypt).await? {
+            Located::Reference(p) => {
+                let mut o = Obj::new();
+                o.insert("Parameter".into(), Value::Object(p));
+                encode(&Value::Object(o))
+            }
+            Located::Found {
+                param,
+                version,
+                selector,
+            } => {
+                let v = version.as_deref().unwrap_or(&param.current);
+                let mut buf = Vec::with_capacity(512);
+                buf.extend_from_slice(b"{\"Parameter\":");
+                self.write_parameter(ctx, &param, v, selector.as_deref(), decrypt, &mut buf)
+                    .await?;
+                buf.push(b'}');
+                Ok(buf)
+            }
+        }
     }
 
     pub(crate) async fn get_parameters(&self, ctx: &RequestContext, body: &[u8]) -> Result<Obj, E> {

@@ -1539,3 +1539,102 @@ fn operation_table() {
             .read_only
     );
 }
+
+/// GetParameter and GetParametersByPath write their bodies directly; they must be byte for byte
+/// what serialising the map form (still used by GetParameters) gives.
+#[tokio::test]
+async fn direct_bodies_match_the_map_form() {
+    let e = env();
+    e.clock.advance(Duration::from_millis(1_700_000_000_123));
+    e.put("/d/a", "plain \"quoted\" \\ \u{e9} \u{1}").await;
+    e.ok(
+        "PutParameter",
+        json!({"Name": "/d/a", "Value": "second", "Type": "String", "Overwrite": true}),
+    )
+    .await;
+    e.ok(
+        "PutParameter",
+        json!({"Name": "/d/b", "Value": "s3cr\u{e9}t\n", "Type": "SecureString"}),
+    )
+    .await;
+    e.ok(
+        "PutParameter",
+        json!({"Name": "/d/c", "Value": "x,y", "Type": "StringList"}),
+    )
+    .await;
+    e.put("rootname", "r").await;
+    e.ok(
+        "LabelParameterVersion",
+        json!({"Name": "/d/a", "ParameterVersion": 1, "Labels": ["old"]}),
+    )
+    .await;
+    let raw = |op: &'static str, body: Value| {
+        let svc = &e.svc;
+        async move {
+            let body = serde_json::to_vec(&body).unwrap();
+            svc.call(&ctx("us-east-1"), op, &body).await.unwrap()
+        }
+    };
+    let map_form = |name: &'static str, decrypt: bool| {
+        let raw = &raw;
+        async move {
+            let v: Value = serde_json::from_slice(
+                &raw(
+                    "GetParameters",
+                    json!({"Names": [name], "WithDecryption": decrypt}),
+                )
+                .await,
+            )
+            .unwrap();
+            assert_eq!(v["InvalidParameters"], json!([]), "{name}");
+            v["Parameters"][0].clone()
+        }
+    };
+    for name in [
+        "/d/a",
+        "/d/a:1",
+        "/d/a:old",
+        "/d/a:2",
+        "/d/b",
+        "/d/c",
+        "rootname",
+        "/rootname",
+    ] {
+        for decrypt in [false, true] {
+            let direct = raw(
+                "GetParameter",
+                json!({"Name": name, "WithDecryption": decrypt}),
+            )
+            .await;
+            let expected =
+                serde_json::to_vec(&json!({"Parameter": map_form(name, decrypt).await})).unwrap();
+            assert_eq!(
+                String::from_utf8(direct).unwrap(),
+                String::from_utf8(expected).unwrap()
+            );
+        }
+    }
+    for decrypt in [false, true] {
+        let first = raw(
+            "GetParametersByPath",
+            json!({"Path": "/d", "MaxResults": 2, "WithDecryption": decrypt}),
+        )
+        .await;
+        let first_v: Value = serde_json::from_slice(&first).unwrap();
+        let token = first_v["NextToken"].as_str().unwrap().to_owned();
+        let expected = json!({
+            "NextToken": token,
+            "Parameters": [map_form("/d/a", decrypt).await, map_form("/d/b", decrypt).await],
+        });
+        assert_eq!(first, serde_json::to_vec(&expected).unwrap());
+        let second = raw(
+            "GetParametersByPath",
+            json!({"Path": "/d", "MaxResults": 2, "WithDecryption": decrypt, "NextToken": token}),
+        )
+        .await;
+        let expected = json!({"Parameters": [map_form("/d/c", decrypt).await]});
+        assert_eq!(second, serde_json::to_vec(&expected).unwrap());
+    }
+    let empty = raw("GetParametersByPath", json!({"Path": "/none"})).await;
+    assert_eq!(empty, b"{\"Parameters\":[]}");
+}

@@ -5,9 +5,11 @@
 //! - [`locks`]: per-resource write serialization within one node;
 //! - [`retry_on_conflict!`]: re-running an optimistic write while the store reports a conflict;
 //! - [`constraint`]: AWS's model-constraint wording (length, range, enum) for ValidationException;
-//! - [`readcache`]: decoded store records reused only for the exact entry they were decoded from.
+//! - [`readcache`]: decoded store records reused only for the exact entry they were decoded from;
+//! - [`jsonout`]: writing JSON answers from borrowed fields, byte-identical to the map form.
 
 pub mod constraint;
+pub mod jsonout;
 pub mod locks;
 pub mod readcache;
 pub mod token;
