@@ -285,25 +285,30 @@ impl ParametersService {
             64.min(budget) + 1
         };
         let c_prefix_len = base(account, region).len() + 2;
+        let n_prefix = param_prefix(account, region);
+        // The main-record key of the index entry at hand, rebuilt in place for each.
+        let mut record_key = Vec::with_capacity(n_prefix.len() + 64);
         let mut out = Vec::with_capacity(max);
         let mut examined = 0usize;
         let mut last: Option<Vec<u8>> = None;
         let mut more = false;
         'outer: loop {
             let page = self.store.scan(&from, &end, chunk).await?;
-            for (key, entry) in &page {
+            // Index in `page` of the last key examined (its key is copied once, for the token).
+            let mut last_here = None;
+            for (i, (key, entry)) in page.iter().enumerate() {
                 if out.len() == max || examined >= budget {
                     more = true;
-                    break 'outer;
+                    break;
                 }
                 examined += 1;
-                last = Some(key.clone());
+                last_here = Some(i);
                 let param = if children {
-                    let Some(c) = canon_of_child_key(c_prefix_len, key) else {
+                    if !param_key_of_child(&n_prefix, c_prefix_len, key, &mut record_key) {
                         continue;
-                    };
-                    match self.load_shared(account, region, &c).await? {
-                        Some(p) => p,
+                    }
+                    match self.store.get(&record_key).await? {
+                        Some(entry) => self.shared_param(&record_key, &entry)?,
                         // Deleted between the index read and this one.
                         None => continue,
                     }
@@ -313,6 +318,12 @@ impl ParametersService {
                 if filters.iter().all(|f| f.matches(&param)) {
                     out.push(param);
                 }
+            }
+            if let Some(i) = last_here {
+                last = Some(page[i].0.clone());
+            }
+            if more {
+                break 'outer;
             }
             match page.last() {
                 Some((k, _)) if page.len() == chunk => {

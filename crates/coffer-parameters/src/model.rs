@@ -216,7 +216,9 @@ pub(crate) fn children_prefix(account: &str, region: &str, path: &str) -> Vec<u8
     k
 }
 
-/// The canonical name a one-level index key stands for.
+/// The canonical name a one-level index key stands for (the listing uses
+/// [`param_key_of_child`]; this spells the mapping out for the tests).
+#[cfg(test)]
 pub(crate) fn canon_of_child_key(prefix_len_of_c: usize, key: &[u8]) -> Option<String> {
     let rest = std::str::from_utf8(key.get(prefix_len_of_c..)?).ok()?;
     let (parent, leaf) = rest.split_once('\0')?;
@@ -225,6 +227,34 @@ pub(crate) fn canon_of_child_key(prefix_len_of_c: usize, key: &[u8]) -> Option<S
     } else {
         format!("{parent}/{leaf}")
     })
+}
+
+/// Sets `out` to the main-record key (`n_prefix` + canonical name) a one-level index key stands
+/// for, without building the name on its own; false (and `out` unspecified) for a malformed key.
+pub(crate) fn param_key_of_child(
+    n_prefix: &[u8],
+    prefix_len_of_c: usize,
+    key: &[u8],
+    out: &mut Vec<u8>,
+) -> bool {
+    let Some(rest) = key.get(prefix_len_of_c..) else {
+        return false;
+    };
+    if std::str::from_utf8(rest).is_err() {
+        return false;
+    }
+    let Some(nul) = rest.iter().position(|&b| b == 0) else {
+        return false;
+    };
+    let (parent, leaf) = (&rest[..nul], &rest[nul + 1..]);
+    out.clear();
+    out.extend_from_slice(n_prefix);
+    if parent != b"/" {
+        out.extend_from_slice(parent);
+    }
+    out.push(b'/');
+    out.extend_from_slice(leaf);
+    true
 }
 
 pub(crate) fn version_prefix(account: &str, region: &str, canon: &str) -> Vec<u8> {
@@ -292,6 +322,19 @@ mod tests {
             Some("/a")
         );
         assert!(child_key("1", "r", "/a/b").starts_with(&children_prefix("1", "r", "/a")));
+        let mut out = b"junk".to_vec();
+        for c in ["/a/b", "/a", "/x/y/z", "/\u{e9}/\u{1}"] {
+            assert!(param_key_of_child(
+                &param_prefix("1", "r"),
+                p,
+                &child_key("1", "r", c),
+                &mut out
+            ));
+            assert_eq!(out, param_key("1", "r", c));
+        }
+        assert!(!param_key_of_child(b"n/", p, b"ps/1/r/c/no-nul", &mut out));
+        assert!(!param_key_of_child(b"n/", p, b"short", &mut out));
+        assert!(!param_key_of_child(b"n/", p, b"ps/1/r/c/\xff\0a", &mut out));
         assert!(!child_key("1", "r", "/ab/c").starts_with(&children_prefix("1", "r", "/a")));
         assert_eq!(
             parse_expire_key(&expire_key(5, "1", "r", "/a/b")),
