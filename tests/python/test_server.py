@@ -186,3 +186,34 @@ def test_kill_9_during_writes_leaves_whole_versions(tmp_path):
         assert acked[-1][0] in versions
     finally:
         stop(proc)
+
+
+def test_secret_values_never_reach_the_log(tmp_path):
+    """Every write and read path at debug log level, including failures: the server's whole log
+    (stdout + stderr) never contains a value."""
+    marker = "LOGMARKER-5c1e0a9b-never-logged"
+    env = {"COFFER_LOG": "debug",
+           "COFFER_ROOT_ACCESS_KEY_ID": "AKIALOGTEST000000001",
+           "COFFER_ROOT_SECRET_ACCESS_KEY": "log-test-secret-access-key-0000000000000"}
+    proc, port = start(["--data-dir", str(tmp_path / "d")], env)
+    try:
+        sm = client(port, env["COFFER_ROOT_ACCESS_KEY_ID"], env["COFFER_ROOT_SECRET_ACCESS_KEY"])
+        sm.create_secret(Name="logged", SecretString=marker)
+        sm.put_secret_value(SecretId="logged", SecretString=marker + "-2")
+        sm.get_secret_value(SecretId="logged")
+        with pytest.raises(Exception):
+            sm.create_secret(Name="bad name with spaces", SecretString=marker)
+        with pytest.raises(Exception):
+            sm.put_secret_value(SecretId="logged", SecretString=marker, SecretBinary=b"x")
+        ssm = boto3.client("ssm", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+                           aws_access_key_id=env["COFFER_ROOT_ACCESS_KEY_ID"],
+                           aws_secret_access_key=env["COFFER_ROOT_SECRET_ACCESS_KEY"])
+        ssm.put_parameter(Name="/log/p", Value=marker, Type="SecureString")
+        ssm.get_parameter(Name="/log/p", WithDecryption=True)
+        with pytest.raises(Exception):
+            ssm.put_parameter(Name="/log/p", Value=marker, Type="SecureString")  # exists
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    assert "DEBUG" in err and "GetSecretValue" in err, "per-request debug logging was not on"
+    assert marker not in out and marker not in err

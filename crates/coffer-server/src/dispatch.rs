@@ -169,12 +169,24 @@ pub(crate) async fn handle(
     )
     .await
     {
-        Ok(payload) => json_response(StatusCode::OK, payload, &request_id),
+        Ok(payload) => {
+            tracing::debug!(request_id, target = target_of(&parts.headers), "ok");
+            json_response(StatusCode::OK, payload, &request_id)
+        }
         Err(env) => {
+            // Code only: messages are AWS-shaped and value-free, but the log needs none of them.
+            tracing::debug!(request_id, target = target_of(&parts.headers), code = %env.code, "failed");
             let status = StatusCode::from_u16(env.status).unwrap_or(StatusCode::BAD_REQUEST);
             error_response(&env, &request_id, status)
         }
     }
+}
+
+fn target_of(headers: &HeaderMap) -> &str {
+    headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
 }
 
 async fn handle_inner(
@@ -196,10 +208,7 @@ async fn handle_inner(
     let now = coffer_core::Clock::now_secs(&coffer_core::SystemClock);
     let (caller, verified) = state.credentials.authenticate(&parts, body, now)?;
 
-    let target = headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let target = target_of(headers);
     let (prefix, operation) = target.split_once('.').unwrap_or((target, ""));
     let service = Service::from_target_prefix(prefix)
         .filter(|s| s.has_operation(operation))
