@@ -68,11 +68,7 @@ impl Tier {
 
 pub(crate) const TIERS: &[&str] = &["Standard", "Advanced", "Intelligent-Tiering"];
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Tag {
-    pub key: String,
-    pub value: String,
-}
+pub(crate) use coffer_service::tags::Tag;
 
 /// A value as stored: plaintext for String/StringList, base64 of the keyring blob for
 /// SecureString (which is also what GetParameter returns without WithDecryption).

@@ -309,18 +309,11 @@ pub(crate) fn tags(input: &[TagIn]) -> Result<Vec<Tag>, E> {
 
 /// Merges `new` into `existing` (same key = new value) and enforces the 50-tag quota.
 pub(crate) fn merge_tags(existing: &mut Vec<Tag>, new: Vec<Tag>) -> Result<(), E> {
-    for t in new {
-        match existing.iter_mut().find(|e| e.key == t.key) {
-            Some(e) => e.value = t.value,
-            None => existing.push(t),
-        }
-    }
-    if existing.len() > MAX_TAGS {
-        return Err(E::TooManyTagsError(format!(
+    coffer_service::tags::merge(existing, new, MAX_TAGS).map_err(|_| {
+        E::TooManyTagsError(format!(
             "The Tags array can't have more than {MAX_TAGS} tags."
-        )));
-    }
-    Ok(())
+        ))
+    })
 }
 
 pub(crate) const MAX_POLICIES: usize = 10;

@@ -27,11 +27,7 @@ pub(crate) const VERSION_MIN_AGE_MS: i64 = 24 * 3600 * 1000;
 pub(crate) const HARD_MAX_VERSIONS: usize = 2000;
 pub(crate) const MAX_STAGES_PER_VERSION: usize = 20;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Tag {
-    pub key: String,
-    pub value: String,
-}
+pub(crate) use coffer_service::tags::Tag;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct VersionMeta {

@@ -222,18 +222,9 @@ pub(crate) fn tags(input: &[TagIn]) -> Result<Vec<Tag>, SecretsError> {
 
 /// Merges `new` into `existing` (same key = new value) and enforces the 50-tag quota.
 pub(crate) fn merge_tags(existing: &mut Vec<Tag>, new: Vec<Tag>) -> Result<(), SecretsError> {
-    for t in new {
-        match existing.iter_mut().find(|e| e.key == t.key) {
-            Some(e) => e.value = t.value,
-            None => existing.push(t),
-        }
-    }
-    if existing.len() > MAX_TAGS {
-        return Err(SecretsError::InvalidParameter(format!(
-            "A secret can have at most {MAX_TAGS} tags."
-        )));
-    }
-    Ok(())
+    coffer_service::tags::merge(existing, new, MAX_TAGS).map_err(|_| {
+        SecretsError::InvalidParameter(format!("A secret can have at most {MAX_TAGS} tags."))
+    })
 }
 
 /// `RegionType`: `^([a-z]+-)+\d+$`, 1–128 characters.

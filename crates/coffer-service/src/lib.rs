@@ -6,12 +6,14 @@
 //! - [`retry_on_conflict!`]: re-running an optimistic write while the store reports a conflict;
 //! - [`constraint`]: AWS's model-constraint wording (length, range, enum) for ValidationException;
 //! - [`readcache`]: decoded store records reused only for the exact entry they were decoded from;
-//! - [`jsonout`]: writing JSON answers from borrowed fields, byte-identical to the map form.
+//! - [`jsonout`]: writing JSON answers from borrowed fields, byte-identical to the map form;
+//! - [`tags`]: the stored tag shape and the merge with its quota.
 
 pub mod constraint;
 pub mod jsonout;
 pub mod locks;
 pub mod readcache;
+pub mod tags;
 pub mod token;
 
 /// One row of the operation table a service contributes to the server.
