@@ -400,3 +400,31 @@ async fn oversize_bodies_and_unknown_paths_are_aws_shaped() {
         (404, Some("UnknownOperationException"))
     );
 }
+
+#[tokio::test]
+async fn account_id_is_configurable_in_dev_mode() {
+    let s = TestServer::with_config(|c| c.account_id = Some("111122223333".into())).await;
+    assert_eq!(s.server.account_id(), "111122223333");
+    let arn = s
+        .sm()
+        .create_secret()
+        .name("acct")
+        .secret_string("v")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        arn.arn()
+            .unwrap()
+            .starts_with("arn:aws:secretsmanager:us-east-1:111122223333:secret:acct-")
+    );
+
+    let bad = coffer_server::start({
+        let mut c = coffer_server::ServerConfig::dev();
+        c.listen = coffer_server::ephemeral();
+        c.account_id = Some("12345".into());
+        c
+    })
+    .await;
+    assert!(bad.is_err(), "a 5-digit account id was accepted");
+}
