@@ -74,8 +74,12 @@ pub struct SecretsService {
 }
 
 /// Re-runs `$e` (an async attempt) while it fails with [`SecretsError::Conflict`], holding the
-/// secret's write lock (`$svc.locks`, for `$account`/`$region`/`$id`) throughout.
+/// secret's write lock (`$svc.locks`, for `$account`/`$region`/`$id`, or the caller's account and
+/// region in `$ctx`) throughout.
 macro_rules! retry {
+    ($svc:expr, $ctx:expr, $id:expr, $e:expr) => {
+        $crate::retry!($svc, $ctx.account_id(), &$ctx.region, $id, $e)
+    };
     ($svc:expr, $account:expr, $region:expr, $id:expr, $e:expr) => {
         coffer_service::retry_on_conflict!(
             lock: $svc.locks.lock($account, $region, $crate::locks::name_of($id)),

@@ -771,8 +771,7 @@ impl SecretsService {
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         retry!(
             self,
-            ctx.account_id(),
-            &ctx.region,
+            ctx,
             id,
             async {
                 let mut l = self.resolve_writable(ctx, id).await?;
@@ -839,8 +838,7 @@ impl SecretsService {
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         retry!(
             self,
-            ctx.account_id(),
-            &ctx.region,
+            ctx,
             id,
             async {
                 let mut l = self.resolve_writable(ctx, id).await?;
@@ -1006,8 +1004,7 @@ impl SecretsService {
         let account = ctx.account_id();
         retry!(
             self,
-            ctx.account_id(),
-            &ctx.region,
+            ctx,
             id,
             async {
                 let now = self.now();
@@ -1081,8 +1078,7 @@ impl SecretsService {
         let account = ctx.account_id();
         retry!(
             self,
-            ctx.account_id(),
-            &ctx.region,
+            ctx,
             id,
             async {
                 let mut l = self.resolve(ctx, id).await?;
@@ -1292,8 +1288,7 @@ impl SecretsService {
         let account = ctx.account_id();
         retry!(
             self,
-            ctx.account_id(),
-            &ctx.region,
+            ctx,
             id,
             async {
                 let mut l = self.resolve_writable(ctx, id).await?;

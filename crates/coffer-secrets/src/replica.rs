@@ -197,8 +197,7 @@ impl SecretsService {
         let force = input.force_overwrite_replica_secret.unwrap_or(false);
         retry!(
             self,
-            ctx.account_id(),
-            &ctx.region,
+            ctx,
             id,
             async {
                 let mut l = self.resolve_writable(ctx, id).await?;
@@ -276,8 +275,7 @@ impl SecretsService {
         let account = ctx.account_id();
         retry!(
             self,
-            ctx.account_id(),
-            &ctx.region,
+            ctx,
             id,
             async {
                 let mut l = self.resolve_writable(ctx, id).await?;
