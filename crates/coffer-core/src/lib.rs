@@ -16,6 +16,17 @@ pub struct Caller {
     pub access_key_id: String,
 }
 
+impl Caller {
+    /// The account's root principal (`arn:aws:iam::ACCOUNT:root`) signing with `access_key_id`.
+    pub fn root(account_id: &str, access_key_id: &str) -> Self {
+        Self {
+            account_id: account_id.to_string(),
+            principal_arn: format!("arn:aws:iam::{account_id}:root"),
+            access_key_id: access_key_id.to_string(),
+        }
+    }
+}
+
 /// Everything a service operation needs to know about the request besides its input.
 #[derive(Debug, Clone)]
 pub struct RequestContext {

@@ -19,11 +19,7 @@ const DAY: Duration = Duration::from_secs(86_400);
 
 fn ctx() -> RequestContext {
     RequestContext {
-        caller: Caller {
-            account_id: ACCOUNT.into(),
-            principal_arn: format!("arn:aws:iam::{ACCOUNT}:root"),
-            access_key_id: "AKIDEXAMPLE".into(),
-        },
+        caller: Caller::root(ACCOUNT, "AKIDEXAMPLE"),
         region: "eu-west-1".into(),
         request_id: "req".into(),
     }

@@ -70,11 +70,7 @@ fn env() -> Env {
 
 fn ctx(region: &str) -> RequestContext {
     RequestContext {
-        caller: Caller {
-            account_id: ACCOUNT.into(),
-            principal_arn: format!("arn:aws:iam::{ACCOUNT}:root"),
-            access_key_id: "AKIDEXAMPLE".into(),
-        },
+        caller: Caller::root(ACCOUNT, "AKIDEXAMPLE"),
         region: region.into(),
         request_id: "req".into(),
     }

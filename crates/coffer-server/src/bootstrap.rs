@@ -180,7 +180,7 @@ async fn store_root_key(
     )
     .map_err(|_| StartError::Config("sealing the root credentials failed".into()))?;
     let record = StoredAccessKey {
-        principal_arn: format!("arn:aws:iam::{account}:root"),
+        principal_arn: coffer_core::Caller::root(account, &creds.access_key_id).principal_arn,
         account_id: account.to_string(),
         sealed_secret: base64::engine::general_purpose::STANDARD.encode(sealed),
     };
