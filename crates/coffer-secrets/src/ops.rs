@@ -20,6 +20,14 @@ use crate::{SecretsService, password, retry};
 
 pub(crate) type Obj = Map<String, Value>;
 
+/// The `{ARN, Name}` most answers start with.
+pub(crate) fn arn_name(meta: &SecretMeta) -> Obj {
+    let mut o = Obj::new();
+    o.insert("ARN".into(), json!(meta.arn));
+    o.insert("Name".into(), json!(meta.name));
+    o
+}
+
 /// Epoch seconds with millisecond precision, as AWS's JSON timestamps.
 pub(crate) fn ts(ms: i64) -> Value {
     json!(ms as f64 / 1000.0)
@@ -508,9 +516,7 @@ impl SecretsService {
                         && l.meta.versions.contains_key(&vid)
                             && self.same_value(account, &l.meta, &vid, kind, bytes).await?
                         {
-                            let mut o = Obj::new();
-                            o.insert("ARN".into(), json!(l.meta.arn));
-                            o.insert("Name".into(), json!(l.meta.name));
+                            let mut o = arn_name(&l.meta);
                             o.insert("VersionId".into(), json!(vid));
                             return Ok(o);
                         }
@@ -842,9 +848,7 @@ impl SecretsService {
             id,
             async {
                 let mut l = self.resolve_writable(ctx, id).await?;
-                let mut out = Obj::new();
-                out.insert("ARN".into(), json!(l.meta.arn));
-                out.insert("Name".into(), json!(l.meta.name));
+                let mut out = arn_name(&l.meta);
                 if let Some((kind, bytes)) = value
                     && l.meta.versions.contains_key(&vid)
                 {
@@ -1058,9 +1062,7 @@ impl SecretsService {
                     deletion
                 };
                 self.store.commit(batch).await?;
-                let mut o = Obj::new();
-                o.insert("ARN".into(), json!(l.meta.arn));
-                o.insert("Name".into(), json!(l.meta.name));
+                let mut o = arn_name(&l.meta);
                 o.insert("DeletionDate".into(), ts(deletion));
                 Ok(o)
             }
@@ -1095,10 +1097,7 @@ impl SecretsService {
                         .await?;
                     self.store.commit(batch).await?;
                 }
-                let mut o = Obj::new();
-                o.insert("ARN".into(), json!(l.meta.arn));
-                o.insert("Name".into(), json!(l.meta.name));
-                Ok(o)
+                Ok(arn_name(&l.meta))
             }
             .await
         )
@@ -1233,10 +1232,7 @@ impl SecretsService {
                 batch.check(l.key.clone(), Some(&l.entry));
                 self.write_secret(&mut batch, account, &l.meta, &[], &dropped, &[]).await?;
                 self.store.commit(batch).await?;
-                let mut o = Obj::new();
-                o.insert("ARN".into(), json!(l.meta.arn));
-                o.insert("Name".into(), json!(l.meta.name));
-                Ok(o)
+                Ok(arn_name(&l.meta))
             }
             .await
         )

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::SecretsService;
 use crate::error::SecretsError;
-use crate::ops::{Obj, required};
+use crate::ops::{Obj, arn_name, required};
 use crate::validate;
 
 const DEFAULT_POLICY: &str = "default";
@@ -95,13 +95,6 @@ fn check_doc(doc: &str, block_public: bool) -> Result<PolicyCheck, SecretsError>
         ));
     }
     Ok(checked)
-}
-
-fn arn_name(meta: &crate::model::SecretMeta) -> Obj {
-    let mut o = Obj::new();
-    o.insert("ARN".into(), json!(meta.arn));
-    o.insert("Name".into(), json!(meta.name));
-    o
 }
 
 impl SecretsService {
