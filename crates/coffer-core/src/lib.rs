@@ -2,18 +2,85 @@
 //! partition), the injectable clock, and the contract by which a service error names its AWS
 //! error code and HTTP status (mapped to the wire envelope in exactly one place, the server).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 pub mod arn;
 
-/// The caller of one request, as established by SigV4 authentication.
+/// The caller of one request, as established by SigV4 authentication: everything authorization
+/// (policy variables, global condition keys) and audit (CloudTrail `userIdentity`) need to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     pub account_id: String,
-    /// ARN of the principal, e.g. `arn:aws:iam::123456789012:root`.
+    /// ARN of the principal: `arn:aws:iam::ACCOUNT:root`, `arn:aws:iam::ACCOUNT:user/PATH/NAME`,
+    /// or `arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`.
     pub principal_arn: String,
     pub access_key_id: String,
+    pub principal_type: PrincipalType,
+    /// AWS's unique id (`aws:userid`): the account id for root, `AIDA...` for a user,
+    /// `AROA...:SESSION` for a role session.
+    pub principal_id: String,
+    /// The IAM user's name (`aws:username`); `None` for root and role sessions.
+    pub user_name: Option<String>,
+    /// Principal tags (`aws:PrincipalTag/KEY`): the user's tags, or the role's tags overlaid by
+    /// the session's tags.
+    pub tags: BTreeMap<String, String>,
+    /// Present when the caller signs with temporary credentials (STS).
+    pub session: Option<SessionContext>,
+}
+
+/// CloudTrail's `userIdentity.type` for the principals Coffer serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrincipalType {
+    Root,
+    IamUser,
+    AssumedRole,
+}
+
+impl PrincipalType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrincipalType::Root => "Root",
+            PrincipalType::IamUser => "IAMUser",
+            PrincipalType::AssumedRole => "AssumedRole",
+        }
+    }
+}
+
+/// CloudTrail's `sessionContext.sessionIssuer.type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IssuerType {
+    Root,
+    IamUser,
+    Role,
+}
+
+impl IssuerType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IssuerType::Root => "Root",
+            IssuerType::IamUser => "IAMUser",
+            IssuerType::Role => "Role",
+        }
+    }
+}
+
+/// Temporary credentials' context: who issued the session (the role for AssumeRole, the user or
+/// root for GetSessionToken) and when it was made and ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionContext {
+    pub issuer_type: IssuerType,
+    /// The role's (or user's) ARN, e.g. `arn:aws:iam::ACCOUNT:role/PATH/NAME`; for an assumed
+    /// role this is also what `aws:PrincipalArn` matches.
+    pub issuer_arn: String,
+    pub issuer_principal_id: String,
+    /// The role's or user's name (CloudTrail's `sessionIssuer.userName`).
+    pub issuer_name: String,
+    /// `RoleSessionName` of AssumeRole; `None` for GetSessionToken.
+    pub session_name: Option<String>,
+    pub created_secs: i64,
+    pub expires_secs: i64,
 }
 
 impl Caller {
@@ -23,6 +90,25 @@ impl Caller {
             account_id: account_id.to_string(),
             principal_arn: format!("arn:aws:iam::{account_id}:root"),
             access_key_id: access_key_id.to_string(),
+            principal_type: PrincipalType::Root,
+            principal_id: account_id.to_string(),
+            user_name: None,
+            tags: BTreeMap::new(),
+            session: None,
+        }
+    }
+
+    /// True for the account's root principal, long-term or session credentials alike: it is
+    /// allowed everything in its account.
+    pub fn is_root(&self) -> bool {
+        self.principal_type == PrincipalType::Root
+    }
+
+    /// What `aws:PrincipalArn` holds: the role's ARN for a role session, else the principal ARN.
+    pub fn principal_arn_for_policy(&self) -> &str {
+        match (&self.session, self.principal_type) {
+            (Some(s), PrincipalType::AssumedRole) => &s.issuer_arn,
+            _ => &self.principal_arn,
         }
     }
 }
@@ -98,3 +184,43 @@ impl Clock for ManualClock {
 }
 
 pub type SharedClock = Arc<dyn Clock>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_and_role_session_principals() {
+        let root = Caller::root("123456789012", "AKIDEXAMPLE");
+        assert!(root.is_root());
+        assert_eq!(root.principal_type.as_str(), "Root");
+        assert_eq!(root.principal_id, "123456789012");
+        assert_eq!(
+            root.principal_arn_for_policy(),
+            "arn:aws:iam::123456789012:root"
+        );
+
+        let session = Caller {
+            principal_arn: "arn:aws:sts::123456789012:assumed-role/app/s1".into(),
+            principal_type: PrincipalType::AssumedRole,
+            principal_id: "AROAEXAMPLE:s1".into(),
+            session: Some(SessionContext {
+                issuer_type: IssuerType::Role,
+                issuer_arn: "arn:aws:iam::123456789012:role/app".into(),
+                issuer_principal_id: "AROAEXAMPLE".into(),
+                issuer_name: "app".into(),
+                session_name: Some("s1".into()),
+                created_secs: 0,
+                expires_secs: 900,
+            }),
+            ..Caller::root("123456789012", "ASIAEXAMPLE")
+        };
+        assert!(!session.is_root());
+        assert_eq!(session.principal_type.as_str(), "AssumedRole");
+        assert_eq!(
+            session.principal_arn_for_policy(),
+            "arn:aws:iam::123456789012:role/app",
+            "aws:PrincipalArn of a role session is the role"
+        );
+    }
+}

@@ -202,11 +202,7 @@ fn to_access_key(id: &str, record: &StoredAccessKey, secret: &str) -> AccessKey 
     AccessKey {
         access_key_id: id.to_string(),
         secret: Arc::new(coffer_wire::sigv4::SigningSecret::new(secret)),
-        caller: coffer_core::Caller {
-            account_id: record.account_id.clone(),
-            principal_arn: record.principal_arn.clone(),
-            access_key_id: id.to_string(),
-        },
+        caller: coffer_core::Caller::root(&record.account_id, id),
     }
 }
 
