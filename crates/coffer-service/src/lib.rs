@@ -3,6 +3,7 @@
 //!
 //! - [`token`]: opaque, tamper-checked NextTokens bound to the listing they belong to;
 //! - [`locks`]: per-resource write serialization within one node;
+//! - [`lease`]: named, expiring leases in the store, so one node of several runs a job;
 //! - [`retry_on_conflict!`]: re-running an optimistic write while the store reports a conflict;
 //! - [`constraint`]: AWS's model-constraint wording (length, range, enum) for ValidationException;
 //! - [`readcache`]: decoded store records reused only for the exact entry they were decoded from;
@@ -11,6 +12,7 @@
 
 pub mod constraint;
 pub mod jsonout;
+pub mod lease;
 pub mod locks;
 pub mod readcache;
 pub mod tags;
