@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 pub mod arn;
+pub mod authz;
 
 /// The caller of one request, as established by SigV4 authentication: everything authorization
 /// (policy variables, global condition keys) and audit (CloudTrail `userIdentity`) need to know.
@@ -114,15 +115,64 @@ impl Caller {
 }
 
 /// Everything a service operation needs to know about the request besides its input.
-#[derive(Debug, Clone)]
+///
+/// Build it with [`RequestContext::new`] (plus the `with_*` setters) so fields can be added
+/// without touching every constructor.
+#[derive(Clone)]
 pub struct RequestContext {
     pub caller: Caller,
     /// Region from the SigV4 credential scope.
     pub region: String,
     pub request_id: String,
+    /// The client's address (`aws:SourceIp`), when the transport knows it.
+    pub source_ip: Option<std::net::IpAddr>,
+    /// Whether the request came over TLS (`aws:SecureTransport`).
+    pub secure_transport: bool,
+    /// Decides every [`authz::AccessRequest`] the operation makes; [`authz::RootOnly`] by default.
+    pub authorizer: authz::SharedAuthorizer,
+}
+
+impl std::fmt::Debug for RequestContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestContext")
+            .field("caller", &self.caller)
+            .field("region", &self.region)
+            .field("request_id", &self.request_id)
+            .field("source_ip", &self.source_ip)
+            .field("secure_transport", &self.secure_transport)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RequestContext {
+    /// A context whose authorizer allows only the account root ([`authz::RootOnly`]).
+    pub fn new(caller: Caller, region: impl Into<String>, request_id: impl Into<String>) -> Self {
+        Self {
+            caller,
+            region: region.into(),
+            request_id: request_id.into(),
+            source_ip: None,
+            secure_transport: false,
+            authorizer: authz::root_only(),
+        }
+    }
+
+    pub fn with_authorizer(mut self, authorizer: authz::SharedAuthorizer) -> Self {
+        self.authorizer = authorizer;
+        self
+    }
+
+    pub fn with_transport(mut self, source_ip: Option<std::net::IpAddr>, secure: bool) -> Self {
+        self.source_ip = source_ip;
+        self.secure_transport = secure;
+        self
+    }
+
+    /// Asks the request's authorizer; `Err` carries AWS's `AccessDeniedException` message.
+    pub fn authorize(&self, req: &authz::AccessRequest<'_>) -> Result<(), authz::AccessDenied> {
+        self.authorizer.authorize(self, req)
+    }
+
     pub fn account_id(&self) -> &str {
         &self.caller.account_id
     }

@@ -18,11 +18,7 @@ const HOUR: Duration = Duration::from_secs(3600);
 const DAY: Duration = Duration::from_secs(86_400);
 
 fn ctx() -> RequestContext {
-    RequestContext {
-        caller: Caller::root(ACCOUNT, "AKIDEXAMPLE"),
-        region: "eu-west-1".into(),
-        request_id: "req".into(),
-    }
+    RequestContext::new(Caller::root(ACCOUNT, "AKIDEXAMPLE"), "eu-west-1", "req")
 }
 
 fn service(

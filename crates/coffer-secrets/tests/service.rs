@@ -32,11 +32,7 @@ fn env() -> Env {
 }
 
 fn ctx(region: &str) -> RequestContext {
-    RequestContext {
-        caller: Caller::root(ACCOUNT, "AKIDEXAMPLE"),
-        region: region.into(),
-        request_id: "req".into(),
-    }
+    RequestContext::new(Caller::root(ACCOUNT, "AKIDEXAMPLE"), region, "req")
 }
 
 type Res = Result<Value, (String, String, u16)>;

@@ -217,11 +217,7 @@ async fn handle_inner(
         let expected = service.signing_name().to_string();
         return Err(coffer_wire::sigv4::AuthError::WrongService { expected }.envelope());
     }
-    let ctx = RequestContext {
-        caller,
-        region: verified.region,
-        request_id: request_id.to_string(),
-    };
+    let ctx = RequestContext::new(caller, verified.region, request_id);
     match service {
         Service::SecretsManager => state
             .secrets
