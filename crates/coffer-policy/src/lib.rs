@@ -1,14 +1,20 @@
 //! The IAM JSON policy language: a typed model, a strict parser and validation findings.
 //!
-//! Pure: no I/O. The types keep everything evaluation needs (statement order, negated blocks,
-//! condition set qualifiers and `IfExists`) so an evaluator can be added without re-parsing.
+//! Pure: no I/O. [`CompiledPolicy`] is the evaluation form (built once per document) and
+//! [`decide`] applies AWS's evaluation logic to identity and resource policies.
 
+mod eval;
+mod glob;
 mod parse;
 mod validate;
 mod wildcard;
 
 use std::fmt;
 
+pub use eval::{
+    CompiledPolicy, Context, Decision, DenyReason, PolicyOutcome, Request, RequestPrincipal,
+    ResourceMode, Values, decide,
+};
 pub use parse::{MAX_SECRETS_MANAGER_POLICY_CHARS, parse, parse_as, parse_resource_policy};
 pub use validate::{
     Finding, FindingType, ValidationErrorsEntry, is_public, validate_resource_policy,
