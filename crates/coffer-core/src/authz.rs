@@ -125,11 +125,26 @@ pub trait TagLookup: Sync {
     fn tag(&self, key: &str) -> Option<&str>;
 }
 
-impl TagLookup for [(String, String)] {
+/// One stored tag, for the [`TagLookup`] of a list of them (each service keeps its own shape).
+pub trait TagPair {
+    fn tag_key(&self) -> &str;
+    fn tag_value(&self) -> &str;
+}
+
+impl TagPair for (String, String) {
+    fn tag_key(&self) -> &str {
+        &self.0
+    }
+    fn tag_value(&self) -> &str {
+        &self.1
+    }
+}
+
+impl<T: TagPair + Sync> TagLookup for Vec<T> {
     fn tag(&self, key: &str) -> Option<&str> {
         self.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v.as_str())
+            .find(|t| t.tag_key().eq_ignore_ascii_case(key))
+            .map(|t| t.tag_value())
     }
 }
 
@@ -262,7 +277,7 @@ mod tests {
     #[test]
     fn tag_lookup_ignores_key_case() {
         let tags = vec![("Env".to_string(), "prod".to_string())];
-        assert_eq!(tags.as_slice().tag("env"), Some("prod"));
-        assert_eq!(tags.as_slice().tag("team"), None);
+        assert_eq!(tags.tag("env"), Some("prod"));
+        assert_eq!(tags.tag("team"), None);
     }
 }

@@ -1,0 +1,184 @@
+//! The server's [`Authorizer`]: AWS's evaluation of the caller's identity policies together with
+//! the resource's policy, over the global condition keys (`aws:*`) and the keys each operation
+//! supplies.
+//!
+//! Identity policies come from an [`IdentityPolicySource`] (IAM), resolved once per request
+//! before the operation runs ([`PolicyAuthorizer::for_caller`]); a lookup that fails makes every
+//! decision of that request a denial. The account root skips all of it and keeps full access.
+//! Resource policies arrive as text and are compiled once, then served from a bounded cache.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+
+use coffer_core::authz::{
+    AccessDenied, AccessRequest, Authorizer, DenyReason, ResourcePolicy, SharedAuthorizer, is_root,
+    root_only,
+};
+use coffer_core::{Caller, RequestContext, SharedClock};
+use coffer_policy::{CompiledPolicy, Decision, PolicyKind, RequestPrincipal, ResourceMode};
+
+mod keys;
+
+pub use keys::RequestKeys;
+
+/// The caller's identity-based policies, compiled.
+#[derive(Debug, Default)]
+pub struct IdentityPolicies {
+    /// Inline and managed policies of the user and its groups, or of the session's role.
+    pub identity: Vec<Arc<CompiledPolicy>>,
+    /// A session policy (AssumeRole's `Policy`): when present it must also allow.
+    pub session: Option<Arc<CompiledPolicy>>,
+}
+
+/// Where the caller's identity policies come from (IAM). Implementations cache compiled
+/// policies; an `Err` denies the whole request.
+pub trait IdentityPolicySource: Send + Sync + 'static {
+    fn identity_policies<'a>(
+        &'a self,
+        caller: &'a Caller,
+    ) -> Pin<Box<dyn Future<Output = Result<Arc<IdentityPolicies>, String>> + Send + 'a>>;
+}
+
+/// A source for a deployment without IAM principals: every non-root caller has no policies.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoIdentityPolicies;
+
+impl IdentityPolicySource for NoIdentityPolicies {
+    fn identity_policies<'a>(
+        &'a self,
+        _caller: &'a Caller,
+    ) -> Pin<Box<dyn Future<Output = Result<Arc<IdentityPolicies>, String>> + Send + 'a>> {
+        Box::pin(async { Ok(Arc::new(IdentityPolicies::default())) })
+    }
+}
+
+/// Compiled resource policies by document text. Bounded: cleared when full (a miss only costs
+/// a parse).
+#[derive(Default)]
+struct ResourcePolicyCache {
+    /// `None`: the document does not parse (a stored policy that fails closed).
+    map: RwLock<HashMap<Box<str>, Option<Arc<CompiledPolicy>>>>,
+}
+
+const RESOURCE_CACHE_MAX: usize = 4096;
+
+impl ResourcePolicyCache {
+    fn get(&self, doc: &str) -> Option<Arc<CompiledPolicy>> {
+        if let Some(p) = self.map.read().unwrap_or_else(|p| p.into_inner()).get(doc) {
+            return p.clone();
+        }
+        let compiled = CompiledPolicy::parse(doc, PolicyKind::Resource)
+            .ok()
+            .map(Arc::new);
+        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= RESOURCE_CACHE_MAX {
+            map.clear();
+        }
+        map.insert(doc.into(), compiled.clone());
+        compiled
+    }
+}
+
+/// Shared by all requests: the identity source, the clock and the resource-policy cache.
+pub struct PolicyAuthorizer {
+    source: Arc<dyn IdentityPolicySource>,
+    clock: SharedClock,
+    resources: ResourcePolicyCache,
+}
+
+impl PolicyAuthorizer {
+    pub fn new(source: Arc<dyn IdentityPolicySource>, clock: SharedClock) -> Arc<Self> {
+        Arc::new(Self {
+            source,
+            clock,
+            resources: ResourcePolicyCache::default(),
+        })
+    }
+
+    /// The authorizer for one request by `caller`: the shared root-only one for the account
+    /// root (no lookup, no allocation), else one holding the caller's resolved policies.
+    pub async fn for_caller(self: &Arc<Self>, caller: &Caller) -> SharedAuthorizer {
+        if is_root(caller) {
+            return root_only();
+        }
+        let policies = self.source.identity_policies(caller).await;
+        Arc::new(CallerAuthorizer {
+            shared: self.clone(),
+            policies,
+        })
+    }
+}
+
+/// Decides the requests of one non-root caller.
+struct CallerAuthorizer {
+    shared: Arc<PolicyAuthorizer>,
+    policies: Result<Arc<IdentityPolicies>, String>,
+}
+
+impl Authorizer for CallerAuthorizer {
+    fn authorize(&self, ctx: &RequestContext, req: &AccessRequest<'_>) -> Result<(), AccessDenied> {
+        let caller = &ctx.caller;
+        let deny =
+            |reason| AccessDenied::new(&caller.principal_arn, req.action, req.resource, reason);
+        if is_root(caller) {
+            return Ok(());
+        }
+        let Ok(policies) = &self.policies else {
+            // Fail closed: without the caller's policies nothing is allowed.
+            return Err(deny(DenyReason::NoIdentityAllow));
+        };
+        let resource_policy = match req.resource_policy {
+            ResourcePolicy::None => None,
+            ResourcePolicy::Combined(doc) | ResourcePolicy::KeyPolicy(doc) => {
+                match self.shared.resources.get(doc) {
+                    Some(p) => Some(p),
+                    None => return Err(deny(DenyReason::NoIdentityAllow)),
+                }
+            }
+        };
+        let mode = match (&resource_policy, req.resource_policy) {
+            (Some(p), ResourcePolicy::KeyPolicy(_)) => ResourceMode::KeyPolicy(p),
+            (Some(p), _) => ResourceMode::Combined(p),
+            (None, _) => ResourceMode::None,
+        };
+        let keys = RequestKeys::new(ctx, req, self.shared.clock.now_millis());
+        let request = coffer_policy::Request {
+            action: req.action,
+            resource: req.resource,
+            principal: request_principal(caller),
+            context: &keys,
+        };
+        let decision =
+            coffer_policy::decide(policies.identity.iter().map(|p| &**p), mode, &request);
+        let decision = match (decision, &policies.session) {
+            // A session policy bounds what the identity policies grant.
+            (Decision::Allow, Some(session)) => {
+                coffer_policy::decide([&**session], ResourceMode::None, &request)
+            }
+            (d, _) => d,
+        };
+        match decision {
+            Decision::Allow => Ok(()),
+            Decision::Deny(reason) => Err(deny(match reason {
+                coffer_policy::DenyReason::ExplicitIdentity => DenyReason::ExplicitDenyIdentity,
+                coffer_policy::DenyReason::ExplicitResource => DenyReason::ExplicitDenyResource,
+                coffer_policy::DenyReason::NoIdentityAllow => DenyReason::NoIdentityAllow,
+                coffer_policy::DenyReason::NoResourceAllow => DenyReason::NoResourceAllow,
+            })),
+        }
+    }
+}
+
+fn request_principal(caller: &Caller) -> RequestPrincipal<'_> {
+    RequestPrincipal {
+        account: &caller.account_id,
+        arn: &caller.principal_arn,
+        role_arn: keys::role_arn(caller),
+        is_root: is_root(caller),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,248 @@
+use std::sync::Arc;
+
+use coffer_core::authz::{AccessRequest, ConditionKey, ResourcePolicy};
+use coffer_core::{Caller, ManualClock, PrincipalType, RequestContext};
+
+use super::*;
+
+const ACCOUNT: &str = "123456789012";
+const SECRET: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:app/db-AbCdEf";
+
+struct Fixed(Result<Arc<IdentityPolicies>, String>);
+
+impl IdentityPolicySource for Fixed {
+    fn identity_policies<'a>(
+        &'a self,
+        _caller: &'a Caller,
+    ) -> Pin<Box<dyn Future<Output = Result<Arc<IdentityPolicies>, String>> + Send + 'a>> {
+        let r = self.0.clone();
+        Box::pin(async move { r })
+    }
+}
+
+fn compile(doc: &str) -> Arc<CompiledPolicy> {
+    Arc::new(CompiledPolicy::parse(doc, PolicyKind::Identity).expect("valid"))
+}
+
+fn user() -> Caller {
+    let mut c = Caller::root(ACCOUNT, "AKIAUSER");
+    c.principal_arn = format!("arn:aws:iam::{ACCOUNT}:user/alice");
+    c.principal_type = PrincipalType::IamUser;
+    c.principal_id = "AIDAALICE".into();
+    c.user_name = Some("alice".into());
+    c.tags.insert("team".into(), "db".into());
+    c
+}
+
+/// Polls a future that is ready at once (the fixed source never waits).
+fn now<F: Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match f.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => panic!("pending"),
+    }
+}
+
+fn ctx_for(caller: Caller, source: Fixed) -> RequestContext {
+    let shared = PolicyAuthorizer::new(Arc::new(source), ManualClock::new());
+    let authz = now(shared.for_caller(&caller));
+    RequestContext::new(caller, "us-east-1", "req").with_authorizer(authz)
+}
+
+fn with(docs: &[&str]) -> Fixed {
+    Fixed(Ok(Arc::new(IdentityPolicies {
+        identity: docs.iter().map(|d| compile(d)).collect(),
+        session: None,
+    })))
+}
+
+const GSV: &str = "secretsmanager:GetSecretValue";
+
+#[test]
+fn root_is_allowed_without_any_lookup() {
+    let ctx = ctx_for(Caller::root(ACCOUNT, "AKIAROOT"), Fixed(Err("down".into())));
+    assert!(ctx.authorize(&AccessRequest::new(GSV, SECRET)).is_ok());
+}
+
+#[test]
+fn no_policies_denies_with_aws_message() {
+    let ctx = ctx_for(user(), with(&[]));
+    let e = ctx.authorize(&AccessRequest::new(GSV, SECRET)).unwrap_err();
+    assert_eq!(
+        e.message,
+        format!(
+            "User: arn:aws:iam::123456789012:user/alice is not authorized to perform: {GSV} on \
+             resource: {SECRET} because no identity-based policy allows the {GSV} action"
+        )
+    );
+}
+
+#[test]
+fn failing_lookup_denies() {
+    let ctx = ctx_for(user(), Fixed(Err("store unavailable".into())));
+    assert!(ctx.authorize(&AccessRequest::new(GSV, SECRET)).is_err());
+}
+
+#[test]
+fn allow_and_explicit_deny() {
+    let ctx = ctx_for(
+        user(),
+        with(&[
+            r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"secretsmanager:*","Resource":"*"}}"#,
+            r#"{"Version":"2012-10-17","Statement":{"Effect":"Deny","Action":"secretsmanager:DeleteSecret","Resource":"*"}}"#,
+        ]),
+    );
+    assert!(ctx.authorize(&AccessRequest::new(GSV, SECRET)).is_ok());
+    let e = ctx
+        .authorize(&AccessRequest::new("secretsmanager:DeleteSecret", SECRET))
+        .unwrap_err();
+    assert!(
+        e.message
+            .ends_with("on resource: arn:aws:secretsmanager:us-east-1:123456789012:secret:app/db-AbCdEf with an explicit deny in an identity-based policy"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn global_keys_come_from_the_caller_and_transport() {
+    let policy = r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"secretsmanager:GetSecretValue","Resource":"*",
+        "Condition":{"StringEquals":{"aws:username":"alice","aws:userid":"AIDAALICE","aws:PrincipalTag/team":"db",
+                                     "aws:ResourceTag/team":"${aws:PrincipalTag/team}","aws:PrincipalArn":"arn:aws:iam::123456789012:user/alice",
+                                     "aws:PrincipalType":"User","aws:RequestedRegion":"us-east-1","secretsmanager:SecretId":"app/db"},
+                     "Bool":{"aws:SecureTransport":"true"},
+                     "IpAddress":{"aws:SourceIp":"10.0.0.0/8"},
+                     "DateGreaterThan":{"aws:CurrentTime":"2020-01-01T00:00:00Z"}}}}"#;
+    let base = ctx_for(user(), with(&[policy]));
+    let tags = vec![("team".to_string(), "db".to_string())];
+    let keys = [ConditionKey::str("secretsmanager:SecretId", "app/db")];
+    let req = AccessRequest::new(GSV, SECRET)
+        .keys(&keys)
+        .resource_tags(&tags);
+    let good = base
+        .clone()
+        .with_transport(Some("10.1.2.3".parse().unwrap()), true);
+    assert!(good.authorize(&req).is_ok());
+    let plain = base
+        .clone()
+        .with_transport(Some("10.1.2.3".parse().unwrap()), false);
+    assert!(plain.authorize(&req).is_err());
+    let outside = base
+        .clone()
+        .with_transport(Some("192.0.2.1".parse().unwrap()), true);
+    assert!(outside.authorize(&req).is_err());
+    let other_tags = vec![("team".to_string(), "web".to_string())];
+    assert!(
+        good.authorize(
+            &AccessRequest::new(GSV, SECRET)
+                .keys(&keys)
+                .resource_tags(&other_tags)
+        )
+        .is_err()
+    );
+    // The service's own ResourceTag key mirrors aws:ResourceTag for its resources.
+    let svc = ctx_for(
+        user(),
+        with(&[
+            r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"secretsmanager:GetSecretValue","Resource":"*",
+            "Condition":{"StringEquals":{"secretsmanager:ResourceTag/team":"db"}}}}"#,
+        ]),
+    );
+    assert!(
+        svc.authorize(&AccessRequest::new(GSV, SECRET).resource_tags(&tags))
+            .is_ok()
+    );
+    assert!(svc.authorize(&AccessRequest::new(GSV, SECRET)).is_err());
+}
+
+#[test]
+fn resource_policy_grants_and_denies() {
+    let ctx = ctx_for(user(), with(&[]));
+    let grant = r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:user/alice"},"Action":"secretsmanager:GetSecretValue","Resource":"*"}}"#;
+    assert!(
+        ctx.authorize(
+            &AccessRequest::new(GSV, SECRET).resource_policy(ResourcePolicy::Combined(grant))
+        )
+        .is_ok()
+    );
+    let admin = ctx_for(
+        user(),
+        with(&[
+            r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"*","Resource":"*"}}"#,
+        ]),
+    );
+    let deny = r#"{"Version":"2012-10-17","Statement":{"Effect":"Deny","Principal":"*","Action":"secretsmanager:GetSecretValue","Resource":"*"}}"#;
+    let e = admin
+        .authorize(&AccessRequest::new(GSV, SECRET).resource_policy(ResourcePolicy::Combined(deny)))
+        .unwrap_err();
+    assert!(
+        e.message
+            .ends_with("with an explicit deny in a resource-based policy"),
+        "{}",
+        e.message
+    );
+    // A stored policy that no longer parses fails closed.
+    assert!(
+        admin
+            .authorize(
+                &AccessRequest::new(GSV, SECRET).resource_policy(ResourcePolicy::Combined("{"))
+            )
+            .is_err()
+    );
+}
+
+#[test]
+fn key_policy_must_allow_or_delegate() {
+    let key = "arn:aws:kms:us-east-1:123456789012:key/k";
+    let admin = ctx_for(
+        user(),
+        with(&[
+            r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"kms:*","Resource":"*"}}"#,
+        ]),
+    );
+    let delegating = r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"kms:*","Resource":"*"}}"#;
+    let closed = r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:user/bob"},"Action":"kms:*","Resource":"*"}}"#;
+    assert!(
+        admin
+            .authorize(
+                &AccessRequest::new("kms:Decrypt", key)
+                    .resource_policy(ResourcePolicy::KeyPolicy(delegating))
+            )
+            .is_ok()
+    );
+    let e = admin
+        .authorize(
+            &AccessRequest::new("kms:Decrypt", key)
+                .resource_policy(ResourcePolicy::KeyPolicy(closed)),
+        )
+        .unwrap_err();
+    assert!(
+        e.message
+            .ends_with("because no resource-based policy allows the kms:Decrypt action"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn session_policy_bounds_the_role() {
+    let mut c = user();
+    c.principal_type = PrincipalType::AssumedRole;
+    c.principal_arn = "arn:aws:sts::123456789012:assumed-role/app/s1".into();
+    c.user_name = None;
+    let src = Fixed(Ok(Arc::new(IdentityPolicies {
+        identity: vec![compile(
+            r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"secretsmanager:*","Resource":"*"}}"#,
+        )],
+        session: Some(compile(
+            r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"secretsmanager:DescribeSecret","Resource":"*"}}"#,
+        )),
+    })));
+    let ctx = ctx_for(c, src);
+    assert!(
+        ctx.authorize(&AccessRequest::new("secretsmanager:DescribeSecret", SECRET))
+            .is_ok()
+    );
+    assert!(ctx.authorize(&AccessRequest::new(GSV, SECRET)).is_err());
+}
