@@ -43,6 +43,7 @@ macro_rules! errors {
 
 errors! {
     InternalServerError => "InternalServerError",
+    AccessDenied => "AccessDeniedException",
     InvalidKeyId => "InvalidKeyId",
     ParameterLimitExceeded => "ParameterLimitExceeded",
     TooManyUpdates => "TooManyUpdates",
@@ -74,6 +75,12 @@ errors! {
     MalformedResourcePolicyDocument => "MalformedResourcePolicyDocumentException",
     ResourcePolicyNotFound => "ResourcePolicyNotFoundException",
     ServiceSettingNotFound => "ServiceSettingNotFound",
+}
+
+impl From<coffer_core::authz::AccessDenied> for ParametersError {
+    fn from(e: coffer_core::authz::AccessDenied) -> Self {
+        ParametersError::AccessDenied(e.message)
+    }
 }
 
 impl ParametersError {

@@ -8,8 +8,11 @@
 
 use std::sync::Arc;
 
+use std::sync::atomic::AtomicBool;
+
 use coffer_core::{RequestContext, SharedClock};
 use coffer_kms::Keyring;
+use coffer_service::opctx::OpCtx;
 use coffer_store::Store;
 
 mod error;
@@ -171,6 +174,35 @@ impl ParametersService {
     pub async fn call(
         &self,
         ctx: &RequestContext,
+        operation: &str,
+        body: &[u8],
+    ) -> Result<Vec<u8>, ParametersError> {
+        let Some(spec) = OPERATIONS.iter().find(|o| o.name == operation) else {
+            return Err(ParametersError::Wire {
+                code: "UnknownOperationException",
+                message: "The requested operation is not supported.".into(),
+            });
+        };
+        let decided = AtomicBool::new(false);
+        let op = OpCtx::new(ctx, spec, &decided);
+        let out = self.dispatch(&op, spec.name, body).await?;
+        // Every operation decides access before it reads data; an answer computed without a
+        // decision is a bug, and is refused rather than served.
+        if !coffer_service::opctx::decided(&decided) {
+            tracing::error!(
+                operation,
+                "operation finished without an authorization decision"
+            );
+            return Err(ParametersError::InternalServerError(
+                "An error occurred on the server side.".into(),
+            ));
+        }
+        Ok(out)
+    }
+
+    async fn dispatch(
+        &self,
+        ctx: &OpCtx<'_>,
         operation: &str,
         body: &[u8],
     ) -> Result<Vec<u8>, ParametersError> {

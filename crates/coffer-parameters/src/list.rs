@@ -6,9 +6,10 @@
 //! page and then answers what it found with a NextToken (as AWS, which may return fewer results
 //! than MaxResults, even none, with a NextToken). So a call costs O(page), never O(store).
 
+use coffer_core::authz::ConditionKey;
+use coffer_service::opctx::OpCtx;
 use std::sync::Arc;
 
-use coffer_core::RequestContext;
 use coffer_store::prefix_end;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -252,7 +253,7 @@ impl ParametersService {
     /// the next page.
     async fn walk(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         scope: &str,
         token: Option<&str>,
         range: Range,
@@ -345,7 +346,7 @@ impl ParametersService {
 
     pub(crate) async fn get_parameters_by_path(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         body: &[u8],
     ) -> Result<Vec<u8>, E> {
         let input: ByPathIn = validate::decode(body)?;
@@ -357,6 +358,9 @@ impl ParametersService {
         let decrypt = input.with_decryption.unwrap_or(false);
         let max = input.max_results.unwrap_or(10) as usize;
         let (account, region) = (ctx.account_id(), ctx.region.as_str());
+        // AWS decides on the path's own ARN (`parameter/prod` for `/prod`), with ssm:Recursive.
+        let recursive_key = [ConditionKey::bool("ssm:Recursive", recursive)];
+        self.check_param(ctx, &path, None, &recursive_key)?;
         let scope = coffer_service::token::scope(&[
             "GetParametersByPath",
             account,
@@ -405,13 +409,10 @@ impl ParametersService {
         Ok(buf)
     }
 
-    pub(crate) async fn describe_parameters(
-        &self,
-        ctx: &RequestContext,
-        body: &[u8],
-    ) -> Result<Obj, E> {
+    pub(crate) async fn describe_parameters(&self, ctx: &OpCtx<'_>, body: &[u8]) -> Result<Obj, E> {
         let input: DescribeIn = validate::decode(body)?;
         validate::range("maxResults", input.max_results, 1, 50)?;
+        ctx.check_any()?;
         let max = input.max_results.unwrap_or(50) as usize;
         if input.filters.is_some() && input.parameter_filters.is_some() {
             return Err(E::Validation(

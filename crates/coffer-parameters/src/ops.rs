@@ -1,6 +1,8 @@
 //! The parameter lifecycle: put (create/overwrite), get (by name, version, label), history,
 //! labels, delete; plus what every operation shares (loading, encryption, output shapes).
 
+use coffer_core::authz::{ConditionKey, ResourcePolicy as AuthzPolicy, TagLookup};
+use coffer_service::opctx::OpCtx;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -153,7 +155,7 @@ impl ParametersService {
         self.clock.now_millis()
     }
 
-    pub(crate) fn arn(&self, ctx: &RequestContext, canon: &str) -> String {
+    pub(crate) fn arn(&self, ctx: &OpCtx<'_>, canon: &str) -> String {
         param_arn(ctx.partition(), &ctx.region, ctx.account_id(), canon)
     }
 
@@ -197,7 +199,7 @@ impl ParametersService {
     /// and region's parameter ARN); `None` for an ARN of elsewhere.
     pub(crate) fn target(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         full: &str,
     ) -> Result<(String, Option<(Selector, String)>), E> {
         if full.starts_with("arn:") {
@@ -216,17 +218,88 @@ impl ParametersService {
         Ok((name, sel))
     }
 
-    /// Loads the parameter `name` (validated) designates, or ParameterNotFound.
-    pub(crate) async fn resolve(&self, ctx: &RequestContext, name: &str) -> Result<Loaded, E> {
-        self.load(ctx.account_id(), &ctx.region, &canon(name))
-            .await?
-            .ok_or_else(|| E::not_found(name))
+    /// Loads the parameter `name` (validated) designates, or ParameterNotFound, after deciding
+    /// the operation's action on it.
+    pub(crate) async fn resolve(&self, ctx: &OpCtx<'_>, name: &str) -> Result<Loaded, E> {
+        let c = canon(name);
+        let l = self.load(ctx.account_id(), &ctx.region, &c).await?;
+        self.check_param(ctx, &c, l.as_ref().map(|l| &l.param.tags), &[])?;
+        l.ok_or_else(|| E::not_found(name))
+    }
+
+    /// Decides the operation's action on parameter `c` (canonical name): its ARN, its tags when
+    /// it exists, and `extra` condition keys. A parameter that does not exist is decided on the
+    /// ARN the caller named, so callers without access learn nothing about what exists.
+    pub(crate) fn check_param(
+        &self,
+        ctx: &OpCtx<'_>,
+        c: &str,
+        tags: Option<&Vec<coffer_service::tags::Tag>>,
+        extra: &[ConditionKey<'_>],
+    ) -> Result<(), E> {
+        if ctx.root_fast_path() {
+            return Ok(());
+        }
+        let arn = self.arn(ctx, c);
+        ctx.check(
+            &arn,
+            tags.map(|t| t as &dyn TagLookup),
+            AuthzPolicy::None,
+            extra,
+        )?;
+        Ok(())
+    }
+
+    /// [`Self::check_param`] for operations that load the parameter later themselves.
+    pub(crate) async fn check_existing(
+        &self,
+        ctx: &OpCtx<'_>,
+        c: &str,
+        extra: &[ConditionKey<'_>],
+    ) -> Result<(), E> {
+        if ctx.root_fast_path() {
+            return Ok(());
+        }
+        let p = self.load_shared(ctx.account_id(), &ctx.region, c).await?;
+        self.check_param(ctx, c, p.as_ref().map(|p| &p.tags), extra)
+    }
+
+    /// SecureString decryption needs `kms:Decrypt` on the parameter's key as well, decided with
+    /// the key's policy (AWS-managed keys allow use through Parameter Store by the account).
+    pub(crate) async fn check_decrypt(
+        &self,
+        ctx: &OpCtx<'_>,
+        key_id: Option<&str>,
+        param_arn: &str,
+    ) -> Result<(), E> {
+        if ctx.root_fast_path() {
+            return Ok(());
+        }
+        let key_id = key_id.unwrap_or(DEFAULT_KEY);
+        let key = self
+            .keys
+            .describe(ctx.account_id(), &ctx.region, key_id)
+            .await
+            .map_err(|e| key_error(e, key_id))?;
+        let via = format!("ssm.{}.amazonaws.com", ctx.region);
+        let keys = [
+            ConditionKey::str("kms:ViaService", &via),
+            ConditionKey::str("kms:EncryptionContext:PARAMETER_ARN", param_arn),
+        ];
+        let policy = key_policy(&key, ctx.account_id(), &ctx.region);
+        ctx.with_action("kms:Decrypt").check(
+            &key.arn,
+            None,
+            AuthzPolicy::KeyPolicy(&policy),
+            &keys,
+        )?;
+        Ok(())
     }
 
     /// The version a selector picks; `None` for the current one (also without a selector).
     pub(crate) async fn pick_version(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         canon_name: &str,
         p: &Param,
         sel: Option<&Selector>,
@@ -268,7 +341,7 @@ impl ParametersService {
     /// of the stored blob. Borrowed from `v` unless decrypted.
     pub(crate) async fn value_out<'v>(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         name: &str,
         v: &'v Version,
         decrypt: bool,
@@ -279,6 +352,7 @@ impl ParametersService {
             Stored::Cipher(b) => {
                 let blob = B64.decode(b.as_bytes()).map_err(|_| E::internal())?;
                 let arn = self.arn_of(ctx, name).to_string();
+                self.check_decrypt(ctx, v.key_id.as_deref(), &arn).await?;
                 let plain = self
                     .keys
                     .decrypt(
@@ -298,7 +372,7 @@ impl ParametersService {
     /// Appends the `Parameter` shape of version `v` of `p` to `buf`.
     pub(crate) async fn write_parameter(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         p: &Param,
         v: &Version,
         selector: Option<&str>,
@@ -333,7 +407,7 @@ impl ParametersService {
     /// The `Parameter` shape as a map.
     pub(crate) async fn parameter_json(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         p: &Param,
         v: &Version,
         selector: Option<&str>,
@@ -347,7 +421,7 @@ impl ParametersService {
 
     // ----- PutParameter --------------------------------------------------------------------
 
-    pub(crate) async fn put_parameter(&self, ctx: &RequestContext, body: &[u8]) -> Result<Obj, E> {
+    pub(crate) async fn put_parameter(&self, ctx: &OpCtx<'_>, body: &[u8]) -> Result<Obj, E> {
         let input: PutIn = validate::decode(body)?;
         // AWS removes spaces around a name (spaces inside it are still refused).
         let name = required("name", input.name.as_deref())?.trim_matches(' ');
@@ -392,6 +466,13 @@ impl ParametersService {
             None => None,
         };
         let c = canon(name);
+        let tag_keys = [ConditionKey::list(
+            "aws:TagKeys",
+            tags.iter().map(|t| t.key.as_str()).collect(),
+        )];
+        let extra: &[ConditionKey<'_>] = if tags.is_empty() { &[] } else { &tag_keys };
+        self.check_existing(&ctx.with_request_tags(&tags), &c, extra)
+            .await?;
         let (account, region) = (ctx.account_id(), ctx.region.as_str());
         let default_tier = self
             .setting_value(ctx, crate::settings::DEFAULT_TIER)
@@ -624,9 +705,10 @@ impl ParametersService {
     // ----- GetParameter(s) -----------------------------------------------------------------
 
     /// What one name with optional selector designates.
-    async fn locate(&self, ctx: &RequestContext, full: &str, decrypt: bool) -> Result<Located, E> {
+    async fn locate(&self, ctx: &OpCtx<'_>, full: &str, decrypt: bool) -> Result<Located, E> {
         let (name, sel) = self.target(ctx, full)?;
         if let Some(id) = canon(&name).strip_prefix(REFERENCE_PREFIX) {
+            self.check_param(ctx, &canon(&name), None, &[])?;
             return self
                 .get_reference(
                     ctx,
@@ -639,10 +721,9 @@ impl ParametersService {
                 .map(Located::Reference);
         }
         let c = canon(&name);
-        let param = self
-            .load_shared(ctx.account_id(), &ctx.region, &c)
-            .await?
-            .ok_or_else(|| E::not_found(&name))?;
+        let param = self.load_shared(ctx.account_id(), &ctx.region, &c).await?;
+        self.check_param(ctx, &c, param.as_ref().map(|p| &p.tags), &[])?;
+        let param = param.ok_or_else(|| E::not_found(&name))?;
         let (version, selector) = match sel {
             Some((s, text)) => (
                 self.pick_version(ctx, &c, &param, Some(&s))
@@ -660,7 +741,7 @@ impl ParametersService {
     }
 
     /// One name with optional selector → the `Parameter` shape.
-    async fn get_one(&self, ctx: &RequestContext, full: &str, decrypt: bool) -> Result<Obj, E> {
+    async fn get_one(&self, ctx: &OpCtx<'_>, full: &str, decrypt: bool) -> Result<Obj, E> {
         match self.locate(ctx, full, decrypt).await? {
             Located::Reference(o) => Ok(o),
             Located::Found {
@@ -676,11 +757,7 @@ impl ParametersService {
     }
 
     /// The response body, written straight from the (shared) record.
-    pub(crate) async fn get_parameter(
-        &self,
-        ctx: &RequestContext,
-        body: &[u8],
-    ) -> Result<Vec<u8>, E> {
+    pub(crate) async fn get_parameter(&self, ctx: &OpCtx<'_>, body: &[u8]) -> Result<Vec<u8>, E> {
         let input: GetIn = validate::decode(body)?;
         let name = required("name", input.name.as_deref())?;
         validate::length("name", name, 1, 2048)?;
@@ -707,7 +784,7 @@ impl ParametersService {
         }
     }
 
-    pub(crate) async fn get_parameters(&self, ctx: &RequestContext, body: &[u8]) -> Result<Obj, E> {
+    pub(crate) async fn get_parameters(&self, ctx: &OpCtx<'_>, body: &[u8]) -> Result<Obj, E> {
         let input: GetManyIn = validate::decode(body)?;
         let names = names_list(input.names.as_ref())?;
         let decrypt = input.with_decryption.unwrap_or(false);
@@ -720,12 +797,14 @@ impl ParametersService {
             }
             match self.get_one(ctx, n, decrypt).await {
                 Ok(p) => found.push(Value::Object(p)),
-                Err(
-                    E::ParameterNotFound(_)
-                    | E::ParameterVersionNotFound(_)
-                    | E::Validation(_)
-                    | E::HierarchyLevelLimitExceeded(_),
-                ) => invalid.push(json!(n)),
+                Err(E::ParameterNotFound(_) | E::ParameterVersionNotFound(_)) => {
+                    invalid.push(json!(n))
+                }
+                Err(E::Validation(_) | E::HierarchyLevelLimitExceeded(_)) => {
+                    // Not a name at all: decided on the ARN it would have, like any other.
+                    self.check_param(ctx, &canon(n), None, &[])?;
+                    invalid.push(json!(n))
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -741,7 +820,7 @@ impl ParametersService {
 
     pub(crate) async fn get_parameter_history(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         body: &[u8],
     ) -> Result<Obj, E> {
         let input: HistoryIn = validate::decode(body)?;
@@ -782,7 +861,7 @@ impl ParametersService {
 
     async fn history_json(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         p: &Param,
         v: &Version,
         decrypt: bool,
@@ -809,7 +888,7 @@ impl ParametersService {
 
     pub(crate) async fn label_parameter_version(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         body: &[u8],
     ) -> Result<Obj, E> {
         let input: LabelIn = validate::decode(body)?;
@@ -855,7 +934,7 @@ impl ParametersService {
 
     pub(crate) async fn unlabel_parameter_version(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         body: &[u8],
     ) -> Result<Obj, E> {
         let input: LabelIn = validate::decode(body)?;
@@ -893,12 +972,7 @@ impl ParametersService {
     }
 
     /// Commits a metadata-only change (labels, tags, resource policies) of a loaded parameter.
-    pub(crate) async fn write_meta(
-        &self,
-        ctx: &RequestContext,
-        c: &str,
-        l: &Loaded,
-    ) -> Result<(), E> {
+    pub(crate) async fn write_meta(&self, ctx: &OpCtx<'_>, c: &str, l: &Loaded) -> Result<(), E> {
         let mut batch = WriteBatch::new();
         batch.check(l.key.clone(), Some(&l.entry));
         batch.put(
@@ -962,15 +1036,12 @@ impl ParametersService {
         Ok(true)
     }
 
-    pub(crate) async fn delete_parameter(
-        &self,
-        ctx: &RequestContext,
-        body: &[u8],
-    ) -> Result<Obj, E> {
+    pub(crate) async fn delete_parameter(&self, ctx: &OpCtx<'_>, body: &[u8]) -> Result<Obj, E> {
         let input: NameIn = validate::decode(body)?;
         let name = required("name", input.name.as_deref())?;
         let (name, _) = self.target(ctx, name)?;
         let c = canon(&name);
+        self.check_existing(ctx, &c, &[]).await?;
         let deleted = retry!(
             self,
             ctx,
@@ -983,21 +1054,20 @@ impl ParametersService {
         Ok(Obj::new())
     }
 
-    pub(crate) async fn delete_parameters(
-        &self,
-        ctx: &RequestContext,
-        body: &[u8],
-    ) -> Result<Obj, E> {
+    pub(crate) async fn delete_parameters(&self, ctx: &OpCtx<'_>, body: &[u8]) -> Result<Obj, E> {
         let input: NamesIn = validate::decode(body)?;
         let names = names_list(input.names.as_ref())?;
         let mut deleted = Vec::new();
         let mut invalid = Vec::new();
         for n in names {
             let Ok((name, None)) = self.target(ctx, n) else {
+                // Not a name at all: decided on the ARN it would have, like any other.
+                self.check_param(ctx, &canon(n), None, &[])?;
                 invalid.push(json!(n));
                 continue;
             };
             let c = canon(&name);
+            self.check_existing(ctx, &c, &[]).await?;
             let done = retry!(
                 self,
                 ctx,
@@ -1014,6 +1084,20 @@ impl ParametersService {
         o.insert("DeletedParameters".into(), Value::Array(deleted));
         o.insert("InvalidParameters".into(), Value::Array(invalid));
         Ok(o)
+    }
+}
+
+/// The policy of `key` as KMS would hold it: an AWS-managed key lets every principal of the
+/// account use it through Parameter Store; a customer key without its own policy has KMS's
+/// default one, which delegates to the account's IAM policies.
+fn key_policy(key: &coffer_kms::KeyRecord, account: &str, region: &str) -> String {
+    match key.key_manager {
+        coffer_kms::KeyManager::Aws => format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"*"}},"Action":["kms:Encrypt","kms:Decrypt","kms:ReEncrypt*","kms:GenerateDataKey*","kms:CreateGrant","kms:DescribeKey"],"Resource":"*","Condition":{{"StringEquals":{{"kms:CallerAccount":"{account}","kms:ViaService":"ssm.{region}.amazonaws.com"}}}}}},{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{account}:root"}},"Action":["kms:Describe*","kms:Get*","kms:List*"],"Resource":"*"}}]}}"#
+        ),
+        coffer_kms::KeyManager::Customer => format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{account}:root"}},"Action":"kms:*","Resource":"*"}}]}}"#
+        ),
     }
 }
 

@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use coffer_core::RequestContext;
+use coffer_service::opctx::OpCtx;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
@@ -33,6 +34,9 @@ pub enum SecretReadError {
     /// No such secret (or version/stage): the parameter is not found.
     #[error("secret not found")]
     NotFound,
+    /// The caller may not read the secret (`secretsmanager:GetSecretValue`); AWS's message.
+    #[error("{0}")]
+    Denied(String),
     /// Anything else (decryption, storage); logged, answered as InternalServerError.
     #[error("{0}")]
     Failed(String),
@@ -54,7 +58,7 @@ pub trait SecretReader: Send + Sync + 'static {
 impl ParametersService {
     pub(crate) async fn get_reference(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         name: &str,
         secret_id: &str,
         selector: Option<&str>,
@@ -72,6 +76,7 @@ impl ParametersService {
             .await
             .map_err(|e| match e {
                 SecretReadError::NotFound => E::not_found(name),
+                SecretReadError::Denied(m) => E::AccessDenied(m),
                 SecretReadError::Failed(m) => {
                     tracing::error!(error = %m, "reading a referenced secret failed");
                     E::internal()

@@ -2,7 +2,8 @@
 //! (Put/Get/DeleteResourcePolicy): stored and validated here, enforced by access control.
 
 use aws_lc_rs::digest;
-use coffer_core::RequestContext;
+use coffer_core::authz::ConditionKey;
+use coffer_service::opctx::OpCtx;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -64,7 +65,12 @@ fn resource_not_found() -> E {
 
 impl ParametersService {
     /// Checks ResourceType/ResourceId and returns the parameter's canonical name.
-    fn tag_target(&self, ctx: &RequestContext, input: &TagsIn) -> Result<String, E> {
+    async fn tag_target(
+        &self,
+        ctx: &OpCtx<'_>,
+        input: &TagsIn,
+        extra: &[ConditionKey<'_>],
+    ) -> Result<String, E> {
         let rt = required("resourceType", input.resource_type.as_deref())?;
         validate::one_of("resourceType", Some(rt), RESOURCE_TYPES)?;
         if rt != "Parameter" {
@@ -74,15 +80,17 @@ impl ParametersService {
             ));
         }
         let id = required("resourceId", input.resource_id.as_deref())?;
-        match self.target(ctx, id) {
-            Ok((name, None)) => Ok(canon(&name)),
-            _ => Err(invalid_resource_id()),
-        }
+        let c = match self.target(ctx, id) {
+            Ok((name, None)) => canon(&name),
+            _ => return Err(invalid_resource_id()),
+        };
+        self.check_existing(ctx, &c, extra).await?;
+        Ok(c)
     }
 
     async fn change_tagged(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         c: &str,
         f: impl Fn(&mut Loaded) -> Result<(), E>,
     ) -> Result<(), E> {
@@ -104,12 +112,18 @@ impl ParametersService {
 
     pub(crate) async fn add_tags_to_resource(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         body: &[u8],
     ) -> Result<Obj, E> {
         let input: TagsIn = validate::decode(body)?;
-        let c = self.tag_target(ctx, &input)?;
         let tags = validate::tags(required("tags", input.tags.as_deref())?)?;
+        let keys = [ConditionKey::list(
+            "aws:TagKeys",
+            tags.iter().map(|t| t.key.as_str()).collect(),
+        )];
+        let c = self
+            .tag_target(&ctx.with_request_tags(&tags), &input, &keys)
+            .await?;
         self.change_tagged(ctx, &c, |l| {
             validate::merge_tags(&mut l.param.tags, tags.clone())
         })
@@ -119,15 +133,19 @@ impl ParametersService {
 
     pub(crate) async fn remove_tags_from_resource(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         body: &[u8],
     ) -> Result<Obj, E> {
         let input: TagsIn = validate::decode(body)?;
-        let c = self.tag_target(ctx, &input)?;
         let keys = required("tagKeys", input.tag_keys.as_ref())?;
         for k in keys {
             validate::length("tagKeys.member", k, 1, 128)?;
         }
+        let tag_keys = [ConditionKey::list(
+            "aws:TagKeys",
+            keys.iter().map(String::as_str).collect(),
+        )];
+        let c = self.tag_target(ctx, &input, &tag_keys).await?;
         self.change_tagged(ctx, &c, |l| {
             l.param.tags.retain(|t| !keys.contains(&t.key));
             Ok(())
@@ -138,11 +156,11 @@ impl ParametersService {
 
     pub(crate) async fn list_tags_for_resource(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         body: &[u8],
     ) -> Result<Obj, E> {
         let input: TagsIn = validate::decode(body)?;
-        let c = self.tag_target(ctx, &input)?;
+        let c = self.tag_target(ctx, &input, &[]).await?;
         let l = self
             .load(ctx.account_id(), &ctx.region, &c)
             .await?
@@ -159,26 +177,26 @@ impl ParametersService {
     }
 
     /// The canonical name of the parameter a `ResourceArn` names.
-    fn policy_target(&self, ctx: &RequestContext, arn: &str) -> Result<String, E> {
+    async fn policy_target(&self, ctx: &OpCtx<'_>, arn: &str) -> Result<String, E> {
         validate::length("resourceArn", arn, 20, 2048)?;
         if !arn.starts_with("arn:") {
             return Err(E::ResourcePolicyInvalidParameter(
                 "ResourceArn must be the ARN of a parameter.".into(),
             ));
         }
-        match self.target(ctx, arn) {
-            Ok((name, None)) => Ok(canon(&name)),
-            _ => Err(resource_not_found()),
-        }
+        let c = match self.target(ctx, arn) {
+            Ok((name, None)) => canon(&name),
+            _ => return Err(resource_not_found()),
+        };
+        self.check_existing(ctx, &c, &[]).await?;
+        Ok(c)
     }
 
-    pub(crate) async fn put_resource_policy(
-        &self,
-        ctx: &RequestContext,
-        body: &[u8],
-    ) -> Result<Obj, E> {
+    pub(crate) async fn put_resource_policy(&self, ctx: &OpCtx<'_>, body: &[u8]) -> Result<Obj, E> {
         let input: PolicyIn = validate::decode(body)?;
-        let c = self.policy_target(ctx, required("resourceArn", input.resource_arn.as_deref())?)?;
+        let c = self
+            .policy_target(ctx, required("resourceArn", input.resource_arn.as_deref())?)
+            .await?;
         let doc = required("policy", input.policy.as_deref())?;
         if doc.trim().is_empty() {
             return Err(E::validation(
@@ -241,7 +259,7 @@ impl ParametersService {
 
     pub(crate) async fn get_resource_policies(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         body: &[u8],
     ) -> Result<Obj, E> {
         #[derive(Deserialize)]
@@ -252,7 +270,9 @@ impl ParametersService {
         }
         let input: GetIn = validate::decode(body)?;
         validate::range("maxResults", input.max_results, 1, 50)?;
-        let c = self.policy_target(ctx, required("resourceArn", input.resource_arn.as_deref())?)?;
+        let c = self
+            .policy_target(ctx, required("resourceArn", input.resource_arn.as_deref())?)
+            .await?;
         let l = self
             .load(ctx.account_id(), &ctx.region, &c)
             .await?
@@ -270,11 +290,13 @@ impl ParametersService {
 
     pub(crate) async fn delete_resource_policy(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         body: &[u8],
     ) -> Result<Obj, E> {
         let input: PolicyIn = validate::decode(body)?;
-        let c = self.policy_target(ctx, required("resourceArn", input.resource_arn.as_deref())?)?;
+        let c = self
+            .policy_target(ctx, required("resourceArn", input.resource_arn.as_deref())?)
+            .await?;
         let id = required("policyId", input.policy_id.as_deref())?;
         let hash = required("policyHash", input.policy_hash.as_deref())?;
         validate::one_of(

@@ -1,6 +1,6 @@
 //! Get/Update/ResetServiceSetting for Parameter Store's own settings.
 
-use coffer_core::RequestContext;
+use coffer_service::opctx::OpCtx;
 use coffer_store::WriteBatch;
 use serde::Deserialize;
 use serde_json::json;
@@ -51,7 +51,7 @@ fn lookup(id: &str) -> Result<&'static (&'static str, &'static str, &'static [&'
 
 impl ParametersService {
     /// The effective value of a setting in the caller's account and region.
-    pub(crate) async fn setting_value(&self, ctx: &RequestContext, id: &str) -> Result<String, E> {
+    pub(crate) async fn setting_value(&self, ctx: &OpCtx<'_>, id: &str) -> Result<String, E> {
         let (sid, default, _) = lookup(id)?;
         let key = setting_key(ctx.account_id(), &ctx.region, sid);
         Ok(match self.store.get(&key).await? {
@@ -60,7 +60,17 @@ impl ParametersService {
         })
     }
 
-    async fn setting_json(&self, ctx: &RequestContext, sid: &str, default: &str) -> Result<Obj, E> {
+    /// Decides the operation's action on the setting's ARN.
+    fn check_setting(&self, ctx: &OpCtx<'_>, sid: &str) -> Result<(), E> {
+        if ctx.root_fast_path() {
+            return Ok(());
+        }
+        let arn = setting_arn(ctx, sid);
+        ctx.check(&arn, None, coffer_core::authz::ResourcePolicy::None, &[])?;
+        Ok(())
+    }
+
+    async fn setting_json(&self, ctx: &OpCtx<'_>, sid: &str, default: &str) -> Result<Obj, E> {
         let key = setting_key(ctx.account_id(), &ctx.region, sid);
         let stored = match self.store.get(&key).await? {
             Some(e) => Some(decode_record::<Setting>(&e.value)?),
@@ -68,15 +78,7 @@ impl ParametersService {
         };
         let mut s = Obj::new();
         s.insert("SettingId".into(), json!(sid));
-        s.insert(
-            "ARN".into(),
-            json!(format!(
-                "arn:{}:ssm:{}:{}:servicesetting{sid}",
-                ctx.partition(),
-                ctx.region,
-                ctx.account_id()
-            )),
-        );
+        s.insert("ARN".into(), json!(setting_arn(ctx, sid)));
         match stored {
             Some(st) => {
                 s.insert("SettingValue".into(), json!(st.value));
@@ -95,23 +97,21 @@ impl ParametersService {
         Ok(o)
     }
 
-    pub(crate) async fn get_service_setting(
-        &self,
-        ctx: &RequestContext,
-        body: &[u8],
-    ) -> Result<Obj, E> {
+    pub(crate) async fn get_service_setting(&self, ctx: &OpCtx<'_>, body: &[u8]) -> Result<Obj, E> {
         let input: SettingIn = validate::decode(body)?;
         let (sid, default, _) = lookup(required("settingId", input.setting_id.as_deref())?)?;
+        self.check_setting(ctx, sid)?;
         self.setting_json(ctx, sid, default).await
     }
 
     pub(crate) async fn update_service_setting(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         body: &[u8],
     ) -> Result<Obj, E> {
         let input: SettingIn = validate::decode(body)?;
         let (sid, _, allowed) = lookup(required("settingId", input.setting_id.as_deref())?)?;
+        self.check_setting(ctx, sid)?;
         let value = required("settingValue", input.setting_value.as_deref())?;
         validate::length("settingValue", value, 1, 4096)?;
         if !allowed.contains(&value) {
@@ -136,14 +136,25 @@ impl ParametersService {
 
     pub(crate) async fn reset_service_setting(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         body: &[u8],
     ) -> Result<Obj, E> {
         let input: SettingIn = validate::decode(body)?;
         let (sid, default, _) = lookup(required("settingId", input.setting_id.as_deref())?)?;
+        self.check_setting(ctx, sid)?;
         let mut batch = WriteBatch::new();
         batch.delete(setting_key(ctx.account_id(), &ctx.region, sid));
         self.store.commit(batch).await?;
         self.setting_json(ctx, sid, default).await
     }
+}
+
+/// `arn:PARTITION:ssm:REGION:ACCOUNT:servicesetting/ssm/...`.
+fn setting_arn(ctx: &OpCtx<'_>, sid: &str) -> String {
+    format!(
+        "arn:{}:ssm:{}:{}:servicesetting{sid}",
+        ctx.partition(),
+        ctx.region,
+        ctx.account_id()
+    )
 }

@@ -31,6 +31,9 @@ pub enum SecretsError {
     /// A model constraint (length, range, pattern, enum) was violated.
     #[error("{0}")]
     Validation(String),
+    /// The caller's policies do not allow the operation (AWS's message).
+    #[error("{0}")]
+    AccessDenied(String),
     /// An error raised while decoding the request (e.g. `SerializationException`) or dispatching
     /// it (`UnknownOperationException`).
     #[error("{message}")]
@@ -57,6 +60,7 @@ impl coffer_core::ServiceError for SecretsError {
                 "InternalServiceError"
             }
             SecretsError::Validation(_) => "ValidationException",
+            SecretsError::AccessDenied(_) => "AccessDeniedException",
             SecretsError::Wire { code, .. } => code,
         }
     }
@@ -67,6 +71,12 @@ impl coffer_core::ServiceError for SecretsError {
             SecretsError::Wire { code, .. } if *code == "InternalFailure" => 500,
             _ => 400,
         }
+    }
+}
+
+impl From<coffer_core::authz::AccessDenied> for SecretsError {
+    fn from(e: coffer_core::authz::AccessDenied) -> Self {
+        SecretsError::AccessDenied(e.message)
     }
 }
 

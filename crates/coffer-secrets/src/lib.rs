@@ -8,8 +8,11 @@
 
 use std::sync::Arc;
 
+use std::sync::atomic::AtomicBool;
+
 use coffer_core::{RequestContext, SharedClock};
 use coffer_kms::Keyring;
+use coffer_service::opctx::OpCtx;
 use coffer_store::Store;
 
 mod error;
@@ -120,6 +123,35 @@ impl SecretsService {
         operation: &str,
         body: &[u8],
     ) -> Result<Vec<u8>, SecretsError> {
+        let Some(spec) = OPERATIONS.iter().find(|o| o.name == operation) else {
+            return Err(SecretsError::Wire {
+                code: "UnknownOperationException",
+                message: "The requested operation is not supported.".into(),
+            });
+        };
+        let decided = AtomicBool::new(false);
+        let op = OpCtx::new(ctx, spec, &decided);
+        let out = self.dispatch(&op, spec.name, body).await?;
+        // Every operation decides access before it reads data; an answer computed without a
+        // decision is a bug, and is refused rather than served.
+        if !coffer_service::opctx::decided(&decided) {
+            tracing::error!(
+                operation,
+                "operation finished without an authorization decision"
+            );
+            return Err(SecretsError::InternalServiceError(
+                "An error occurred on the server side.".into(),
+            ));
+        }
+        Ok(out)
+    }
+
+    async fn dispatch(
+        &self,
+        ctx: &OpCtx<'_>,
+        operation: &str,
+        body: &[u8],
+    ) -> Result<Vec<u8>, SecretsError> {
         let out = match operation {
             "CreateSecret" => self.create_secret(ctx, body).await,
             // Serialised by the operation itself (the hot read path skips the `Value` tree).
@@ -132,7 +164,10 @@ impl SecretsService {
             "UpdateSecretVersionStage" => self.update_secret_version_stage(ctx, body).await,
             "TagResource" => self.tag_resource(ctx, body).await,
             "UntagResource" => self.untag_resource(ctx, body).await,
-            "GetRandomPassword" => self.get_random_password(body),
+            "GetRandomPassword" => {
+                ctx.check_any()?;
+                self.get_random_password(body)
+            }
             "ListSecrets" => self.list_secrets(ctx, body).await,
             "ListSecretVersionIds" => self.list_secret_version_ids(ctx, body).await,
             "BatchGetSecretValue" => self.batch_get_secret_value(ctx, body).await,

@@ -1,8 +1,8 @@
 //! ListSecrets, ListSecretVersionIds and BatchGetSecretValue: filtering, sorting, pagination.
 
+use coffer_service::opctx::OpCtx;
 use std::collections::HashMap;
 
-use coffer_core::RequestContext;
 use coffer_core::ServiceError as _;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -199,7 +199,7 @@ impl SecretsService {
     /// All secrets of the caller's account and region with their access records.
     async fn all_secrets(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
     ) -> Result<Vec<(SecretMeta, AccessRecord)>, SecretsError> {
         let (account, region) = (ctx.account_id(), ctx.region.as_str());
         let (mut from, end) = secret_range(account, region);
@@ -243,10 +243,11 @@ impl SecretsService {
 
     pub(crate) async fn list_secrets(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         body: &[u8],
     ) -> Result<Obj, SecretsError> {
         let input: ListSecretsIn = validate::decode(body)?;
+        ctx.check_any()?;
         validate::range("maxResults", input.max_results, 1, 100)?;
         validate::opt_length("nextToken", input.next_token.as_deref(), 1, 4096)?;
         validate::one_of("sortOrder", input.sort_order.as_deref(), &["asc", "desc"])?;
@@ -321,7 +322,7 @@ impl SecretsService {
 
     pub(crate) async fn list_secret_version_ids(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         body: &[u8],
     ) -> Result<Obj, SecretsError> {
         let input: ListVersionsIn = validate::decode(body)?;
@@ -384,10 +385,14 @@ impl SecretsService {
 
     pub(crate) async fn batch_get_secret_value(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         body: &[u8],
     ) -> Result<Obj, SecretsError> {
         let input: BatchGetIn = validate::decode(body)?;
+        ctx.check_any()?;
+        // Each secret of the batch also needs GetSecretValue, decided per secret (a denial
+        // becomes that secret's entry in `Errors`).
+        let per_secret = ctx.with_action("secretsmanager:GetSecretValue");
         validate::range("maxResults", input.max_results, 1, 20)?;
         validate::opt_length("nextToken", input.next_token.as_deref(), 1, 4096)?;
         let mut o = Obj::new();
@@ -452,7 +457,7 @@ impl SecretsService {
         let mut values = Vec::new();
         let mut errors = Vec::new();
         for id in ids {
-            match self.get_value(ctx, &id, None, None).await {
+            match self.get_value(&per_secret, &id, None, None).await {
                 Ok(v) => values.push(Value::Object(v)),
                 Err(e) => errors.push(json!({
                     "SecretId": id,

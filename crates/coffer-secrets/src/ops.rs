@@ -1,11 +1,12 @@
 //! The secret lifecycle: create, read, write, describe, delete/restore, staging labels, tags,
 //! random passwords; plus the helpers every operation shares (resolution, encryption, batches).
 
+use coffer_core::authz::{ConditionKey, ResourcePolicy};
+use coffer_service::opctx::OpCtx;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use base64::Engine as _;
-use coffer_core::RequestContext;
 use coffer_store::{Entry, WriteBatch, prefix_end};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -216,11 +217,7 @@ impl SecretsService {
     }
 
     /// Finds a secret by name, full ARN, or partial ARN (the ARN without its `-XXXXXX` suffix).
-    pub(crate) async fn resolve(
-        &self,
-        ctx: &RequestContext,
-        id: &str,
-    ) -> Result<Loaded, SecretsError> {
+    pub(crate) async fn resolve(&self, ctx: &OpCtx<'_>, id: &str) -> Result<Loaded, SecretsError> {
         Ok(self.resolve_with(ctx, id, Use::Write).await?.into_owned())
     }
 
@@ -228,7 +225,7 @@ impl SecretsService {
     /// deletion nor a replica.
     pub(crate) async fn resolve_writable(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         id: &str,
     ) -> Result<Loaded, SecretsError> {
         let l = self.resolve(ctx, id).await?;
@@ -460,7 +457,7 @@ impl SecretsService {
 
     pub(crate) async fn create_secret(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         body: &[u8],
     ) -> Result<Obj, SecretsError> {
         let input: CreateSecretIn = validate::decode(body)?;
@@ -484,6 +481,15 @@ impl SecretsService {
         validate::merge_tags(&mut Vec::new(), tags.clone())?;
         let replicas = crate::replica::parse_regions(ctx, input.add_replica_regions.as_deref())?;
         let (account, region) = (ctx.account_id(), ctx.region.as_str());
+        // The new secret's ARN is fixed before the decision, which is made on it.
+        let new_arn = secret_arn(ctx.partition(), region, account, name, &random_suffix());
+        let mut keys = vec![ConditionKey::str("secretsmanager:Name", name)];
+        if !tags.is_empty() {
+            let tag_keys = tags.iter().map(|t| t.key.as_str()).collect();
+            keys.push(ConditionKey::list("aws:TagKeys", tag_keys));
+        }
+        ctx.with_request_tags(&tags)
+            .check(&new_arn, None, ResourcePolicy::None, &keys)?;
         let kms = self
             .normalize_kms(account, region, input.kms_key_id.as_deref())
             .await?;
@@ -525,9 +531,8 @@ impl SecretsService {
                     )));
                 }
                 let now = self.now();
-                let arn = secret_arn(ctx.partition(), region, account, name, &random_suffix());
                 let mut meta = SecretMeta {
-                    arn,
+                    arn: new_arn.clone(),
                     name: name.to_owned(),
                     region: region.to_owned(),
                     description: input.description.clone(),
@@ -584,7 +589,7 @@ impl SecretsService {
     /// and plaintext it borrows.
     pub(crate) async fn get_secret_value(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         body: &[u8],
     ) -> Result<Vec<u8>, SecretsError> {
         let input: GetSecretValueIn = validate::decode(body)?;
@@ -606,7 +611,7 @@ impl SecretsService {
     /// GetSecretValue's answer as a map, for BatchGetSecretValue.
     pub(crate) async fn get_value(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         id: &str,
         version_id: Option<&str>,
         version_stage: Option<&str>,
@@ -625,12 +630,26 @@ impl SecretsService {
     /// answer (borrowing the metadata and plaintext) to `answer`.
     async fn get_value_with<R>(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         id: &str,
         version_id: Option<&str>,
         version_stage: Option<&str>,
         answer: impl FnOnce(&SecretValueOut<'_>) -> R,
     ) -> Result<R, SecretsError> {
+        // secretsmanager:VersionStage: the stage asked for (AWSCURRENT when nothing is).
+        let stage = match version_id {
+            None => Some(version_stage.unwrap_or(AWSCURRENT)),
+            Some(_) => version_stage,
+        };
+        let stage_key = stage.map(|s| [ConditionKey::str("secretsmanager:VersionStage", s)]);
+        let staged;
+        let ctx = match &stage_key {
+            Some(k) => {
+                staged = ctx.with_keys(k);
+                &staged
+            }
+            None => ctx,
+        };
         let l = self.resolve_shared(ctx, id).await?;
         if l.meta.is_deleted() {
             return Err(SecretsError::marked_for_deletion());
@@ -749,7 +768,7 @@ impl SecretsService {
 
     pub(crate) async fn put_secret_value(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         body: &[u8],
     ) -> Result<Obj, SecretsError> {
         let input: PutSecretValueIn = validate::decode(body)?;
@@ -818,7 +837,7 @@ impl SecretsService {
 
     pub(crate) async fn update_secret(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         body: &[u8],
     ) -> Result<Obj, SecretsError> {
         let input: UpdateSecretIn = validate::decode(body)?;
@@ -918,7 +937,7 @@ impl SecretsService {
 
     pub(crate) async fn describe_secret(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         body: &[u8],
     ) -> Result<Obj, SecretsError> {
         let input: SecretIdIn = validate::decode(body)?;
@@ -986,7 +1005,7 @@ impl SecretsService {
 
     pub(crate) async fn delete_secret(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         body: &[u8],
     ) -> Result<Obj, SecretsError> {
         let input: DeleteSecretIn = validate::decode(body)?;
@@ -1072,7 +1091,7 @@ impl SecretsService {
 
     pub(crate) async fn restore_secret(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         body: &[u8],
     ) -> Result<Obj, SecretsError> {
         let input: SecretIdIn = validate::decode(body)?;
@@ -1162,7 +1181,7 @@ impl SecretsService {
 
     pub(crate) async fn update_secret_version_stage(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         body: &[u8],
     ) -> Result<Obj, SecretsError> {
         let input: UpdateStageIn = validate::decode(body)?;
@@ -1240,13 +1259,19 @@ impl SecretsService {
 
     pub(crate) async fn tag_resource(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         body: &[u8],
     ) -> Result<Obj, SecretsError> {
         let input: TagResourceIn = validate::decode(body)?;
         let id = required("secretId", input.secret_id.as_deref())?;
         validate::secret_id(id)?;
         let tags = validate::tags(required("tags", input.tags.as_deref())?)?;
+        let keys = [ConditionKey::list(
+            "aws:TagKeys",
+            tags.iter().map(|t| t.key.as_str()).collect(),
+        )];
+        let ctx = &ctx.with_request_tags(&tags);
+        let ctx = &ctx.with_keys(&keys);
         self.change_meta(ctx, id, |meta| {
             validate::merge_tags(&mut meta.tags, tags.clone())
         })
@@ -1256,7 +1281,7 @@ impl SecretsService {
 
     pub(crate) async fn untag_resource(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         body: &[u8],
     ) -> Result<Obj, SecretsError> {
         let input: UntagResourceIn = validate::decode(body)?;
@@ -1266,6 +1291,11 @@ impl SecretsService {
         for k in keys {
             validate::length("tagKeys.member", k, 1, 128)?;
         }
+        let tag_keys = [ConditionKey::list(
+            "aws:TagKeys",
+            keys.iter().map(String::as_str).collect(),
+        )];
+        let ctx = &ctx.with_keys(&tag_keys);
         self.change_meta(ctx, id, |meta| {
             meta.tags.retain(|t| !keys.contains(&t.key));
             Ok(())
@@ -1277,7 +1307,7 @@ impl SecretsService {
     /// Applies a metadata-only change to a writable secret (and its replicas) in one batch.
     pub(crate) async fn change_meta(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         id: &str,
         f: impl Fn(&mut SecretMeta) -> Result<(), SecretsError>,
     ) -> Result<SecretMeta, SecretsError> {

@@ -1,7 +1,8 @@
 //! Resource policies: Put/Get/Delete/Validate/ListResourcePolicies. Only the policy named
 //! `default` exists, as in AWS.
 
-use coffer_core::RequestContext;
+use coffer_core::authz::ConditionKey;
+use coffer_service::opctx::OpCtx;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -100,7 +101,7 @@ fn check_doc(doc: &str, block_public: bool) -> Result<PolicyCheck, SecretsError>
 impl SecretsService {
     pub(crate) async fn put_resource_policy(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         body: &[u8],
     ) -> Result<Obj, SecretsError> {
         let input: PutIn = validate::decode(body)?;
@@ -109,9 +110,14 @@ impl SecretsService {
         let doc = required("resourcePolicy", input.resource_policy.as_deref())?;
         let name = policy_name(input.policy_name.as_deref())?;
         only_default(name)?;
-        check_doc(doc, input.block_public_policy.unwrap_or(false))?;
+        let block = input.block_public_policy.unwrap_or(false);
+        check_doc(doc, block)?;
+        let keys = [ConditionKey::bool(
+            "secretsmanager:BlockPublicPolicy",
+            block,
+        )];
         let meta = self
-            .change_meta(ctx, id, |m| {
+            .change_meta(&ctx.with_keys(&keys), id, |m| {
                 m.policy = Some(doc.to_owned());
                 Ok(())
             })
@@ -123,7 +129,7 @@ impl SecretsService {
 
     pub(crate) async fn get_resource_policy(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         body: &[u8],
     ) -> Result<Obj, SecretsError> {
         let input: NamedIn = validate::decode(body)?;
@@ -148,7 +154,7 @@ impl SecretsService {
 
     pub(crate) async fn delete_resource_policy(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         body: &[u8],
     ) -> Result<Obj, SecretsError> {
         let input: NamedIn = validate::decode(body)?;
@@ -169,7 +175,7 @@ impl SecretsService {
 
     pub(crate) async fn validate_resource_policy(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         body: &[u8],
     ) -> Result<Obj, SecretsError> {
         let input: ValidateIn = validate::decode(body)?;
@@ -179,6 +185,8 @@ impl SecretsService {
             if l.meta.is_deleted() {
                 return Err(SecretsError::marked_for_deletion());
             }
+        } else {
+            ctx.check_any()?;
         }
         let checked = check_doc(doc, false)?;
         let mut o = Obj::new();
@@ -192,7 +200,7 @@ impl SecretsService {
 
     pub(crate) async fn list_resource_policies(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         body: &[u8],
     ) -> Result<Obj, SecretsError> {
         let input: ListIn = validate::decode(body)?;

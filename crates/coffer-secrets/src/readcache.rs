@@ -1,10 +1,11 @@
 //! The Secrets Manager read caches: decoded metadata, version and access records (see
 //! [`coffer_service::readcache`] for when a cached decoding is used).
 
+use coffer_service::opctx::OpCtx;
 use std::sync::Arc;
 
-use coffer_core::RequestContext;
 use coffer_core::arn::Arn;
+use coffer_core::authz::{ConditionKey, ResourcePolicy};
 use coffer_service::readcache::Decoded;
 use coffer_store::Entry;
 
@@ -104,15 +105,52 @@ impl SecretsService {
     /// [`SecretsService::resolve`] without copying the metadata.
     pub(crate) async fn resolve_shared(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         id: &str,
     ) -> Result<SharedLoaded, SecretsError> {
         self.resolve_with(ctx, id, Use::Read).await
     }
 
+    /// Finds the secret `id` names and authorizes the context's action on it (its ARN, tags
+    /// and resource policy, with `secretsmanager:SecretId`) before anything else reads it. A
+    /// secret that does not exist is authorized against the ARN the caller named, so callers
+    /// without access learn nothing about which secrets exist.
     pub(crate) async fn resolve_with(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
+        id: &str,
+        usage: Use,
+    ) -> Result<SharedLoaded, SecretsError> {
+        let sid = [ConditionKey::str("secretsmanager:SecretId", id)];
+        match self.find_with(ctx, id, usage).await {
+            Ok(l) => {
+                let policy = match &l.meta.policy {
+                    Some(p) => ResourcePolicy::Combined(p),
+                    None => ResourcePolicy::None,
+                };
+                ctx.check(&l.meta.arn, Some(&l.meta.tags), policy, &sid)?;
+                Ok(l)
+            }
+            Err(e @ SecretsError::ResourceNotFound(_)) => {
+                let named = if id.starts_with("arn:") {
+                    id.to_owned()
+                } else {
+                    let (account, region) = (ctx.account_id(), ctx.region.as_str());
+                    format!(
+                        "arn:{}:secretsmanager:{region}:{account}:secret:{id}",
+                        ctx.partition()
+                    )
+                };
+                ctx.check(&named, None, ResourcePolicy::None, &sid)?;
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn find_with(
+        &self,
+        ctx: &OpCtx<'_>,
         id: &str,
         usage: Use,
     ) -> Result<SharedLoaded, SecretsError> {

@@ -3,7 +3,7 @@
 //! lists its replicas; every write to the primary rewrites the replicas in the same batch
 //! ([`SecretsService::write_secret`]).
 
-use coffer_core::RequestContext;
+use coffer_service::opctx::OpCtx;
 use coffer_store::WriteBatch;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -17,7 +17,7 @@ const NAME_TAKEN: &str = "Replication failed: Secret with this name already exis
 
 /// Checks `AddReplicaRegions` and returns `(region, KmsKeyId)` pairs.
 pub(crate) fn parse_regions(
-    ctx: &RequestContext,
+    ctx: &OpCtx<'_>,
     input: Option<&[ReplicaRegionIn]>,
 ) -> Result<Vec<(String, Option<String>)>, SecretsError> {
     let Some(input) = input else {
@@ -178,7 +178,7 @@ impl SecretsService {
 
     pub(crate) async fn replicate_secret_to_regions(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         body: &[u8],
     ) -> Result<Obj, SecretsError> {
         let input: ReplicateIn = validate::decode(body)?;
@@ -253,7 +253,7 @@ impl SecretsService {
 
     pub(crate) async fn remove_regions_from_replication(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         body: &[u8],
     ) -> Result<Obj, SecretsError> {
         let input: RemoveIn = validate::decode(body)?;
@@ -316,7 +316,7 @@ impl SecretsService {
 
     pub(crate) async fn stop_replication_to_replica(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         body: &[u8],
     ) -> Result<Obj, SecretsError> {
         let input: StopIn = validate::decode(body)?;

@@ -27,6 +27,8 @@ pub(crate) struct AppState {
     pub secrets: Arc<SecretsService>,
     pub parameters: ParametersService,
     pub parameter_events: Arc<EventLog>,
+    /// Decides every operation's access requests (identity policies + resource policies).
+    pub authorizer: Arc<coffer_authz::PolicyAuthorizer>,
 }
 
 impl AppState {
@@ -66,6 +68,10 @@ impl AppState {
             secrets,
             parameters,
             parameter_events,
+            authorizer: coffer_authz::PolicyAuthorizer::new(
+                Arc::new(coffer_authz::NoIdentityPolicies),
+                config.clock.clone(),
+            ),
         }
     }
 }
@@ -159,6 +165,10 @@ pub(crate) async fn handle(
     {
         parts.headers.insert(http::header::HOST, v);
     }
+    let transport = parts
+        .extensions
+        .get::<crate::listener::Transport>()
+        .copied();
     match handle_inner(
         state,
         &parts.method,
@@ -166,6 +176,7 @@ pub(crate) async fn handle(
         &parts.headers,
         &body,
         &request_id,
+        transport,
     )
     .await
     {
@@ -196,6 +207,7 @@ async fn handle_inner(
     headers: &HeaderMap,
     body: &[u8],
     request_id: &str,
+    transport: Option<crate::listener::Transport>,
 ) -> Result<Vec<u8>, ErrorEnvelope> {
     let parts = RequestParts {
         method: method.as_str(),
@@ -217,7 +229,15 @@ async fn handle_inner(
         let expected = service.signing_name().to_string();
         return Err(coffer_wire::sigv4::AuthError::WrongService { expected }.envelope());
     }
-    let ctx = RequestContext::new(caller, verified.region, request_id);
+    // The caller's identity policies are resolved once, before the operation runs (the account
+    // root skips the lookup); every decision of the operation uses them.
+    let authorizer = state.authorizer.for_caller(&caller).await;
+    let ctx = RequestContext::new(caller, verified.region, request_id)
+        .with_authorizer(authorizer)
+        .with_transport(
+            transport.map(|t| t.source_ip),
+            transport.is_some_and(|t| t.tls),
+        );
     match service {
         Service::SecretsManager => state
             .secrets

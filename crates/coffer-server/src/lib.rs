@@ -11,6 +11,8 @@ mod auth;
 mod bootstrap;
 mod dispatch;
 mod listener;
+#[cfg(test)]
+mod operation_access;
 mod secret_reader;
 mod tasks;
 mod tls;

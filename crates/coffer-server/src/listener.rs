@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::dispatch::{self, AppState};
@@ -102,6 +103,13 @@ pub(crate) async fn serve(
     })
 }
 
+/// The connection a request arrived on.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Transport {
+    pub source_ip: std::net::IpAddr,
+    pub tls: bool,
+}
+
 async fn health() -> Response {
     let mut resp = (
         StatusCode::OK,
@@ -153,7 +161,7 @@ async fn accept_loop(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(c) => c,
                 Err(e) => {
@@ -166,7 +174,18 @@ async fn accept_loop(
             _ = stop.changed() => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
+        // Each request learns its connection's peer and transport (`aws:SourceIp`,
+        // `aws:SecureTransport`).
+        let transport = Transport {
+            source_ip: peer.ip(),
+            tls: tls.is_some(),
+        };
+        let service = TowerToHyperService::new(app.clone().map_request(
+            move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(transport);
+                req
+            },
+        ));
         match &tls {
             None => {
                 let conn = builder

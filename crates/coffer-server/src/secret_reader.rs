@@ -27,6 +27,8 @@ impl SecretsReader {
             .map_err(|e| {
                 if e.code() == "ResourceNotFoundException" {
                     SecretReadError::NotFound
+                } else if e.code() == "AccessDeniedException" {
+                    SecretReadError::Denied(e.to_string())
                 } else {
                     SecretReadError::Failed(format!("{}: {e}", e.code()))
                 }

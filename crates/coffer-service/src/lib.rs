@@ -8,12 +8,14 @@
 //! - [`constraint`]: AWS's model-constraint wording (length, range, enum) for ValidationException;
 //! - [`readcache`]: decoded store records reused only for the exact entry they were decoded from;
 //! - [`jsonout`]: writing JSON answers from borrowed fields, byte-identical to the map form;
-//! - [`tags`]: the stored tag shape and the merge with its quota.
+//! - [`tags`]: the stored tag shape and the merge with its quota;
+//! - [`opctx`]: one operation's context, through which every authorization decision is made.
 
 pub mod constraint;
 pub mod jsonout;
 pub mod lease;
 pub mod locks;
+pub mod opctx;
 pub mod readcache;
 pub mod tags;
 pub mod token;

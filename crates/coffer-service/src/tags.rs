@@ -9,6 +9,16 @@ pub struct Tag {
     pub value: String,
 }
 
+/// Resource tags as policies see them (`aws:ResourceTag/KEY`; keys ignore case).
+impl coffer_core::authz::TagPair for Tag {
+    fn tag_key(&self) -> &str {
+        &self.key
+    }
+    fn tag_value(&self) -> &str {
+        &self.value
+    }
+}
+
 /// The merge would leave more than the quota allows; nothing was changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TooManyTags;
