@@ -70,7 +70,9 @@ def test_first_start_prints_credentials_once_and_restart_reuses_data(tmp_path):
     creds = exports(out)
     assert creds["AWS_ACCESS_KEY_ID"].startswith("AKIA") and len(creds["AWS_ACCESS_KEY_ID"]) == 20
     assert len(creds["AWS_SECRET_ACCESS_KEY"]) == 40
-    assert oct((data / "root.key").stat().st_mode & 0o777) == "0o600"
+    # The data directory initialised itself with an auto-unseal key file (README "Sealing").
+    assert oct((data / "unseal.key").stat().st_mode & 0o777) == "0o600"
+    assert not (data / "root.key").exists()
 
     proc, port = start(["--data-dir", str(data)])
     try:

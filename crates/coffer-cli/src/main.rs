@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use coffer_server::{RootCredentials, ServerConfig, TlsMode};
+use coffer_server::{KekSource, RootCredentials, ServerConfig, TlsMode};
+
+mod operator;
 
 #[derive(Parser)]
 #[command(
@@ -20,11 +22,14 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process; boxing buys nothing
 enum Command {
     /// Run the server.
     Server(ServerArgs),
     /// Print the parameter-policy event log (JSON Lines), optionally following new events.
     Events(EventsArgs),
+    /// Initialise, unseal, seal, rekey a running server, or rotate its root key.
+    Operator(operator::OperatorArgs),
 }
 
 #[derive(clap::Args)]
@@ -90,6 +95,22 @@ struct ServerArgs {
     /// with --dev, in memory unless this is given).
     #[arg(long, env = "COFFER_PARAMETER_EVENTS_LOG")]
     parameter_events_log: Option<PathBuf>,
+    /// Do not initialise an uninitialised data directory on start: wait sealed for
+    /// `coffer operator init` (to use unseal shares or a chosen auto-unseal key).
+    #[arg(long, env = "COFFER_NO_AUTO_INIT")]
+    no_auto_init: bool,
+    /// When the data directory initialises itself on first start: auto-unseal with the key in
+    /// this file (32 raw bytes, mode 0600, created if absent) instead of DATA_DIR/unseal.key.
+    #[arg(
+        long,
+        env = "COFFER_AUTO_UNSEAL_FILE",
+        conflicts_with = "auto_unseal_env"
+    )]
+    auto_unseal_file: Option<PathBuf>,
+    /// When the data directory initialises itself on first start: auto-unseal with the key in
+    /// this environment variable (base64 of 32 bytes; the variable's name is recorded).
+    #[arg(long)]
+    auto_unseal_env: Option<String>,
     /// Parameter Store quota: Standard-tier parameters per account and region.
     #[arg(long, env = "COFFER_MAX_STANDARD_PARAMETERS", default_value_t = 10_000)]
     max_standard_parameters: u64,
@@ -118,6 +139,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Server(args) => rt.block_on(server(args)),
         Command::Events(args) => rt.block_on(events(args)),
+        Command::Operator(args) => rt.block_on(operator::run(args)),
     }
 }
 
@@ -196,6 +218,12 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         parameter_limits: coffer_server::ParameterLimits {
             standard_parameters: args.max_standard_parameters,
             advanced_parameters: args.max_advanced_parameters,
+        },
+        auto_init: !args.no_auto_init,
+        auto_unseal: match (args.auto_unseal_file, args.auto_unseal_env) {
+            (Some(f), _) => Some(KekSource::File(f)),
+            (None, Some(v)) => Some(KekSource::Env(v)),
+            (None, None) => None,
         },
     };
     let dev = config.dev;

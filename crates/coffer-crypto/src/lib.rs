@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use zeroize::Zeroizing;
 
+pub mod root_wrapped;
+pub mod shamir;
+
 /// Bytes a sealed value adds to its plaintext: nonce + tag.
 pub const SEAL_OVERHEAD: usize = NONCE_LEN + TAG_LEN;
 const TAG_LEN: usize = 16;
@@ -154,9 +157,14 @@ impl RootKey {
         Self(random_key())
     }
 
-    /// Reads the root key from `path`, or creates it (mode 0600, atomically) if absent.
-    /// Returns `(key, created)`. Interim: sealing/unsealing replaces the key file later; callers
-    /// should go through [`RootKeySource`] so that swap touches one place.
+    /// Reads a 32-byte key file that must exist (mode 0600).
+    pub fn load_existing(path: &Path) -> io::Result<RootKey> {
+        read_key_file(path)
+    }
+
+    /// Reads a 32-byte key from `path`, or creates it (mode 0600, atomically) if absent.
+    /// Returns `(key, created)`. The server keeps auto-unseal keys in such files; the root key
+    /// itself is never written anywhere (see the server's seal module).
     pub fn load_or_create(path: &Path) -> io::Result<(RootKey, bool)> {
         match read_key_file(path) {
             Ok(k) => return Ok((k, false)),
@@ -176,23 +184,6 @@ impl RootKey {
 impl std::fmt::Debug for RootKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("RootKey(<redacted>)")
-    }
-}
-
-/// Where the root key comes from. Today only a key file; unsealing (Shamir shares, auto-unseal)
-/// becomes further variants.
-#[derive(Debug, Clone)]
-pub enum RootKeySource {
-    /// A 32-byte key file, created with mode 0600 on first start.
-    File(PathBuf),
-}
-
-impl RootKeySource {
-    /// Obtains the root key; `true` if it was newly created.
-    pub fn obtain(&self) -> io::Result<(RootKey, bool)> {
-        match self {
-            RootKeySource::File(path) => RootKey::load_or_create(path),
-        }
     }
 }
 
@@ -364,7 +355,7 @@ mod tests {
     fn key_file_created_0600_then_loaded() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("root.key");
-        let (k1, created) = RootKeySource::File(path.clone()).obtain().unwrap();
+        let (k1, created) = RootKey::load_or_create(&path).unwrap();
         assert!(created);
         let meta = fs::metadata(&path).unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);

@@ -752,5 +752,8 @@ fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
+mod rotate_root;
+pub use rotate_root::rewrap_key_record;
+
 #[cfg(test)]
 mod tests;

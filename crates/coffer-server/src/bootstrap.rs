@@ -31,7 +31,7 @@ impl std::fmt::Debug for RootCredentials {
 }
 
 impl RootCredentials {
-    fn generate() -> Self {
+    pub(crate) fn generate() -> Self {
         // 16 base32 characters after AKIA, as AWS's key ids look; 40 base64 characters of secret.
         const B32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
         let id_bytes: [u8; 16] = coffer_crypto::random_bytes();
@@ -64,12 +64,9 @@ pub(crate) struct AccessKey {
 pub(crate) struct Bootstrap {
     pub account_id: String,
     pub store: Arc<dyn Store>,
-    pub root: RootKey,
-    pub access_keys: Vec<AccessKey>,
+    pub wanted_root_credentials: Option<RootCredentials>,
     pub report: StartReport,
 }
-
-const ROOT_KEY_FILE: &str = "root.key";
 
 fn access_key_prefix(account: &str) -> String {
     format!("iam/{account}/accesskey/")
@@ -77,48 +74,48 @@ fn access_key_prefix(account: &str) -> String {
 
 impl Bootstrap {
     pub async fn open(config: &ServerConfig) -> Result<Self, StartError> {
-        let (store, root): (Arc<dyn Store>, RootKey) = match &config.data_dir {
-            None => (Arc::new(MemoryStore::new()), RootKey::generate()),
+        let store: Arc<dyn Store> = match &config.data_dir {
+            None => Arc::new(MemoryStore::new()),
             Some(dir) => {
                 std::fs::create_dir_all(dir)?;
-                let (root, _created) = RootKey::load_or_create(&dir.join(ROOT_KEY_FILE))?;
-                let store = coffer_store::embedded::EmbeddedStore::open(dir)?;
-                (Arc::new(store), root)
+                Arc::new(coffer_store::embedded::EmbeddedStore::open(dir)?)
             }
         };
         let mut report = StartReport::default();
-        let account = &resolve_account_id(&*store, config.account_id.as_deref()).await?;
+        let account = resolve_account_id(&*store, config.account_id.as_deref()).await?;
         let wanted = config.root_credentials.clone().or_else(|| {
             config.dev.then(|| RootCredentials {
                 access_key_id: DEV_ACCESS_KEY_ID.into(),
                 secret_access_key: DEV_SECRET_ACCESS_KEY.into(),
             })
         });
-        let mut keys = load_access_keys(&*store, &root, account).await?;
-        match wanted {
-            Some(creds) => {
-                if !keys.iter().any(|k| k.access_key_id == creds.access_key_id) {
-                    keys.push(store_root_key(&*store, &root, account, &creds).await?);
-                }
-                if config.dev {
-                    report.new_root_credentials = Some(creds);
-                }
-            }
-            None if keys.is_empty() => {
-                let creds = RootCredentials::generate();
-                keys.push(store_root_key(&*store, &root, account, &creds).await?);
-                report.new_root_credentials = Some(creds);
-            }
-            None => {}
+        if config.dev {
+            report.new_root_credentials = wanted.clone();
         }
         Ok(Self {
-            account_id: account.clone(),
+            account_id: account,
             store,
-            root,
-            access_keys: keys,
+            wanted_root_credentials: wanted,
             report,
         })
     }
+}
+
+/// The access keys as the unsealed server authenticates them: every stored one, opened with the
+/// root key, plus the configured root credentials (stored now if they were not yet).
+pub(crate) async fn unseal_access_keys(
+    deps: &crate::dispatch::ServiceDeps,
+    root: &RootKey,
+) -> Result<Vec<AccessKey>, StartError> {
+    let store = &*deps.store;
+    let account = &deps.account_id;
+    let mut keys = load_access_keys(store, root, account).await?;
+    if let Some(creds) = &deps.wanted_root_credentials
+        && !keys.iter().any(|k| k.access_key_id == creds.access_key_id)
+    {
+        keys.push(store_root_key(store, root, account, creds).await?);
+    }
+    Ok(keys)
 }
 
 const ACCOUNT_ID_KEY: &[u8] = b"meta/account-id";
@@ -167,12 +164,12 @@ fn aad(access_key_id: &str) -> Vec<u8> {
     format!("coffer:access-key:{access_key_id}").into_bytes()
 }
 
-async fn store_root_key(
-    store: &dyn Store,
+/// The store key and value of a root access key, its secret sealed under the root key.
+pub(crate) fn access_key_entry(
     root: &RootKey,
     account: &str,
     creds: &RootCredentials,
-) -> Result<AccessKey, StartError> {
+) -> Result<(String, Vec<u8>), StartError> {
     let sealed = coffer_crypto::seal(
         root.as_bytes(),
         creds.secret_access_key.as_bytes(),
@@ -185,17 +182,58 @@ async fn store_root_key(
         sealed_secret: base64::engine::general_purpose::STANDARD.encode(sealed),
     };
     let key = format!("{}{}", access_key_prefix(account), creds.access_key_id);
+    let value = serde_json::to_vec(&record).map_err(|e| StartError::Config(e.to_string()))?;
+    Ok((key, value))
+}
+
+async fn store_root_key(
+    store: &dyn Store,
+    root: &RootKey,
+    account: &str,
+    creds: &RootCredentials,
+) -> Result<AccessKey, StartError> {
+    let (key, value) = access_key_entry(root, account, creds)?;
     let mut batch = WriteBatch::new();
-    batch.put(
-        key,
-        serde_json::to_vec(&record).map_err(|e| StartError::Config(e.to_string()))?,
-    );
+    batch.put(key, value);
     store.commit(batch).await?;
-    Ok(to_access_key(
-        &creds.access_key_id,
-        &record,
-        &creds.secret_access_key,
-    ))
+    Ok(AccessKey {
+        access_key_id: creds.access_key_id.clone(),
+        secret: Arc::new(coffer_wire::sigv4::SigningSecret::new(
+            &creds.secret_access_key,
+        )),
+        caller: coffer_core::Caller::root(account, &creds.access_key_id),
+    })
+}
+
+/// Root rotation (`crate::root_wrapped`): an access key record (`iam/{account}/accesskey/{id}`)
+/// with its secret rewrapped; other `iam/` records are not ours.
+pub(crate) fn rewrap_access_key(
+    key: &[u8],
+    value: &[u8],
+    old: &coffer_crypto::AeadKey,
+    new: &coffer_crypto::AeadKey,
+) -> Result<Option<Vec<u8>>, String> {
+    let key = String::from_utf8_lossy(key);
+    let Some((_, id)) = key.split_once("/accesskey/") else {
+        return Ok(None);
+    };
+    let Ok(mut record) = serde_json::from_slice::<StoredAccessKey>(value) else {
+        return Ok(None);
+    };
+    let b64 = &base64::engine::general_purpose::STANDARD;
+    let sealed = b64
+        .decode(&record.sealed_secret)
+        .map_err(|_| "unreadable access key record".to_string())?;
+    let secret = old
+        .open(&sealed, &aad(id))
+        .map_err(|_| "the access key does not open under the root key".to_string())?;
+    let resealed = new
+        .seal(&secret, &aad(id))
+        .map_err(|_| "sealing failed".to_string())?;
+    record.sealed_secret = b64.encode(resealed);
+    serde_json::to_vec(&record)
+        .map(Some)
+        .map_err(|e| e.to_string())
 }
 
 fn to_access_key(id: &str, record: &StoredAccessKey, secret: &str) -> AccessKey {

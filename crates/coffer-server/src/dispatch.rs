@@ -1,17 +1,19 @@
 //! One request, end to end: read the body, authenticate, find the operation in the table, call
 //! the service, and encode the answer or the error as AWS does.
 
-use std::sync::Arc;
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use coffer_core::{RequestContext, ServiceError};
+use coffer_crypto::RootKey;
 use coffer_kms::Keyring;
 use coffer_parameters::{EventLog, EventSink, ParametersService};
 use coffer_secrets::SecretsService;
+use coffer_store::Store;
 use coffer_wire::error::ErrorEnvelope;
 use coffer_wire::sigv4::RequestParts;
 
@@ -21,29 +23,85 @@ use crate::bootstrap::Bootstrap;
 
 const JSON_11: &str = "application/x-amz-json-1.1";
 
+/// What outlives sealing: the store, configuration and the sinks. The services, and with them
+/// every copy of the root key, exist only while unsealed (see [`Services`]).
 pub(crate) struct AppState {
     pub account_id: String,
-    pub credentials: Credentials,
-    pub secrets: Arc<SecretsService>,
-    pub parameters: ParametersService,
+    pub deps: ServiceDeps,
     pub parameter_events: Arc<EventLog>,
+    pub sealer: crate::seal::Sealer,
     /// Decides every operation's access requests (identity policies + resource policies).
     pub authorizer: Arc<coffer_authz::PolicyAuthorizer>,
+    /// `Some` exactly while unsealed. Requests clone the `Arc` (a brief read lock) and hold it
+    /// for their duration; sealing takes it out and waits for those clones to drop, so once
+    /// sealing returns no request still holds the root key.
+    services: RwLock<Option<Arc<Services>>>,
+}
+
+/// Everything [`Services::new`] needs besides the root key.
+pub(crate) struct ServiceDeps {
+    pub store: Arc<dyn Store>,
+    pub account_id: String,
+    pub clock: coffer_core::SharedClock,
+    pub parameter_limits: crate::ParameterLimits,
+    pub event_sinks: Vec<Arc<dyn EventSink>>,
+    /// Root credentials the operator configured (or the dev ones): stored on unseal if absent.
+    pub wanted_root_credentials: Option<crate::RootCredentials>,
+}
+
+/// The services of an unsealed server; built from the root key, dropped (and the key with them)
+/// on seal. A new service is one more field here, built in [`Services::new`].
+pub(crate) struct Services {
+    /// Kept for rotate-root (it rewraps from this key); zeroized when the services drop.
+    root: RootKey,
+    pub credentials: Credentials,
+    #[allow(dead_code)] // shared with the services below; the KMS API serves from it
+    pub keys: Arc<Keyring>,
+    pub secrets: Arc<SecretsService>,
+    pub parameters: ParametersService,
+}
+
+impl Services {
+    pub async fn new(deps: &ServiceDeps, root: RootKey) -> Result<Self, crate::StartError> {
+        let access_keys = crate::bootstrap::unseal_access_keys(deps, &root).await?;
+        let keys = Arc::new(Keyring::new(
+            deps.store.clone(),
+            RootKey::from_bytes(*root.as_bytes()),
+        ));
+        let secrets = Arc::new(SecretsService::new(
+            deps.store.clone(),
+            keys.clone(),
+            deps.clock.clone(),
+        ));
+        let reader = Arc::new(crate::secret_reader::SecretsReader(secrets.clone()));
+        let parameters =
+            ParametersService::new(deps.store.clone(), keys.clone(), deps.clock.clone())
+                .with_secret_reader(reader)
+                .with_limits(deps.parameter_limits)
+                .with_event_sinks(deps.event_sinks.clone());
+        Ok(Self {
+            root,
+            credentials: Credentials::new(&access_keys),
+            keys,
+            secrets,
+            parameters,
+        })
+    }
+}
+
+impl Services {
+    /// The root key, for a rotation that has taken the services down.
+    pub fn take_root(self) -> RootKey {
+        self.root
+    }
 }
 
 impl AppState {
     pub fn new(
         config: &ServerConfig,
-        boot: Bootstrap,
+        boot: &Bootstrap,
         webhook: Option<crate::webhook::Webhook>,
     ) -> Self {
-        let keys = Arc::new(Keyring::new(boot.store.clone(), boot.root));
-        let secrets = Arc::new(SecretsService::new(
-            boot.store.clone(),
-            keys.clone(),
-            config.clock.clone(),
-        ));
-        let reader = Arc::new(crate::secret_reader::SecretsReader(secrets.clone()));
         let log_file = config.parameter_events_log.clone().or_else(|| {
             config
                 .data_dir
@@ -54,26 +112,86 @@ impl AppState {
             Some(path) => EventLog::file(path),
             None => EventLog::memory(),
         });
-        let mut sinks: Vec<Arc<dyn EventSink>> = vec![parameter_events.clone()];
+        let mut event_sinks: Vec<Arc<dyn EventSink>> = vec![parameter_events.clone()];
         if let Some(w) = webhook {
-            sinks.push(Arc::new(w));
+            event_sinks.push(Arc::new(w));
         }
-        let parameters = ParametersService::new(boot.store.clone(), keys, config.clock.clone())
-            .with_secret_reader(reader)
-            .with_limits(config.parameter_limits)
-            .with_event_sinks(sinks);
         Self {
             account_id: boot.account_id.clone(),
-            credentials: Credentials::new(&boot.access_keys),
-            secrets,
-            parameters,
+            deps: ServiceDeps {
+                store: boot.store.clone(),
+                account_id: boot.account_id.clone(),
+                clock: config.clock.clone(),
+                parameter_limits: config.parameter_limits,
+                event_sinks,
+                wanted_root_credentials: boot.wanted_root_credentials.clone(),
+            },
             parameter_events,
             authorizer: coffer_authz::PolicyAuthorizer::new(
                 Arc::new(coffer_authz::NoIdentityPolicies),
                 config.clock.clone(),
             ),
+            sealer: crate::seal::Sealer::new(boot.store.clone(), config.data_dir.clone()),
+            services: RwLock::new(None),
         }
     }
+
+    /// The services, or the sealed error every data call gets.
+    pub fn services(&self) -> Result<Arc<Services>, ErrorEnvelope> {
+        self.services
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(sealed_error)
+    }
+
+    pub fn is_unsealed(&self) -> bool {
+        self.services
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
+    /// Builds the services from `root` and starts serving data.
+    pub async fn unseal(&self, root: RootKey) -> Result<(), crate::StartError> {
+        let services = Arc::new(Services::new(&self.deps, root).await?);
+        *self.services.write().unwrap_or_else(|p| p.into_inner()) = Some(services);
+        Ok(())
+    }
+
+    /// Stops serving data and drops the services (and every copy of the root key) once the
+    /// requests still using them finish. Returns whether the server was unsealed.
+    pub async fn seal(&self) -> bool {
+        self.take_services().await.is_some()
+    }
+
+    /// Stops serving data and hands over the services once no request uses them any more.
+    pub async fn take_services(&self) -> Option<Services> {
+        let taken = self
+            .services
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let mut services = taken?;
+        // In-flight requests hold clones; wait for them so the key is ours alone.
+        loop {
+            match Arc::try_unwrap(services) {
+                Ok(s) => return Some(s),
+                Err(still_shared) => {
+                    services = still_shared;
+                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                }
+            }
+        }
+    }
+}
+
+/// What every data call gets while the server is sealed (documented in README): AWS's
+/// framework `ServiceUnavailable`, HTTP 503, which SDKs treat as retryable.
+pub(crate) fn sealed_error() -> ErrorEnvelope {
+    ErrorEnvelope::service_unavailable(
+        "Coffer is sealed: it serves no data until an operator unseals it (coffer operator unseal).",
+    )
 }
 
 /// The services served on `POST /`, by `X-Amz-Target` prefix and SigV4 signing name.
@@ -218,7 +336,9 @@ async fn handle_inner(
     // Signature freshness is judged against real time, like AWS's front ends; the injectable clock
     // drives the domain (deletion windows, dates), so tests can move it without breaking signing.
     let now = coffer_core::Clock::now_secs(&coffer_core::SystemClock);
-    let (caller, verified) = state.credentials.authenticate(&parts, body, now)?;
+    // Sealed: nothing to authenticate against (access keys are root-sealed) and nothing to serve.
+    let services = state.services()?;
+    let (caller, verified) = services.credentials.authenticate(&parts, body, now)?;
 
     let target = target_of(headers);
     let (prefix, operation) = target.split_once('.').unwrap_or((target, ""));
@@ -239,12 +359,12 @@ async fn handle_inner(
             transport.is_some_and(|t| t.tls),
         );
     match service {
-        Service::SecretsManager => state
+        Service::SecretsManager => services
             .secrets
             .call(&ctx, operation, body)
             .await
             .map_err(envelope),
-        Service::Ssm => state
+        Service::Ssm => services
             .parameters
             .call(&ctx, operation, body)
             .await

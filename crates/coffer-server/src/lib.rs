@@ -13,6 +13,9 @@ mod dispatch;
 mod listener;
 #[cfg(test)]
 mod operation_access;
+mod operator_api;
+mod root_wrapped;
+mod seal;
 mod secret_reader;
 mod tasks;
 mod tls;
@@ -20,6 +23,7 @@ mod webhook;
 
 pub use bootstrap::{DEV_ACCESS_KEY_ID, DEV_ACCOUNT_ID, DEV_SECRET_ACCESS_KEY, RootCredentials};
 pub use coffer_parameters::{EVENT_LOG_FILE, Limits as ParameterLimits};
+pub use seal::{AUTO_UNSEAL_KEY_FILE, KekSource};
 
 /// Default listen address (documented in README).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4700";
@@ -50,6 +54,12 @@ pub struct ServerConfig {
     pub parameter_events_log: Option<PathBuf>,
     /// Parameter Store quotas per account and region.
     pub parameter_limits: ParameterLimits,
+    /// An uninitialised store initialises itself on start (auto-unseal); `false` waits for
+    /// `coffer operator init` (shares or a chosen auto-unseal key).
+    pub auto_init: bool,
+    /// The auto-unseal key a self-initialising start uses; `None`: `unseal.key` in the data
+    /// directory (created), or an in-memory key without one (`--dev`).
+    pub auto_unseal: Option<KekSource>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,6 +88,8 @@ impl ServerConfig {
             parameter_events_webhook: None,
             parameter_events_log: None,
             parameter_limits: ParameterLimits::default(),
+            auto_init: true,
+            auto_unseal: None,
         }
     }
 }
@@ -107,7 +119,29 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let mut report = boot.report.clone();
     let tls = tls::acceptor(&config)?;
     report.tls_fingerprint = tls.generated_fingerprint;
-    let state = Arc::new(dispatch::AppState::new(&config, boot, webhook));
+    let state = Arc::new(dispatch::AppState::new(&config, &boot, webhook));
+    let wanted = boot.wanted_root_credentials.is_none() && !config.dev;
+    let (start, created) = seal::on_start(
+        &state.sealer,
+        config.auto_init || config.dev,
+        config.auto_unseal.clone(),
+        &boot.account_id,
+        wanted.then(RootCredentials::generate),
+    )
+    .await
+    .map_err(|e| StartError::Config(format!("unsealing: {e}")))?;
+    if created.is_some() {
+        report.new_root_credentials = created;
+    }
+    match start {
+        seal::StartState::Unsealed(root) => state.unseal(root).await?,
+        seal::StartState::Sealed => {
+            tracing::warn!("the server is sealed: unseal it with `coffer operator unseal`")
+        }
+        seal::StartState::Uninitialized => {
+            tracing::warn!("the data directory is not initialized: run `coffer operator init`")
+        }
+    }
     let tasks = tasks::spawn(state.clone(), config.task_interval);
     listener::serve(config.listen, state, tls.acceptor, report, tasks).await
 }

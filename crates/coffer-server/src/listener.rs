@@ -84,6 +84,7 @@ pub(crate) async fn serve(
     let app = Router::new()
         .route("/health", get(health))
         .route("/", post(api))
+        .merge(crate::operator_api::routes())
         .fallback(not_found)
         // The body limit is enforced while reading, so the answer can be AWS-shaped.
         .layer(DefaultBodyLimit::disable())
@@ -110,13 +111,20 @@ pub(crate) struct Transport {
     pub tls: bool,
 }
 
-async fn health() -> Response {
-    let mut resp = (
-        StatusCode::OK,
-        [("content-type", "application/json")],
-        r#"{"status":"ok"}"#,
-    )
-        .into_response();
+/// `{"status":"ok"}` (200) while unsealed; `{"status":"sealed"}` (503) otherwise, so a load
+/// balancer routes around a sealed node.
+async fn health(State(state): State<Arc<AppState>>) -> Response {
+    let (status, body) = if state.is_unsealed() {
+        (StatusCode::OK, r#"{"status":"ok"}"#)
+    } else if state.sealer.is_initialized().await {
+        (StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"sealed"}"#)
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            r#"{"status":"uninitialized"}"#,
+        )
+    };
+    let mut resp = (status, [("content-type", "application/json")], body).into_response();
     dispatch::add_request_id(&mut resp, &dispatch::new_request_id());
     resp
 }

@@ -19,12 +19,17 @@ pub(crate) fn spawn(state: Arc<AppState>, every: Duration) -> JoinHandle<()> {
 }
 
 pub(crate) async fn run_once(state: &AppState) {
-    match state.secrets.purge_expired().await {
+    // Sealed: nothing can be decrypted or written under the root key; jobs resume on unseal
+    // and catch up from their time indexes.
+    let Ok(services) = state.services() else {
+        return;
+    };
+    match services.secrets.purge_expired().await {
         Ok(0) => {}
         Ok(n) => tracing::info!(purged = n, "purged secrets past their recovery window"),
         Err(e) => tracing::warn!(error = %e, "purging deleted secrets failed; will retry"),
     }
-    match state.parameters.run_policies().await {
+    match services.parameters.run_policies().await {
         Ok(0) => {}
         Ok(n) => tracing::info!(fired = n, "parameter policies fired"),
         Err(e) => tracing::warn!(error = %e, "running parameter policies failed; will retry"),

@@ -25,6 +25,15 @@ impl TestServer {
         Self::start(Some(dir)).await
     }
 
+    /// The durable store in `dir` (the caller keeps it, e.g. across a restart), with `f` applied.
+    pub async fn durable_at(dir: &std::path::Path, f: impl FnOnce(&mut ServerConfig)) -> Self {
+        Self::start_with(None, |c| {
+            durable_config(c, dir);
+            f(c)
+        })
+        .await
+    }
+
     /// `--dev` with `f` applied to the configuration (after the harness's own settings).
     pub async fn with_config(f: impl FnOnce(&mut ServerConfig)) -> Self {
         Self::start_with(None, f).await
@@ -40,12 +49,7 @@ impl TestServer {
         config.listen = coffer_server::ephemeral();
         config.clock = clock.clone();
         if let Some(d) = &dir {
-            config.dev = false;
-            config.data_dir = Some(d.path().to_path_buf());
-            config.root_credentials = Some(coffer_server::RootCredentials {
-                access_key_id: coffer_server::DEV_ACCESS_KEY_ID.into(),
-                secret_access_key: coffer_server::DEV_SECRET_ACCESS_KEY.into(),
-            });
+            durable_config(&mut config, d.path());
         }
         f(&mut config);
         let server = coffer_server::start(config).await.expect("server starts");
@@ -116,6 +120,16 @@ impl TestServer {
     ) -> (u16, serde_json::Value, Vec<(String, String)>) {
         crate::server::raw_post(self, target, body, signed).await
     }
+}
+
+/// The embedded store in `dir`, with the dev credentials as configured root credentials.
+fn durable_config(config: &mut ServerConfig, dir: &std::path::Path) {
+    config.dev = false;
+    config.data_dir = Some(dir.to_path_buf());
+    config.root_credentials = Some(coffer_server::RootCredentials {
+        access_key_id: coffer_server::DEV_ACCESS_KEY_ID.into(),
+        secret_access_key: coffer_server::DEV_SECRET_ACCESS_KEY.into(),
+    });
 }
 
 /// The AWS error code of an SDK error (`ResourceNotFoundException`, ...).

@@ -35,6 +35,18 @@ pub fn sign(
     service: &str,
     time: SystemTime,
 ) -> Vec<(String, String)> {
+    sign_request("POST", "/", headers, body, service, time)
+}
+
+/// SigV4 headers for `method path` with the dev (root) credentials.
+pub fn sign_request(
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+    service: &str,
+    time: SystemTime,
+) -> Vec<(String, String)> {
     use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
     let identity = aws_credential_types::Credentials::new(
         coffer_server::DEV_ACCESS_KEY_ID,
@@ -54,8 +66,8 @@ pub fn sign(
         .expect("signing params")
         .into();
     let req = SignableRequest::new(
-        "POST",
-        "/",
+        method,
+        path,
         headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
         SignableBody::Bytes(body),
     )
@@ -67,7 +79,7 @@ pub fn sign(
         .collect()
 }
 
-async fn send(
+pub async fn send(
     host: &str,
     method: &str,
     path: &str,

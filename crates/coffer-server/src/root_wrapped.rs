@@ -1,0 +1,75 @@
+//! The list of store records sealed directly under the root key, for `rotate-root`.
+//!
+//! Everything the root key seals (KMS key material, IAM secret access keys, the audit signing
+//! key, ...) must be listed here with a rewrap function, or a root rotation would leave it
+//! sealed under a key that no longer exists. To add one: seal with
+//! `coffer_crypto::root_wrapped::seal` (bound to the record's store key), and add a
+//! [`RootSealedRecords`] entry whose `rewrap` opens the record's sealed field(s) under `old` and
+//! seals them under `new` (`coffer_crypto::root_wrapped::rewrap` does one field). `rewrap` gets
+//! every record under `prefix` and returns `None` for records it does not own.
+
+use coffer_crypto::{AeadKey, RootKey};
+use coffer_store::{Store, WriteBatch};
+
+use crate::seal::SealError;
+
+/// Rewraps one record: `(store key, value, old root, new root)` → the new value, or `None` when
+/// the record holds nothing root-sealed. An error aborts the whole rotation (nothing changes).
+pub(crate) type Rewrap = fn(&[u8], &[u8], &AeadKey, &AeadKey) -> Result<Option<Vec<u8>>, String>;
+
+pub(crate) struct RootSealedRecords {
+    pub prefix: &'static str,
+    pub rewrap: Rewrap,
+}
+
+/// Every prefix whose records hold values sealed under the root key.
+pub(crate) const RECORDS: &[RootSealedRecords] = &[
+    RootSealedRecords {
+        prefix: "kms/key/",
+        rewrap: kms_key,
+    },
+    RootSealedRecords {
+        prefix: "iam/",
+        rewrap: crate::bootstrap::rewrap_access_key,
+    },
+];
+
+fn kms_key(
+    _key: &[u8],
+    value: &[u8],
+    old: &AeadKey,
+    new: &AeadKey,
+) -> Result<Option<Vec<u8>>, String> {
+    coffer_kms::rewrap_key_record(value, old, new)
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
+/// Adds to `batch` every root-sealed record rewrapped from `old` to `new`, each checked at the
+/// version read; returns how many.
+pub(crate) async fn rewrap_all(
+    store: &dyn Store,
+    old: &RootKey,
+    new: &RootKey,
+    batch: &mut WriteBatch,
+) -> Result<usize, SealError> {
+    let (old, new) = (AeadKey::new(old.as_bytes()), AeadKey::new(new.as_bytes()));
+    let mut n = 0;
+    for records in RECORDS {
+        let start = records.prefix.as_bytes();
+        let end = coffer_store::prefix_end(start);
+        for (key, entry) in store.scan(start, &end, usize::MAX).await? {
+            let rewrapped = (records.rewrap)(&key, &entry.value, &old, &new).map_err(|e| {
+                SealError::Internal(format!(
+                    "cannot rewrap {}: {e}; nothing was changed",
+                    String::from_utf8_lossy(&key)
+                ))
+            })?;
+            if let Some(v) = rewrapped {
+                batch.check(key.clone(), Some(&entry)).put(key, v);
+                n += 1;
+            }
+        }
+    }
+    Ok(n)
+}
