@@ -40,7 +40,7 @@ pub const SECRETS_MANAGER_ALIAS: &str = "alias/aws/secretsmanager";
 pub const SSM_ALIAS: &str = "alias/aws/ssm";
 
 /// AWS-managed aliases created on first use, with the description AWS gives their keys.
-const MANAGED_ALIASES: &[(&str, &str)] = &[
+pub(crate) const MANAGED_ALIASES: &[(&str, &str)] = &[
     (
         SECRETS_MANAGER_ALIAS,
         "Default key that protects my Secrets Manager data when no other key is defined",
@@ -61,9 +61,10 @@ pub enum KeyError {
     /// The key id / ARN / alias does not name a key in this account and region.
     #[error("key not found: {0}")]
     NotFound(String),
-    /// The key exists but cannot be used (disabled, pending deletion).
-    #[error("key is not usable: {0}")]
-    InvalidState(String),
+    /// The key exists but its state forbids the use (disabled, pending deletion). The message is
+    /// KMS's own (`ARN is disabled.`, `ARN is pending deletion.`).
+    #[error("{arn} is {}.", state.describe())]
+    InvalidState { arn: String, state: KeyState },
     /// Ciphertext tampered with, moved to another record, or wrong context.
     #[error("ciphertext could not be decrypted")]
     InvalidCiphertext,
@@ -109,7 +110,7 @@ pub enum KeyManager {
     Customer,
 }
 
-/// A key's lifecycle state, as in KMS `KeyState` (the subset used so far).
+/// A key's lifecycle state, as in KMS `KeyState` (the subset Coffer's keys can be in).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KeyState {
     Enabled,
@@ -117,12 +118,38 @@ pub enum KeyState {
     PendingDeletion,
 }
 
-/// One version of a key's material, sealed under the root key.
+impl KeyState {
+    /// The `KeyState` enum value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Enabled => "Enabled",
+            KeyState::Disabled => "Disabled",
+            KeyState::PendingDeletion => "PendingDeletion",
+        }
+    }
+
+    /// How KMS's error messages name the state (`... is pending deletion.`).
+    pub fn describe(self) -> &'static str {
+        match self {
+            KeyState::Enabled => "enabled",
+            KeyState::Disabled => "disabled",
+            KeyState::PendingDeletion => "pending deletion",
+        }
+    }
+}
+
+/// One version of a key's material, sealed under the root key (see [`wrap_material`]).
 #[derive(Clone, Serialize, Deserialize)]
 pub struct MaterialRecord {
     pub version: u32,
     /// Base64 of the root-key-sealed 32-byte material.
     pub wrapped: String,
+    /// When a rotation added this version (unix millis); `None` for the key's first material.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotated_ms: Option<i64>,
+    /// `AUTOMATIC` or `ON_DEMAND` for versions a rotation added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation_type: Option<String>,
 }
 
 impl std::fmt::Debug for MaterialRecord {
@@ -148,6 +175,80 @@ pub struct KeyRecord {
     /// The material version new encryptions use.
     pub current_version: u32,
     pub materials: Vec<MaterialRecord>,
+    /// The key policy document; `None` means the default policy (see the service's `policy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<coffer_service::tags::Tag>,
+    /// Set while `PendingDeletion`: when the key is deleted (unix millis).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_window_days: Option<u32>,
+    /// Automatic rotation period when rotation is enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation_period_days: Option<u32>,
+    /// When automatic rotation next adds a material version (unix millis).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_rotation_ms: Option<i64>,
+}
+
+impl KeyRecord {
+    /// `Err(InvalidState)` unless the key may be used for cryptographic operations.
+    pub fn check_usable(&self) -> Result<(), KeyError> {
+        match self.key_state {
+            KeyState::Enabled => Ok(()),
+            state => Err(KeyError::InvalidState {
+                arn: self.arn.clone(),
+                state,
+            }),
+        }
+    }
+}
+
+/// Seals 32 bytes of key material under the root key, bound to the key's ARN and the material
+/// version. The one place key material is wrapped: root-key rotation rewraps with this too.
+pub fn wrap_material(
+    root: &AeadKey,
+    arn: &str,
+    version: u32,
+    material: &[u8; 32],
+) -> Result<String, KeyError> {
+    let wrapped = root
+        .seal(material, &material_aad(arn, version))
+        .map_err(crypto_internal)?;
+    Ok(B64.encode(wrapped))
+}
+
+/// The inverse of [`wrap_material`]. Failing means the record was altered or `root` is not the
+/// key that wrapped it: a storage-level fault, never a caller error.
+pub fn unwrap_material(
+    root: &AeadKey,
+    arn: &str,
+    m: &MaterialRecord,
+) -> Result<Zeroizing<[u8; 32]>, KeyError> {
+    let wrapped = B64
+        .decode(&m.wrapped)
+        .map_err(|_| corrupt("key material encoding"))?;
+    let raw = root
+        .open(&wrapped, &material_aad(arn, m.version))
+        .map_err(|_| corrupt("key material does not unwrap under the root key"))?;
+    let raw: Zeroizing<[u8; 32]> = Zeroizing::new(
+        raw.as_slice()
+            .try_into()
+            .map_err(|_| corrupt("key material length"))?,
+    );
+    Ok(raw)
+}
+
+/// The key id (UUID) a ciphertext blob names, if it is one of ours at all.
+pub fn ciphertext_key_id(blob: &[u8]) -> Option<String> {
+    if blob.len() < BLOB_HEADER_LEN || blob[0] != BLOB_FORMAT_V1 {
+        return None;
+    }
+    Uuid::from_slice(&blob[1..17])
+        .ok()
+        .map(|u| u.hyphenated().to_string())
 }
 
 /// The stored form of an alias.
@@ -159,6 +260,9 @@ pub struct AliasRecord {
     pub target_key_id: String,
     /// Unix seconds.
     pub creation_date: i64,
+    /// When UpdateAlias last changed the target (unix seconds); creation until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_updated_date: Option<i64>,
 }
 
 /// Cache key for unwrapped material: the key ARN (so it names account and region — a blob moved
@@ -189,6 +293,21 @@ pub struct Keyring {
     data_keys: RwLock<HashMap<Box<[u8]>, CachedDataKey>>,
     /// AWS-managed alias → key; these never change target, so caching is always correct.
     managed: RwLock<HashMap<(String, String, &'static str), KeyRef>>,
+    /// Key id → its state as last read, so the decrypt hot path need not read the key record
+    /// each time. Changes made through this node drop the entry at once ([`Keyring::forget_key`]);
+    /// changes made by another node sharing the store are seen within [`STATE_TTL`].
+    states: RwLock<HashMap<Uuid, CachedState>>,
+}
+
+/// How long a cached key state is trusted before it is read again.
+const STATE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+struct CachedState {
+    account: String,
+    region: String,
+    arn: String,
+    state: KeyState,
+    at: std::time::Instant,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -207,6 +326,72 @@ impl Keyring {
             materials: RwLock::new(HashMap::new()),
             data_keys: RwLock::new(HashMap::new()),
             managed: RwLock::new(HashMap::new()),
+            states: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The store the keyring reads and writes (the key service commits through the same one).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Fresh random material for `arn`, version `version`, wrapped under the root key; the
+    /// unwrapped material is cached, as the key is about to be used.
+    pub fn new_material(&self, arn: &str, version: u32) -> Result<MaterialRecord, KeyError> {
+        let material = coffer_crypto::random_key();
+        let wrapped = wrap_material(&self.root, arn, version, &material)?;
+        if let Ok(mut m) = self.materials.write() {
+            m.insert((arn.to_owned(), version), Arc::new(AeadKey::new(&material)));
+        }
+        Ok(MaterialRecord {
+            version,
+            wrapped,
+            rotated_ms: None,
+            rotation_type: None,
+        })
+    }
+
+    /// `Err(InvalidState)` unless the key `key_id` in this scope is enabled; `Err(InvalidCiphertext)`
+    /// if no such key exists here (deleted, or a blob from another account or region).
+    async fn check_state(
+        &self,
+        account: &str,
+        region: &str,
+        key_id: &Uuid,
+    ) -> Result<(), KeyError> {
+        let cached = self.states.read().ok().and_then(|m| {
+            m.get(key_id)
+                .filter(|c| {
+                    c.account == account && c.region == region && c.at.elapsed() < STATE_TTL
+                })
+                .map(|c| (c.state, c.arn.clone()))
+        });
+        let (state, arn) = match cached {
+            Some(hit) => hit,
+            None => {
+                let id = key_id.hyphenated().to_string();
+                let rec = self
+                    .load_key(account, region, &id)
+                    .await?
+                    .ok_or(KeyError::InvalidCiphertext)?;
+                if let Ok(mut m) = self.states.write() {
+                    m.insert(
+                        *key_id,
+                        CachedState {
+                            account: account.to_owned(),
+                            region: region.to_owned(),
+                            arn: rec.arn.clone(),
+                            state: rec.key_state,
+                            at: std::time::Instant::now(),
+                        },
+                    );
+                }
+                (rec.key_state, rec.arn)
+            }
+        };
+        match state {
+            KeyState::Enabled => Ok(()),
+            state => Err(KeyError::InvalidState { arn, state }),
         }
     }
 
@@ -264,12 +449,7 @@ impl Keyring {
                 .await?
                 .ok_or_else(|| KeyError::NotFound(key.to_owned()))?,
         };
-        if rec.key_state != KeyState::Enabled {
-            return Err(KeyError::InvalidState(format!(
-                "{} is {:?}",
-                rec.arn, rec.key_state
-            )));
-        }
+        rec.check_usable()?;
         let version = rec.current_version;
         let material = self.material_from_record(&rec, version)?;
         let uuid = Uuid::parse_str(&rec.key_id).map_err(|_| corrupt("key record id"))?;
@@ -321,6 +501,7 @@ impl Keyring {
         }
         let (wrapped, sealed) = rest.split_at(wrapped_len);
         let aad = blob_aad_for(header, account, region, &uuid, context);
+        self.check_state(account, region, &uuid).await?;
 
         let data_key = match self.cached_data_key(wrapped, &aad) {
             Some(k) => k,
@@ -371,8 +552,15 @@ impl Keyring {
             .map_err(|_| KeyError::InvalidCiphertext)
     }
 
-    /// Drops cached material of a key (call after changing its state or material).
+    /// Drops cached material and state of a key (call after changing its state or material).
     pub fn forget_key(&self, key_arn: &str) {
+        if let Some(id) = key_arn
+            .rsplit_once(":key/")
+            .and_then(|(_, id)| Uuid::parse_str(id).ok())
+            && let Ok(mut m) = self.states.write()
+        {
+            m.remove(&id);
+        }
         if let Ok(mut m) = self.materials.write() {
             m.retain(|(arn, _), _| arn != key_arn);
         }
@@ -523,11 +711,7 @@ impl Keyring {
         let key_id = Uuid::new_v4().hyphenated().to_string();
         let arn = key_arn(partition, region, account, &key_id);
         let now = unix_now();
-        let material = coffer_crypto::random_key();
-        let wrapped = self
-            .root
-            .seal(material.as_ref(), &material_aad(&arn, 1))
-            .map_err(crypto_internal)?;
+        let material = self.new_material(&arn, 1)?;
         let rec = KeyRecord {
             key_id: key_id.clone(),
             arn: arn.clone(),
@@ -538,16 +722,20 @@ impl Keyring {
             key_manager: KeyManager::Aws,
             key_state: KeyState::Enabled,
             current_version: 1,
-            materials: vec![MaterialRecord {
-                version: 1,
-                wrapped: B64.encode(wrapped),
-            }],
+            materials: vec![material],
+            policy: None,
+            tags: Vec::new(),
+            deletion_ms: None,
+            pending_window_days: None,
+            rotation_period_days: None,
+            next_rotation_ms: None,
         };
         let alias = AliasRecord {
             alias_name: alias_name.to_owned(),
             alias_arn: alias_arn(partition, region, account, alias_name),
             target_key_id: key_id.clone(),
             creation_date: now,
+            last_updated_date: None,
         };
         let key_key = key_record_key(account, region, &key_id);
         let alias_key = alias_record_key(account, region, alias_name);
@@ -559,10 +747,6 @@ impl Keyring {
             .put(alias_key, to_json(&alias)?);
         self.store.commit(batch).await?;
 
-        // Material of a key we just created is hot: cache it unwrapped.
-        if let Ok(mut m) = self.materials.write() {
-            m.insert((arn.clone(), 1), Arc::new(AeadKey::new(&material)));
-        }
         let kr = KeyRef { key_id, arn };
         if let Ok(mut m) = self.managed.write() {
             m.insert(
@@ -573,7 +757,7 @@ impl Keyring {
         Ok((kr, Some(rec)))
     }
 
-    async fn load_key(
+    pub(crate) async fn load_key(
         &self,
         account: &str,
         region: &str,
@@ -611,20 +795,7 @@ impl Keyring {
             .iter()
             .find(|m| m.version == version)
             .ok_or_else(|| corrupt("key record lacks its current material"))?;
-        let wrapped = B64
-            .decode(&m.wrapped)
-            .map_err(|_| corrupt("key material encoding"))?;
-        // Failing here means the record was altered or the root key is not the one that
-        // created it; either way it is a storage-level fault, not a caller error.
-        let raw = self
-            .root
-            .open(&wrapped, &material_aad(&rec.arn, version))
-            .map_err(|_| corrupt("key material does not unwrap under the root key"))?;
-        let raw: Zeroizing<[u8; 32]> = Zeroizing::new(
-            raw.as_slice()
-                .try_into()
-                .map_err(|_| corrupt("key material length"))?,
-        );
+        let raw = unwrap_material(&self.root, &rec.arn, m)?;
         let key = Arc::new(AeadKey::new(&raw));
         if let Ok(mut cache) = self.materials.write() {
             cache.insert((rec.arn.clone(), version), key.clone());
@@ -729,7 +900,7 @@ fn push_len_prefixed(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
-fn corrupt(what: &str) -> KeyError {
+pub(crate) fn corrupt(what: &str) -> KeyError {
     KeyError::Store(StoreError::Internal(format!("corrupt KMS data: {what}")))
 }
 
@@ -737,11 +908,14 @@ fn crypto_internal(e: coffer_crypto::CryptoError) -> KeyError {
     KeyError::Store(StoreError::Internal(format!("encryption failed: {e}")))
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(entry: &Entry, what: &str) -> Result<T, KeyError> {
+pub(crate) fn parse<T: for<'de> Deserialize<'de>>(
+    entry: &Entry,
+    what: &str,
+) -> Result<T, KeyError> {
     serde_json::from_slice(&entry.value).map_err(|_| corrupt(what))
 }
 
-fn to_json<T: Serialize>(v: &T) -> Result<Vec<u8>, KeyError> {
+pub(crate) fn to_json<T: Serialize>(v: &T) -> Result<Vec<u8>, KeyError> {
     serde_json::to_vec(v).map_err(|_| corrupt("serialization"))
 }
 
@@ -754,6 +928,9 @@ fn unix_now() -> i64 {
 
 mod rotate_root;
 pub use rotate_root::rewrap_key_record;
+mod service;
+
+pub use service::{KmsError, KmsService};
 
 #[cfg(test)]
 mod tests;

@@ -30,6 +30,7 @@ const X_AMZ_TARGET: HeaderName = HeaderName::from_static("x-amz-target");
 pub enum Service {
     SecretsManager,
     Ssm,
+    Kms,
 }
 
 impl Service {
@@ -37,6 +38,7 @@ impl Service {
         match self {
             Service::SecretsManager => "secretsmanager",
             Service::Ssm => "AmazonSSM",
+            Service::Kms => "TrentService",
         }
     }
 
@@ -44,6 +46,7 @@ impl Service {
         match self {
             Service::SecretsManager => "secretsmanager",
             Service::Ssm => "ssm",
+            Service::Kms => "kms",
         }
     }
 }

@@ -38,6 +38,12 @@ pub enum Scenario {
     GetParameter,
     /// GetParametersByPath, first page of 10 under one prefix of a populated parameter set.
     GetParametersByPath,
+    /// KMS Encrypt of a ~value-size plaintext (at most 4096 bytes) under a key created at setup.
+    KmsEncrypt,
+    /// KMS Decrypt (no KeyId) of one ciphertext made at setup.
+    KmsDecrypt,
+    /// KMS GenerateDataKey (AES_256) under a key created at setup.
+    KmsGenerateDataKey,
     /// health, then get-secret-value, then put-secret-value; prints GetSecretValue/health.
     AllGate,
 }
@@ -51,6 +57,9 @@ impl Scenario {
             Scenario::DescribeSecret => "describe-secret",
             Scenario::GetParameter => "get-parameter",
             Scenario::GetParametersByPath => "get-parameters-by-path",
+            Scenario::KmsEncrypt => "kms-encrypt",
+            Scenario::KmsDecrypt => "kms-decrypt",
+            Scenario::KmsGenerateDataKey => "kms-generate-data-key",
             Scenario::AllGate => "all-gate",
         }
     }
@@ -59,6 +68,9 @@ impl Scenario {
     pub fn service(self) -> Service {
         match self {
             Scenario::GetParameter | Scenario::GetParametersByPath => Service::Ssm,
+            Scenario::KmsEncrypt | Scenario::KmsDecrypt | Scenario::KmsGenerateDataKey => {
+                Service::Kms
+            }
             _ => Service::SecretsManager,
         }
     }
@@ -385,6 +397,15 @@ pub async fn run_scenario(
                 }
             }
         }
+        Scenario::KmsEncrypt | Scenario::KmsDecrypt | Scenario::KmsGenerateDataKey => {
+            match kms_setup(&signer, scenario, limits, &mut created).await {
+                Ok(work) => work,
+                Err(e) => {
+                    cleanup(&signer, limits, &created).await;
+                    return Err(e.context("scenario setup"));
+                }
+            }
+        }
         Scenario::GetSecretValue | Scenario::DescribeSecret | Scenario::PutSecretValue => {
             let mut created_secrets = Vec::new();
             let mut setup = Conn::connect(addr).await.context("setup connection")?;
@@ -495,12 +516,15 @@ pub async fn run_scenario(
 enum Scratch {
     Secrets(Vec<String>),
     Parameters(Vec<String>),
+    /// KMS key ids; KMS keys cannot be deleted at once, so cleanup schedules their deletion
+    /// with the shortest waiting period (7 days).
+    Keys(Vec<String>),
 }
 
 impl Scratch {
     fn names(&self) -> &[String] {
         match self {
-            Scratch::Secrets(n) | Scratch::Parameters(n) => n,
+            Scratch::Secrets(n) | Scratch::Parameters(n) | Scratch::Keys(n) => n,
         }
     }
 }
@@ -524,6 +548,23 @@ async fn cleanup(signer: &Arc<Signer>, limits: &Limits, scratch: &Scratch) {
                 }
             }
         }
+        Scratch::Keys(ids) if !ids.is_empty() => {
+            let mut conn = match Conn::connect(signer.endpoint().addr).await {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("warning: cleanup skipped: {e:#}");
+                    return;
+                }
+            };
+            for id in ids {
+                let body = json!({ "KeyId": id, "PendingWindowInDays": 7 });
+                if let Err(e) =
+                    call_once(&mut conn, signer, timeout, "ScheduleKeyDeletion", body).await
+                {
+                    eprintln!("warning: could not schedule deletion of key {id}: {e:#}");
+                }
+            }
+        }
         Scratch::Parameters(names) if !names.is_empty() => {
             let names = Arc::new(names.clone());
             let batches = names.len().div_ceil(DELETE_BATCH);
@@ -539,6 +580,70 @@ async fn cleanup(signer: &Arc<Signer>, limits: &Limits, scratch: &Scratch) {
         }
         _ => {}
     }
+}
+
+/// Creates the scenario's KMS key (and, for Decrypt, the one ciphertext every request decrypts).
+async fn kms_setup(
+    signer: &Arc<Signer>,
+    scenario: Scenario,
+    limits: &Limits,
+    created: &mut Scratch,
+) -> anyhow::Result<Work> {
+    let timeout = limits.request_timeout;
+    let mut conn = Conn::connect(signer.endpoint().addr)
+        .await
+        .context("setup connection")?;
+    let out = call_once(
+        &mut conn,
+        signer,
+        timeout,
+        "CreateKey",
+        json!({ "Description": "coffer-load scratch key" }),
+    )
+    .await?;
+    let out: serde_json::Value = serde_json::from_slice(&out).context("CreateKey answer")?;
+    let key_id = out["KeyMetadata"]["KeyId"]
+        .as_str()
+        .context("CreateKey answer without KeyId")?
+        .to_owned();
+    *created = Scratch::Keys(vec![key_id.clone()]);
+    // Random plaintext: only its size matters; KMS takes at most 4096 bytes.
+    let size = limits.value_size.min(4096);
+    let plaintext: String = random_hex(size.div_ceil(2))?.chars().take(size).collect();
+    let plaintext = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(plaintext)
+    };
+    let (operation, body) = match scenario {
+        Scenario::KmsEncrypt => (
+            "Encrypt",
+            json!({ "KeyId": key_id, "Plaintext": plaintext }),
+        ),
+        Scenario::KmsGenerateDataKey => (
+            "GenerateDataKey",
+            json!({ "KeyId": key_id, "KeySpec": "AES_256" }),
+        ),
+        _ => {
+            let out = call_once(
+                &mut conn,
+                signer,
+                timeout,
+                "Encrypt",
+                json!({ "KeyId": key_id, "Plaintext": plaintext }),
+            )
+            .await?;
+            let out: serde_json::Value = serde_json::from_slice(&out).context("Encrypt answer")?;
+            let blob = out["CiphertextBlob"]
+                .as_str()
+                .context("Encrypt answer without CiphertextBlob")?
+                .to_owned();
+            ("Decrypt", json!({ "CiphertextBlob": blob }))
+        }
+    };
+    Ok(Work::Read {
+        operation,
+        body: json_body(&body),
+    })
 }
 
 /// DeleteParameters takes at most 10 names.

@@ -136,9 +136,11 @@ impl From<StoreError> for ParametersError {
 pub(crate) fn key_error(e: KeyError, key_id: &str) -> ParametersError {
     match e {
         KeyError::Store(s) => s.into(),
-        KeyError::NotFound(_) | KeyError::InvalidState(_) => {
+        KeyError::NotFound(_) => {
             ParametersError::InvalidKeyId(format!("{key_id} is not a valid KMS key."))
         }
+        // What Parameter Store passes on from KMS: `ARN is disabled.` / `... pending deletion.`
+        e @ KeyError::InvalidState { .. } => ParametersError::InvalidKeyId(e.to_string()),
         KeyError::InvalidCiphertext => {
             tracing::error!("a stored SecureString value failed to decrypt");
             ParametersError::internal()

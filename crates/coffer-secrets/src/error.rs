@@ -130,12 +130,13 @@ impl From<StoreError> for SecretsError {
 pub(crate) fn encryption_error(e: KeyError) -> SecretsError {
     match e {
         KeyError::Store(s) => s.into(),
-        KeyError::NotFound(_) | KeyError::InvalidState(_) | KeyError::InvalidCiphertext => {
-            SecretsError::EncryptionFailure(
-                "Secrets Manager can't encrypt the protected secret text using the provided KMS key."
-                    .into(),
-            )
-        }
+        KeyError::NotFound(_) | KeyError::InvalidCiphertext => SecretsError::EncryptionFailure(
+            "Secrets Manager can't encrypt the protected secret text using the provided KMS key."
+                .into(),
+        ),
+        e @ KeyError::InvalidState { .. } => SecretsError::EncryptionFailure(format!(
+            "Secrets Manager can't encrypt the protected secret text using the provided KMS key: {e}"
+        )),
     }
 }
 
@@ -143,6 +144,10 @@ pub(crate) fn encryption_error(e: KeyError) -> SecretsError {
 pub(crate) fn decryption_error(e: KeyError) -> SecretsError {
     match e {
         KeyError::Store(s) => s.into(),
+        // A disabled or pending-deletion key: KMS's reason is passed on, as AWS does.
+        e @ KeyError::InvalidState { .. } => SecretsError::DecryptionFailure(format!(
+            "Secrets Manager can't decrypt the protected secret text using the provided KMS key: {e}"
+        )),
         _ => SecretsError::DecryptionFailure(
             "Secrets Manager can't decrypt the protected secret text using the provided KMS key."
                 .into(),

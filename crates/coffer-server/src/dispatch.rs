@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use coffer_core::{RequestContext, ServiceError};
 use coffer_crypto::RootKey;
-use coffer_kms::Keyring;
+use coffer_kms::{Keyring, KmsService};
 use coffer_parameters::{EventLog, EventSink, ParametersService};
 use coffer_secrets::SecretsService;
 use coffer_store::Store;
@@ -59,6 +59,7 @@ pub(crate) struct Services {
     pub keys: Arc<Keyring>,
     pub secrets: Arc<SecretsService>,
     pub parameters: ParametersService,
+    pub kms: KmsService,
 }
 
 impl Services {
@@ -79,9 +80,11 @@ impl Services {
                 .with_secret_reader(reader)
                 .with_limits(deps.parameter_limits)
                 .with_event_sinks(deps.event_sinks.clone());
+        let kms = KmsService::new(keys.clone(), deps.clock.clone());
         Ok(Self {
             root,
             credentials: Credentials::new(&access_keys),
+            kms,
             keys,
             secrets,
             parameters,
@@ -199,6 +202,7 @@ pub(crate) fn sealed_error() -> ErrorEnvelope {
 enum Service {
     SecretsManager,
     Ssm,
+    Kms,
 }
 
 impl Service {
@@ -206,6 +210,7 @@ impl Service {
         match prefix {
             "secretsmanager" => Some(Service::SecretsManager),
             "AmazonSSM" => Some(Service::Ssm),
+            "TrentService" => Some(Service::Kms),
             _ => None,
         }
     }
@@ -213,12 +218,14 @@ impl Service {
         match self {
             Service::SecretsManager => "secretsmanager",
             Service::Ssm => "ssm",
+            Service::Kms => "kms",
         }
     }
     fn has_operation(self, op: &str) -> bool {
         match self {
             Service::SecretsManager => SecretsService::operations().iter().any(|o| o.name == op),
             Service::Ssm => ParametersService::operations().iter().any(|o| o.name == op),
+            Service::Kms => KmsService::operations().iter().any(|o| o.name == op),
         }
     }
 }
@@ -366,6 +373,11 @@ async fn handle_inner(
             .map_err(envelope),
         Service::Ssm => services
             .parameters
+            .call(&ctx, operation, body)
+            .await
+            .map_err(envelope),
+        Service::Kms => services
+            .kms
             .call(&ctx, operation, body)
             .await
             .map_err(envelope),

@@ -1,4 +1,5 @@
-//! Background jobs: purging secrets whose recovery window has passed, firing parameter policies.
+//! Background jobs: purging secrets whose recovery window has passed, firing parameter policies,
+//! deleting KMS keys whose waiting period has passed and rotating KMS keys that are due.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,5 +34,10 @@ pub(crate) async fn run_once(state: &AppState) {
         Ok(0) => {}
         Ok(n) => tracing::info!(fired = n, "parameter policies fired"),
         Err(e) => tracing::warn!(error = %e, "running parameter policies failed; will retry"),
+    }
+    match services.kms.run_due().await {
+        Ok((0, 0)) => {}
+        Ok((deleted, rotated)) => tracing::info!(deleted, rotated, "KMS keys deleted / rotated"),
+        Err(e) => tracing::warn!(error = %e, "KMS key deletion or rotation failed; will retry"),
     }
 }

@@ -111,6 +111,26 @@ impl TestServer {
         aws_sdk_ssm::Client::from_conf(conf)
     }
 
+    pub fn kms(&self) -> aws_sdk_kms::Client {
+        self.kms_in("us-east-1")
+    }
+
+    pub fn kms_in(&self, region: &str) -> aws_sdk_kms::Client {
+        let conf = aws_sdk_kms::Config::builder()
+            .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
+            .region(aws_sdk_kms::config::Region::new(region.to_string()))
+            .endpoint_url(self.endpoint())
+            .credentials_provider(aws_sdk_kms::config::Credentials::new(
+                coffer_server::DEV_ACCESS_KEY_ID,
+                coffer_server::DEV_SECRET_ACCESS_KEY,
+                None,
+                None,
+                "coffer-e2e",
+            ))
+            .build();
+        aws_sdk_kms::Client::from_conf(conf)
+    }
+
     /// A plain HTTP client for raw-protocol tests.
     pub async fn raw_post(
         &self,

@@ -2,6 +2,11 @@
 //! One test binary on purpose: each extra binary relinks the SDK.
 
 mod harness;
+mod kms_aliases;
+mod kms_crypto;
+mod kms_keys;
+mod kms_manage;
+mod kms_services;
 mod sealing;
 mod secrets_batch;
 mod secrets_crud;

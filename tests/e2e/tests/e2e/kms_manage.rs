@@ -1,0 +1,340 @@
+//! KMS key administration through the SDK: rotation (Enable/Disable/GetKeyRotationStatus with
+//! RotationPeriodInDays, automatic rotation in the background job, RotateKeyOnDemand,
+//! ListKeyRotations), tags, key policies and grants.
+
+use std::time::Duration;
+
+use aws_sdk_kms::primitives::Blob;
+use aws_sdk_kms::types::{GrantOperation, RotationType, Tag};
+
+use crate::harness::TestServer;
+use crate::kms_keys::{assert_code, new_key};
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+fn tag(k: &str, v: &str) -> Tag {
+    Tag::builder().tag_key(k).tag_value(v).build().unwrap()
+}
+
+#[tokio::test]
+async fn rotation_status_automatic_and_on_demand() {
+    let s = TestServer::dev().await;
+    let kms = s.kms();
+    let id = new_key(&kms).await;
+    let st = kms
+        .get_key_rotation_status()
+        .key_id(&id)
+        .send()
+        .await
+        .unwrap();
+    assert!(!st.key_rotation_enabled());
+    assert!(st.rotation_period_in_days().is_none());
+
+    let err = kms
+        .enable_key_rotation()
+        .key_id(&id)
+        .rotation_period_in_days(89)
+        .send()
+        .await
+        .unwrap_err();
+    assert_code(&err, "ValidationException");
+    kms.enable_key_rotation()
+        .key_id(&id)
+        .rotation_period_in_days(90)
+        .send()
+        .await
+        .unwrap();
+    let st = kms
+        .get_key_rotation_status()
+        .key_id(&id)
+        .send()
+        .await
+        .unwrap();
+    assert!(st.key_rotation_enabled());
+    assert_eq!(st.rotation_period_in_days(), Some(90));
+    assert!(st.next_rotation_date().is_some());
+
+    let old = kms
+        .encrypt()
+        .key_id(&id)
+        .plaintext(Blob::new("before"))
+        .send()
+        .await
+        .unwrap()
+        .ciphertext_blob()
+        .unwrap()
+        .clone();
+    // Nothing rotates early; after 90 days the job adds a material version.
+    s.clock.advance(89 * DAY);
+    s.server.run_background_jobs().await;
+    let r = kms.list_key_rotations().key_id(&id).send().await.unwrap();
+    assert!(r.rotations().is_empty());
+    s.clock.advance(DAY + Duration::from_secs(1));
+    s.server.run_background_jobs().await;
+    let r = kms.list_key_rotations().key_id(&id).send().await.unwrap();
+    assert_eq!(r.rotations().len(), 1);
+    assert_eq!(
+        r.rotations()[0].rotation_type(),
+        Some(&RotationType::Automatic)
+    );
+
+    kms.rotate_key_on_demand().key_id(&id).send().await.unwrap();
+    let r = kms.list_key_rotations().key_id(&id).send().await.unwrap();
+    let kinds: Vec<_> = r
+        .rotations()
+        .iter()
+        .filter_map(|x| x.rotation_type())
+        .collect();
+    assert_eq!(kinds, [&RotationType::Automatic, &RotationType::OnDemand]);
+    let d = kms.decrypt().ciphertext_blob(old).send().await.unwrap();
+    assert_eq!(d.plaintext().unwrap().as_ref(), b"before");
+
+    kms.disable_key_rotation().key_id(&id).send().await.unwrap();
+    let st = kms
+        .get_key_rotation_status()
+        .key_id(&id)
+        .send()
+        .await
+        .unwrap();
+    assert!(!st.key_rotation_enabled());
+
+    // A disabled key cannot be rotated.
+    kms.disable_key().key_id(&id).send().await.unwrap();
+    let err = kms
+        .rotate_key_on_demand()
+        .key_id(&id)
+        .send()
+        .await
+        .unwrap_err();
+    assert_code(&err, "DisabledException");
+    let err = kms
+        .enable_key_rotation()
+        .key_id(&id)
+        .send()
+        .await
+        .unwrap_err();
+    assert_code(&err, "DisabledException");
+}
+
+#[tokio::test]
+async fn tags_on_keys() {
+    let s = TestServer::dev().await;
+    let kms = s.kms();
+    let id = new_key(&kms).await;
+    kms.tag_resource()
+        .key_id(&id)
+        .tags(tag("a", "1"))
+        .tags(tag("b", "2"))
+        .send()
+        .await
+        .unwrap();
+    kms.tag_resource()
+        .key_id(&id)
+        .tags(tag("a", "3"))
+        .send()
+        .await
+        .unwrap();
+    let t = kms.list_resource_tags().key_id(&id).send().await.unwrap();
+    let got: Vec<(&str, &str)> = t
+        .tags()
+        .iter()
+        .map(|t| (t.tag_key(), t.tag_value()))
+        .collect();
+    assert_eq!(got, [("a", "3"), ("b", "2")]);
+    kms.untag_resource()
+        .key_id(&id)
+        .tag_keys("a")
+        .send()
+        .await
+        .unwrap();
+    let t = kms.list_resource_tags().key_id(&id).send().await.unwrap();
+    assert_eq!(t.tags().len(), 1);
+
+    let err = kms
+        .tag_resource()
+        .key_id(&id)
+        .tags(tag("aws:reserved", "x"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_code(&err, "TagException");
+    let mut req = kms.tag_resource().key_id(&id);
+    for i in 0..50 {
+        req = req.tags(tag(&format!("k{i}"), "v"));
+    }
+    let err = req.send().await.unwrap_err();
+    assert_code(&err, "LimitExceededException");
+    let t = kms.list_resource_tags().key_id(&id).send().await.unwrap();
+    assert_eq!(t.tags().len(), 1, "refused tagging changed nothing");
+}
+
+#[tokio::test]
+async fn key_policies_are_stored_and_validated() {
+    let s = TestServer::dev().await;
+    let kms = s.kms();
+    let id = new_key(&kms).await;
+    let p = kms.get_key_policy().key_id(&id).send().await.unwrap();
+    assert_eq!(p.policy_name(), Some("default"));
+    assert!(
+        p.policy()
+            .unwrap()
+            .contains("arn:aws:iam::000000000000:root")
+    );
+    let names = kms.list_key_policies().key_id(&id).send().await.unwrap();
+    assert_eq!(names.policy_names(), ["default"]);
+
+    let doc = r#"{"Version":"2012-10-17","Statement":[{"Sid":"x","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:root"},"Action":"kms:*","Resource":"*"}]}"#;
+    kms.put_key_policy()
+        .key_id(&id)
+        .policy_name("default")
+        .policy(doc)
+        .send()
+        .await
+        .unwrap();
+    let p = kms
+        .get_key_policy()
+        .key_id(&id)
+        .policy_name("default")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(p.policy(), Some(doc));
+
+    for bad in [
+        "{",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*"}]}"#,
+    ] {
+        let err = kms
+            .put_key_policy()
+            .key_id(&id)
+            .policy_name("default")
+            .policy(bad)
+            .send()
+            .await
+            .unwrap_err();
+        assert_code(&err, "MalformedPolicyDocumentException");
+    }
+    let err = kms
+        .get_key_policy()
+        .key_id(&id)
+        .policy_name("other")
+        .send()
+        .await
+        .unwrap_err();
+    assert_code(&err, "NotFoundException");
+    let p = kms.get_key_policy().key_id(&id).send().await.unwrap();
+    assert_eq!(p.policy(), Some(doc), "refused policies changed nothing");
+}
+
+#[tokio::test]
+async fn grants_created_listed_retired_and_revoked() {
+    let s = TestServer::dev().await;
+    let kms = s.kms();
+    let id = new_key(&kms).await;
+    let grantee = "arn:aws:iam::000000000000:role/app";
+    let g1 = kms
+        .create_grant()
+        .key_id(&id)
+        .grantee_principal(grantee)
+        .operations(GrantOperation::Decrypt)
+        .operations(GrantOperation::Encrypt)
+        .name("g1")
+        .send()
+        .await
+        .unwrap();
+    let g1_id = g1.grant_id().unwrap().to_string();
+    // Same name and parameters: the same grant.
+    let again = kms
+        .create_grant()
+        .key_id(&id)
+        .grantee_principal(grantee)
+        .operations(GrantOperation::Decrypt)
+        .operations(GrantOperation::Encrypt)
+        .name("g1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.grant_id(), Some(g1_id.as_str()));
+    let g2 = kms
+        .create_grant()
+        .key_id(&id)
+        .grantee_principal("arn:aws:iam::000000000000:role/other")
+        .operations(GrantOperation::GenerateDataKey)
+        .send()
+        .await
+        .unwrap();
+
+    let l = kms.list_grants().key_id(&id).send().await.unwrap();
+    assert_eq!(l.grants().len(), 2);
+    let l = kms
+        .list_grants()
+        .key_id(&id)
+        .grantee_principal(grantee)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(l.grants().len(), 1);
+    let g = &l.grants()[0];
+    assert_eq!(g.grant_id(), Some(g1_id.as_str()));
+    assert_eq!(g.name(), Some("g1"));
+    assert_eq!(
+        g.operations(),
+        [GrantOperation::Decrypt, GrantOperation::Encrypt]
+    );
+
+    kms.retire_grant()
+        .grant_token(g1.grant_token().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let err = kms
+        .retire_grant()
+        .grant_token("forged-token")
+        .send()
+        .await
+        .unwrap_err();
+    assert_code(&err, "InvalidGrantTokenException");
+    kms.revoke_grant()
+        .key_id(&id)
+        .grant_id(g2.grant_id().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let err = kms
+        .revoke_grant()
+        .key_id(&id)
+        .grant_id(g2.grant_id().unwrap())
+        .send()
+        .await
+        .unwrap_err();
+    assert_code(&err, "NotFoundException");
+    assert!(
+        kms.list_grants()
+            .key_id(&id)
+            .send()
+            .await
+            .unwrap()
+            .grants()
+            .is_empty()
+    );
+
+    // Grants need an enabled key and a grantee.
+    let err = kms
+        .create_grant()
+        .key_id(&id)
+        .operations(GrantOperation::Decrypt)
+        .send()
+        .await
+        .unwrap_err();
+    assert_code(&err, "ValidationException");
+    kms.disable_key().key_id(&id).send().await.unwrap();
+    let err = kms
+        .create_grant()
+        .key_id(&id)
+        .grantee_principal(grantee)
+        .operations(GrantOperation::Decrypt)
+        .send()
+        .await
+        .unwrap_err();
+    assert_code(&err, "DisabledException");
+}
