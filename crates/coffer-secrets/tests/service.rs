@@ -1387,3 +1387,68 @@ async fn misc_operations() {
         assert_eq!(op.action, format!("secretsmanager:{}", op.name));
     }
 }
+
+/// Tamper test: a stored ciphertext copied onto another secret's version (or onto another
+/// version of the same secret) fails to decrypt, because the keyring binds the secret's ARN and
+/// version id as encryption context; the secret it came from still reads.
+#[tokio::test]
+async fn ciphertext_moved_to_another_secret_fails_to_decrypt() {
+    let e = env();
+    e.ok(
+        "CreateSecret",
+        json!({"Name": "a", "SecretString": "alpha"}),
+    )
+    .await;
+    e.ok(
+        "CreateSecret",
+        json!({"Name": "b", "SecretString": "bravo"}),
+    )
+    .await;
+    e.ok(
+        "PutSecretValue",
+        json!({"SecretId": "b", "SecretString": "bravo2"}),
+    )
+    .await;
+    let current = |stages: &serde_json::Map<String, Value>| {
+        stages
+            .iter()
+            .find(|(_, s)| s.as_array().unwrap().contains(&json!("AWSCURRENT")))
+            .map(|(v, _)| v.clone())
+            .unwrap()
+    };
+    let va = current(&e.stages("a").await);
+    let b_stages = e.stages("b").await;
+    let vb = current(&b_stages);
+    let vb_prev = b_stages.keys().find(|v| **v != vb).unwrap().clone();
+    let key = |name: &str, vid: &str| format!("sm/{ACCOUNT}/us-east-1/version/{name}:{vid}");
+    let a_record = e
+        .store
+        .get(key("a", &va).as_bytes())
+        .await
+        .unwrap()
+        .unwrap();
+    let b_prev_record = e
+        .store
+        .get(key("b", &vb_prev).as_bytes())
+        .await
+        .unwrap()
+        .unwrap();
+
+    // a's ciphertext under b's current version: another SecretARN in the context.
+    let mut batch = coffer_store::WriteBatch::new();
+    batch.put(key("b", &vb).into_bytes(), a_record.value.clone());
+    e.store.commit(batch).await.unwrap();
+    assert_eq!(
+        e.code("GetSecretValue", json!({"SecretId": "b"})).await,
+        "DecryptionFailure"
+    );
+    // b's previous version's ciphertext under b's current version: another SecretVersionId.
+    let mut batch = coffer_store::WriteBatch::new();
+    batch.put(key("b", &vb).into_bytes(), b_prev_record.value.clone());
+    e.store.commit(batch).await.unwrap();
+    assert_eq!(
+        e.code("GetSecretValue", json!({"SecretId": "b"})).await,
+        "DecryptionFailure"
+    );
+    assert_eq!(e.value("a").await, "alpha");
+}
