@@ -40,11 +40,7 @@ fn env() -> Env {
 }
 
 fn ctx() -> RequestContext {
-    RequestContext {
-        caller: Caller::root(ACCOUNT, "AKIDEXAMPLE"),
-        region: "us-east-1".into(),
-        request_id: "req".into(),
-    }
+    RequestContext::new(Caller::root(ACCOUNT, "AKIDEXAMPLE"), "us-east-1", "req")
 }
 
 impl Env {

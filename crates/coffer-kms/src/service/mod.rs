@@ -119,6 +119,15 @@ impl KmsService {
         operation: &str,
         body: &[u8],
     ) -> Result<Vec<u8>, KmsError> {
+        // Decided before any data is read. Interim, fail-closed: the action is checked on `*`
+        // (an identity policy must allow it for every key); per-key checks with the key policy
+        // as resource policy are still to come, so policies scoped to one key deny here.
+        if let Some(spec) = OPERATIONS.iter().find(|o| o.name == operation) {
+            let decided = std::sync::atomic::AtomicBool::new(false);
+            coffer_service::opctx::OpCtx::new(ctx, spec, &decided)
+                .check_any()
+                .map_err(|e| KmsError::AccessDenied(e.message))?;
+        }
         let out = match operation {
             "CreateKey" => self.create_key(ctx, body).await,
             "DescribeKey" => self.describe_key(ctx, body).await,
