@@ -36,10 +36,11 @@ pub fn write_str(buf: &mut Vec<u8>, parts: &[&str]) {
             buf.extend_from_slice(p.as_bytes());
         }
         buf.push(b'"');
-    } else {
-        let joined = parts.concat();
+    } else if let [one] = parts {
         // Writing to a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *buf, &joined);
+        let _ = serde_json::to_writer(&mut *buf, one);
+    } else {
+        let _ = serde_json::to_writer(&mut *buf, &parts.concat());
     }
 }
 
