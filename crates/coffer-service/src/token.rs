@@ -46,13 +46,25 @@ impl TokenKey {
     }
 
     pub fn issue<T: Serialize>(&self, scope: &str, pos: &T) -> String {
-        let payload = serde_json::to_vec(&Payload {
-            scope: scope.to_owned(),
-            pos: serde_json::to_value(pos).unwrap_or_default(),
-        })
-        .unwrap_or_default();
+        // The bytes `Payload`'s serialisation gives, written without an owned copy of the scope
+        // or a `Value` tree of the position (a listing page issues one token per call).
+        let mut payload = Vec::with_capacity(64 + scope.len());
+        payload.extend_from_slice(b"{\"scope\":");
+        crate::jsonout::write_str(&mut payload, &[scope]);
+        payload.extend_from_slice(b",\"pos\":");
+        let at = payload.len();
+        if serde_json::to_writer(&mut payload, pos).is_err() {
+            // As `to_value(..).unwrap_or_default()` did: an unserialisable position is null.
+            payload.truncate(at);
+            payload.extend_from_slice(b"null");
+        }
+        payload.push(b'}');
         let tag = hmac::sign(&self.0, &payload);
-        format!("{}.{}", B64.encode(&payload), B64.encode(tag.as_ref()))
+        let mut out = String::with_capacity((payload.len() + 32) * 4 / 3 + 4);
+        B64.encode_string(&payload, &mut out);
+        out.push('.');
+        B64.encode_string(tag.as_ref(), &mut out);
+        out
     }
 
     /// Returns the position a token points at, if it was issued by us for `scope`.
@@ -105,6 +117,15 @@ mod tests {
         );
         assert!(k.open::<u64>(&s, "garbage").is_err());
         assert!(random().open::<u64>(&s, &t).is_err());
+        // Same payload bytes as the serialised struct, so older tokens still open.
+        let p = Payload {
+            scope: s.clone(),
+            pos: serde_json::json!(["k\u{0}ey", 7]),
+        };
+        let json = serde_json::to_vec(&p).unwrap();
+        let tag = hmac::sign(&k.0, &json);
+        let old = format!("{}.{}", B64.encode(&json), B64.encode(tag.as_ref()));
+        assert_eq!(k.issue(&s, &("k\u{0}ey", 7)), old);
         // Scope parts are length-prefixed: moving a boundary changes the scope.
         assert_ne!(scope(&["ab", "c"]), scope(&["a", "bc"]));
     }
