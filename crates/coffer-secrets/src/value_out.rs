@@ -113,7 +113,11 @@ mod tests {
         let none: Vec<String> = Vec::new();
         for (string, binary, stages) in [
             (Some(Cow::Borrowed("s3cr\u{e9}t \"q\" \\ \n")), None, &two),
-            (Some(Cow::Borrowed("plain value, nothing to escape")), None, &none),
+            (
+                Some(Cow::Borrowed("plain value, nothing to escape")),
+                None,
+                &none,
+            ),
             (None, Some("AAEC/w==".to_owned()), &two),
         ] {
             for created_ms in [0i64, 1_700_000_000_123, 1_700_000_000_100, 999] {
