@@ -30,8 +30,6 @@ pub(crate) struct AppState {
     pub deps: ServiceDeps,
     pub parameter_events: Arc<EventLog>,
     pub sealer: crate::seal::Sealer,
-    /// Decides every operation's access requests (identity policies + resource policies).
-    pub authorizer: Arc<coffer_authz::PolicyAuthorizer>,
     /// `Some` exactly while unsealed. Requests clone the `Arc` (a brief read lock) and hold it
     /// for their duration; sealing takes it out and waits for those clones to drop, so once
     /// sealing returns no request still holds the root key.
@@ -54,7 +52,14 @@ pub(crate) struct ServiceDeps {
 pub(crate) struct Services {
     /// Kept for rotate-root (it rewraps from this key); zeroized when the services drop.
     root: RootKey,
+    /// Authenticates through IAM: root's and IAM users' keys, STS session credentials.
     pub credentials: Credentials,
+    /// IAM and STS (Query protocol); holds the root key (it seals secret access keys).
+    pub iam: Arc<coffer_iam::Iam>,
+    /// Decides every operation's access requests (identity policies from IAM + resource
+    /// policies). Here rather than on [`AppState`]: its identity source is IAM, which holds the
+    /// root key.
+    pub authorizer: Arc<coffer_authz::PolicyAuthorizer>,
     #[allow(dead_code)] // shared with the services below; the KMS API serves from it
     pub keys: Arc<Keyring>,
     pub secrets: Arc<SecretsService>,
@@ -64,7 +69,28 @@ pub(crate) struct Services {
 
 impl Services {
     pub async fn new(deps: &ServiceDeps, root: RootKey) -> Result<Self, crate::StartError> {
-        let access_keys = crate::bootstrap::unseal_access_keys(deps, &root).await?;
+        if let Some(creds) = &deps.wanted_root_credentials {
+            // Stored once (a no-op when the key id is already there): the configured or dev
+            // credentials of a server initialized without them.
+            coffer_iam::store_root_access_key(
+                &*deps.store,
+                &root,
+                &deps.account_id,
+                &creds.access_key_id,
+                &creds.secret_access_key,
+                coffer_core::Clock::now_millis(&*deps.clock),
+            )
+            .await
+            .map_err(|e| {
+                crate::StartError::Config(format!("storing the root credentials: {e:?}"))
+            })?;
+        }
+        let iam = Arc::new(coffer_iam::Iam::new(
+            deps.store.clone(),
+            &root,
+            deps.clock.clone(),
+        ));
+        let authorizer = coffer_authz::PolicyAuthorizer::new(iam.clone(), deps.clock.clone());
         let keys = Arc::new(Keyring::new(
             deps.store.clone(),
             RootKey::from_bytes(*root.as_bytes()),
@@ -83,7 +109,9 @@ impl Services {
         let kms = KmsService::new(keys.clone(), deps.clock.clone());
         Ok(Self {
             root,
-            credentials: Credentials::new(&access_keys),
+            credentials: Credentials::new(iam.clone(), deps.account_id.clone()),
+            iam,
+            authorizer,
             kms,
             keys,
             secrets,
@@ -130,10 +158,6 @@ impl AppState {
                 wanted_root_credentials: boot.wanted_root_credentials.clone(),
             },
             parameter_events,
-            authorizer: coffer_authz::PolicyAuthorizer::new(
-                Arc::new(coffer_authz::NoIdentityPolicies),
-                config.clock.clone(),
-            ),
             sealer: crate::seal::Sealer::new(boot.store.clone(), config.data_dir.clone()),
             services: RwLock::new(None),
         }
@@ -203,6 +227,9 @@ enum Service {
     SecretsManager,
     Ssm,
     Kms,
+    /// AWS Query protocol services, routed by signing name and `Action`.
+    Iam,
+    Sts,
 }
 
 impl Service {
@@ -219,6 +246,8 @@ impl Service {
             Service::SecretsManager => "secretsmanager",
             Service::Ssm => "ssm",
             Service::Kms => "kms",
+            Service::Iam => "iam",
+            Service::Sts => "sts",
         }
     }
     fn has_operation(self, op: &str) -> bool {
@@ -226,6 +255,8 @@ impl Service {
             Service::SecretsManager => SecretsService::operations().iter().any(|o| o.name == op),
             Service::Ssm => ParametersService::operations().iter().any(|o| o.name == op),
             Service::Kms => KmsService::operations().iter().any(|o| o.name == op),
+            Service::Iam => coffer_iam::IAM_OPERATIONS.contains(&op),
+            Service::Sts => coffer_iam::STS_OPERATIONS.contains(&op),
         }
     }
 }
@@ -294,6 +325,9 @@ pub(crate) async fn handle(
         .extensions
         .get::<crate::listener::Transport>()
         .copied();
+    if let Some(service) = query_service(&parts.headers, &parts.uri) {
+        return handle_query(state, &parts, &body, &request_id, service, transport).await;
+    }
     match handle_inner(
         state,
         &parts.method,
@@ -345,7 +379,7 @@ async fn handle_inner(
     let now = coffer_core::Clock::now_secs(&coffer_core::SystemClock);
     // Sealed: nothing to authenticate against (access keys are root-sealed) and nothing to serve.
     let services = state.services()?;
-    let (caller, verified) = services.credentials.authenticate(&parts, body, now)?;
+    let (caller, verified) = services.credentials.authenticate(&parts, body, now).await?;
 
     let target = target_of(headers);
     let (prefix, operation) = target.split_once('.').unwrap_or((target, ""));
@@ -358,7 +392,7 @@ async fn handle_inner(
     }
     // The caller's identity policies are resolved once, before the operation runs (the account
     // root skips the lookup); every decision of the operation uses them.
-    let authorizer = state.authorizer.for_caller(&caller).await;
+    let authorizer = services.authorizer.for_caller(&caller).await;
     let ctx = RequestContext::new(caller, verified.region, request_id)
         .with_authorizer(authorizer)
         .with_transport(
@@ -381,6 +415,103 @@ async fn handle_inner(
             .call(&ctx, operation, body)
             .await
             .map_err(envelope),
+        Service::Iam | Service::Sts => Err(ErrorEnvelope::unknown_operation(String::new())),
+    }
+}
+
+/// The signing name of a request's credential scope (`Credential=AKID/DATE/REGION/SERVICE/...`
+/// in the Authorization header, or `X-Amz-Credential` when presigned).
+fn scope_service<'a>(headers: &'a HeaderMap, uri: &'a Uri) -> Option<&'a str> {
+    let credential = match headers.get("authorization").and_then(|v| v.to_str().ok()) {
+        Some(auth) => auth.split("Credential=").nth(1)?,
+        None => uri
+            .query()?
+            .split('&')
+            .find_map(|p| p.strip_prefix("X-Amz-Credential="))?,
+    };
+    let credential = credential.split([',', '&', ' ']).next()?;
+    let sep = if credential.contains("%2F") { "%2F" } else { "/" };
+    credential.split(sep).nth(3)
+}
+
+/// IAM and STS speak the Query protocol: no `X-Amz-Target`, routed by the signing name.
+fn query_service(headers: &HeaderMap, uri: &Uri) -> Option<Service> {
+    if headers.contains_key("x-amz-target") {
+        return None;
+    }
+    match scope_service(headers, uri)? {
+        "iam" => Some(Service::Iam),
+        "sts" => Some(Service::Sts),
+        _ => None,
+    }
+}
+
+fn xml_response(status: StatusCode, payload: Vec<u8>, request_id: &str) -> Response {
+    let mut resp = (status, payload).into_response();
+    resp.headers_mut()
+        .insert("content-type", HeaderValue::from_static("text/xml"));
+    add_request_id(&mut resp, request_id);
+    resp
+}
+
+/// One Query-protocol request (IAM, STS): form parameters in, XML out, errors in the Query
+/// envelope with the Query spelling of framework errors.
+async fn handle_query(
+    state: &AppState,
+    parts: &axum::http::request::Parts,
+    body: &[u8],
+    request_id: &str,
+    service: Service,
+    transport: Option<crate::listener::Transport>,
+) -> Response {
+    let namespace = match service {
+        Service::Sts => coffer_iam::STS_NAMESPACE,
+        _ => coffer_iam::IAM_NAMESPACE,
+    };
+    let outcome = async {
+        let request = RequestParts {
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            query: parts.uri.query().unwrap_or(""),
+            headers: &parts.headers,
+        };
+        let now = coffer_core::Clock::now_secs(&coffer_core::SystemClock);
+        // Sealed: the ServiceUnavailable every data call gets (in the Query envelope).
+        let services = state.services()?;
+        let (caller, verified) = services.credentials.authenticate(&request, body, now).await?;
+        let form = if parts.method == Method::GET {
+            parts.uri.query().unwrap_or("").as_bytes()
+        } else {
+            body
+        };
+        let params = coffer_wire::query::QueryParams::parse(form)
+            .map_err(|e| ErrorEnvelope::new("MalformedQueryString", e.to_string(), 400))?;
+        let action = params
+            .get("Action")
+            .ok_or_else(|| ErrorEnvelope::new("MissingAction", "Missing Action", 400))?;
+        let authorizer = services.authorizer.for_caller(&caller).await;
+        let ctx = RequestContext::new(caller, verified.region, request_id)
+            .with_authorizer(authorizer)
+            .with_transport(
+                transport.map(|t| t.source_ip),
+                transport.is_some_and(|t| t.tls),
+            );
+        match service {
+            Service::Sts => services.iam.call_sts(&ctx, action, &params).await,
+            _ => services.iam.call_iam(&ctx, action, &params).await,
+        }
+        .map_err(envelope)
+    }
+    .await;
+    match outcome {
+        Ok(xml) => xml_response(StatusCode::OK, xml, request_id),
+        Err(env) => {
+            tracing::debug!(request_id, code = %env.code, "query request failed");
+            let env = coffer_wire::query::framework_error(&env);
+            let status = StatusCode::from_u16(env.status).unwrap_or(StatusCode::BAD_REQUEST);
+            let xml = coffer_wire::query::error_response(&env, namespace, request_id);
+            xml_response(status, xml, request_id)
+        }
     }
 }
 

@@ -88,7 +88,7 @@ fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ErrorEnvelope> 
 }
 
 /// Verifies the request is signed with the account's root credentials.
-fn require_root(
+async fn require_root(
     state: &AppState,
     parts: &axum::http::request::Parts,
     body: &[u8],
@@ -101,7 +101,7 @@ fn require_root(
         headers: &parts.headers,
     };
     let now = coffer_core::Clock::now_secs(&coffer_core::SystemClock);
-    let (caller, _) = services.credentials.authenticate(&req, body, now)?;
+    let (caller, _) = services.credentials.authenticate(&req, body, now).await?;
     let root = coffer_core::Caller::root(&state.account_id, &caller.access_key_id);
     if caller.principal_arn != root.principal_arn {
         return Err(ErrorEnvelope::access_denied(
@@ -186,7 +186,7 @@ async fn seal(State(state): State<Arc<AppState>>, req: Request) -> Response {
         Ok(r) => r,
         Err(r) => return r,
     };
-    if let Err(e) = require_root(&state, &parts, &body) {
+    if let Err(e) = require_root(&state, &parts, &body).await {
         return fail(e);
     }
     answer(seal::seal(&state).await)
@@ -248,7 +248,7 @@ async fn rotate_root(State(state): State<Arc<AppState>>, req: Request) -> Respon
         Ok(r) => r,
         Err(r) => return r,
     };
-    if let Err(e) = require_root(&state, &parts, &body) {
+    if let Err(e) = require_root(&state, &parts, &body).await {
         return fail(e);
     }
     let b: RotateBody = match parse(&body) {

@@ -30,9 +30,21 @@ pub(crate) const RECORDS: &[RootSealedRecords] = &[
     },
     RootSealedRecords {
         prefix: "iam/",
-        rewrap: crate::bootstrap::rewrap_access_key,
+        rewrap: iam_access_key,
     },
 ];
+
+/// `iam/{account}/accesskey/{id}` (root's and IAM users' keys), with IAM's own sealing helpers;
+/// IAM's other records hold nothing root-sealed. STS session tokens are sealed under a key
+/// derived from the root key and are not stored: a rotation ends every session.
+fn iam_access_key(
+    key: &[u8],
+    value: &[u8],
+    old: &AeadKey,
+    new: &AeadKey,
+) -> Result<Option<Vec<u8>>, String> {
+    coffer_iam::rewrap_access_key_record(key, value, old, new).map_err(|e| format!("{e:?}"))
+}
 
 fn kms_key(
     _key: &[u8],

@@ -462,8 +462,16 @@ async fn initialize(
         .check(SEAL_RECORD_KEY, None)
         .put(SEAL_RECORD_KEY, record);
     if let Some(creds) = &credentials {
-        let (k, v) = crate::bootstrap::access_key_entry(&root, account, creds)
-            .map_err(|e| SealError::Internal(e.to_string()))?;
+        // IAM's access key record (the one stored format); the creation date is informational.
+        let now_ms = coffer_core::Clock::now_millis(&coffer_core::SystemClock);
+        let (k, v) = coffer_iam::root_access_key_entry(
+            &root,
+            account,
+            &creds.access_key_id,
+            &creds.secret_access_key,
+            now_ms,
+        )
+        .map_err(|e| SealError::Internal(format!("storing the root credentials: {e:?}")))?;
         batch.put(k, v);
     }
     match sealer.store.commit(batch).await {

@@ -32,6 +32,8 @@ impl fmt::Display for ErrorEnvelope {
 
 /// `UnrecognizedClientException` code.
 pub const UNRECOGNIZED_CLIENT: &str = "UnrecognizedClientException";
+/// `ExpiredTokenException` code (temporary credentials past their expiration).
+pub const EXPIRED_TOKEN: &str = "ExpiredTokenException";
 /// `InvalidSignatureException` code.
 pub const INVALID_SIGNATURE: &str = "InvalidSignatureException";
 /// `IncompleteSignatureException` code.
@@ -56,6 +58,7 @@ pub const SERVICE_UNAVAILABLE: &str = "ServiceUnavailable";
 /// The framework errors (code, HTTP status) shared by all JSON services.
 pub const FRAMEWORK_ERRORS: &[(&str, u16)] = &[
     (UNRECOGNIZED_CLIENT, 400),
+    (EXPIRED_TOKEN, 400),
     (INVALID_SIGNATURE, 400),
     (INCOMPLETE_SIGNATURE, 400),
     (MISSING_AUTHENTICATION_TOKEN, 400),
@@ -79,6 +82,8 @@ pub fn framework_status(code: &str) -> Option<u16> {
 /// AWS's message for an unknown access key or session token.
 pub const UNRECOGNIZED_CLIENT_MESSAGE: &str =
     "The security token included in the request is invalid.";
+/// AWS's message for expired temporary credentials.
+pub const EXPIRED_TOKEN_MESSAGE: &str = "The security token included in the request is expired";
 /// AWS's message for a signature mismatch.
 pub const SIGNATURE_MISMATCH_MESSAGE: &str = "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.";
 /// AWS's message when a request carries no authentication at all.
@@ -114,6 +119,11 @@ impl ErrorEnvelope {
     /// `UnrecognizedClientException` with AWS's fixed message (unknown access key or token).
     pub fn unrecognized_client() -> Self {
         Self::framework(UNRECOGNIZED_CLIENT, UNRECOGNIZED_CLIENT_MESSAGE)
+    }
+
+    /// `ExpiredTokenException` with AWS's fixed message.
+    pub fn expired_token() -> Self {
+        Self::framework(EXPIRED_TOKEN, EXPIRED_TOKEN_MESSAGE)
     }
 
     /// `InvalidSignatureException`.

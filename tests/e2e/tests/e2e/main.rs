@@ -2,6 +2,9 @@
 //! One test binary on purpose: each extra binary relinks the SDK.
 
 mod harness;
+mod iam_policies;
+mod iam_users;
+mod iam_util;
 mod kms_aliases;
 mod kms_crypto;
 mod kms_keys;
@@ -25,3 +28,4 @@ mod ssm_put;
 mod ssm_resources;
 mod ssm_util;
 mod ssm_versions;
+mod sts_sessions;

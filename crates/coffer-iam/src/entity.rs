@@ -1,0 +1,277 @@
+//! What users, groups and roles share: load, create, list, tag, and the page/marker logic of
+//! every IAM list call.
+
+use coffer_core::RequestContext;
+use coffer_service::tags::Tag;
+use coffer_store::{Entry, WriteBatch};
+use coffer_wire::query::XmlWriter;
+
+use crate::input::{self, Input};
+use crate::model::{self, Entity, Kind};
+use crate::{Iam, IamError, authorize, json};
+
+/// IAM's tag quota per user, role and policy.
+pub(crate) const MAX_TAGS: usize = 50;
+
+/// One page of a list: the items after `marker` (a sort key), at most `max`, and the marker of
+/// the next page when more remain.
+pub(crate) fn page<T>(
+    items: Vec<(String, T)>,
+    marker: Option<&str>,
+    max: usize,
+) -> (Vec<T>, Option<String>) {
+    let mut rest = items
+        .into_iter()
+        .filter(|(k, _)| marker.is_none_or(|m| k.as_str() > m))
+        .peekable();
+    let mut out = Vec::new();
+    let mut last = None;
+    while out.len() < max {
+        match rest.next() {
+            Some((k, v)) => {
+                last = Some(k);
+                out.push(v);
+            }
+            None => break,
+        }
+    }
+    let next = rest.peek().is_some().then_some(last).flatten();
+    (out, next)
+}
+
+/// `<IsTruncated>` and, when truncated, `<Marker>`.
+pub(crate) fn write_truncation(w: &mut XmlWriter, next: Option<&str>) {
+    w.text("IsTruncated", if next.is_some() { "true" } else { "false" })
+        .opt("Marker", next);
+}
+
+/// `Marker` and `MaxItems` (1..1000, default 100) of a list call.
+pub(crate) fn paging(i: &mut Input<'_>) -> (Option<String>, usize) {
+    let marker = i.opt("Marker", input::MARKER);
+    let max = i.int("MaxItems", 1, 1000).unwrap_or(100).clamp(1, 1000) as usize;
+    (marker, max)
+}
+
+impl Iam {
+    pub(crate) async fn find_entity(
+        &self,
+        account: &str,
+        kind: Kind,
+        name: &str,
+    ) -> Result<Option<(Entity, Entry)>, IamError> {
+        self.get_json(&model::entity_key(account, kind, name)).await
+    }
+
+    pub(crate) async fn load_entity(
+        &self,
+        account: &str,
+        kind: Kind,
+        name: &str,
+    ) -> Result<(Entity, Entry), IamError> {
+        self.find_entity(account, kind, name)
+            .await?
+            .ok_or_else(|| kind.no_such(name))
+    }
+
+    /// Creates a user, group or role named `name`; `fill` sets the kind's own fields.
+    pub(crate) async fn create_entity(
+        &self,
+        ctx: &RequestContext,
+        kind: Kind,
+        name: &str,
+        path: &str,
+        tags: Vec<Tag>,
+        fill: impl Fn(&mut Entity),
+    ) -> Result<Entity, IamError> {
+        let account = ctx.account_id();
+        let arn = model::entity_arn(account, kind, path, name);
+        authorize(ctx, &format!("iam:Create{}", kind.title()), &arn)?;
+        self.write(|| async {
+            let key = model::entity_key(account, kind, name);
+            if self.store.get(key.as_bytes()).await?.is_some() {
+                return Err(IamError::EntityAlreadyExists(format!(
+                    "{} with name {name} already exists.",
+                    kind.title()
+                )));
+            }
+            let mut e = Entity {
+                name: name.to_string(),
+                path: path.to_string(),
+                id: model::new_id(kind.id_prefix()),
+                created_ms: self.now_ms(),
+                tags: tags.clone(),
+                ..Entity::default()
+            };
+            fill(&mut e);
+            let mut batch = WriteBatch::new();
+            batch.check(key.clone(), None).put(key, json(&e)?);
+            self.commit(account, batch).await?;
+            Ok(e)
+        })
+        .await
+    }
+
+    /// All entities of a kind whose path starts with `path_prefix`, one page of them.
+    pub(crate) async fn list_entities(
+        &self,
+        account: &str,
+        kind: Kind,
+        path_prefix: &str,
+        marker: Option<&str>,
+        max: usize,
+    ) -> Result<(Vec<Entity>, Option<String>), IamError> {
+        let prefix = model::entity_prefix(account, kind);
+        let rows = self.scan_json::<Entity>(&prefix).await?;
+        let items = rows
+            .into_iter()
+            .filter(|(_, e, _)| e.path.starts_with(path_prefix))
+            .map(|(k, e, _)| (k[prefix.len()..].to_string(), e))
+            .collect();
+        Ok(page(items, marker, max))
+    }
+
+    /// TagUser / TagRole / UntagUser / UntagRole / ListUserTags / ListRoleTags.
+    pub(crate) async fn entity_tags(
+        &self,
+        ctx: &RequestContext,
+        kind: Kind,
+        action: &str,
+        q: &coffer_wire::query::QueryParams,
+    ) -> Result<String, IamError> {
+        let account = ctx.account_id();
+        let mut i = Input::new(q);
+        let name_shape = if kind == Kind::User {
+            input::EXISTING_USER_NAME
+        } else {
+            input::ROLE_NAME
+        };
+        let name = i.req(kind.name_param(), name_shape);
+        let mode = &action[..action.len().saturating_sub(kind.title().len())];
+        let (new_tags, keys, paging_in) = match mode {
+            "Tag" => {
+                if !q.has_prefix("Tags") {
+                    i.req("Tags", input::TAG_KEY);
+                }
+                (i.tags("Tags", MAX_TAGS), Vec::new(), None)
+            }
+            "Untag" => {
+                if !q.has_prefix("TagKeys") {
+                    i.req("TagKeys", input::TAG_KEY);
+                }
+                (Vec::new(), i.list("TagKeys", input::TAG_KEY, MAX_TAGS), None)
+            }
+            _ => (Vec::new(), Vec::new(), Some(paging(&mut i))),
+        };
+        i.finish()?;
+        let (current, _) = self.load_entity(account, kind, &name).await?;
+        let arn = model::entity_arn(account, kind, &current.path, &name);
+        authorize(ctx, &format!("iam:{action}"), &arn)?;
+        if let Some((marker, max)) = paging_in {
+            let items = current
+                .tags
+                .iter()
+                .map(|t| (t.key.clone(), t.clone()))
+                .collect();
+            let (tags, next) = page(items, marker.as_deref(), max);
+            let mut w = XmlWriter::new();
+            model::write_tags(&mut w, &tags);
+            write_truncation(&mut w, next.as_deref());
+            return Ok(w.into_string());
+        }
+        let new_tags: Vec<Tag> = new_tags
+            .into_iter()
+            .map(|(key, value)| Tag { key, value })
+            .collect();
+        self.write(|| async {
+            let (mut e, entry) = self.load_entity(account, kind, &name).await?;
+            if mode == "Tag" {
+                coffer_service::tags::merge(&mut e.tags, new_tags.clone(), MAX_TAGS).map_err(
+                    |_| {
+                        IamError::LimitExceeded(format!(
+                            "Cannot exceed quota for TagsPer{}: {MAX_TAGS}",
+                            kind.title()
+                        ))
+                    },
+                )?;
+            } else {
+                e.tags.retain(|t| !keys.contains(&t.key));
+            }
+            let key = model::entity_key(account, kind, &name);
+            let mut batch = WriteBatch::new();
+            batch.check(key.clone(), Some(&entry)).put(key, json(&e)?);
+            self.commit(account, batch).await
+        })
+        .await?;
+        Ok(String::new())
+    }
+
+    /// Deletes an entity after `blocked` found nothing still hanging off it.
+    pub(crate) async fn delete_entity(
+        &self,
+        ctx: &RequestContext,
+        kind: Kind,
+        name: &str,
+        blocked: impl Fn(&Entity) -> Option<&'static str>,
+    ) -> Result<(), IamError> {
+        let account = ctx.account_id();
+        self.write(|| async {
+            let (e, entry) = self.load_entity(account, kind, name).await?;
+            let arn = model::entity_arn(account, kind, &e.path, name);
+            authorize(ctx, &format!("iam:Delete{}", kind.title()), &arn)?;
+            if let Some(why) = blocked(&e) {
+                return Err(IamError::DeleteConflict(format!(
+                    "Cannot delete entity, {why}"
+                )));
+            }
+            let key = model::entity_key(account, kind, name);
+            let mut batch = WriteBatch::new();
+            batch.check(key.clone(), Some(&entry)).delete(key);
+            self.commit(account, batch).await
+        })
+        .await
+    }
+}
+
+/// The entity list element (`<Users>` ...) with one `<member>` per entity.
+pub(crate) fn write_entities(
+    w: &mut XmlWriter,
+    account: &str,
+    kind: Kind,
+    element: &str,
+    items: &[Entity],
+) {
+    w.open(element);
+    for e in items {
+        w.open("member");
+        model::write_entity(w, account, kind, e, false);
+        w.close("member");
+    }
+    w.close(element);
+}
+
+/// The `Tags` input as stored tags.
+pub(crate) fn to_tags(raw: Vec<(String, String)>) -> Vec<Tag> {
+    raw.into_iter()
+        .map(|(key, value)| Tag { key, value })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_follow_markers() {
+        let items = |n: usize| (0..n).map(|i| (format!("k{i}"), i)).collect::<Vec<_>>();
+        let (p, next) = page(items(5), None, 2);
+        assert_eq!(p, vec![0, 1]);
+        assert_eq!(next.as_deref(), Some("k1"));
+        let (p, next) = page(items(5), Some("k1"), 2);
+        assert_eq!(p, vec![2, 3]);
+        let (p, next2) = page(items(5), next.as_deref(), 2);
+        assert_eq!(p, vec![4]);
+        assert_eq!(next2, None);
+        let (p, next) = page(items(2), None, 2);
+        assert_eq!((p.len(), next), (2, None));
+    }
+}

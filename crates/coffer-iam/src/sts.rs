@@ -1,0 +1,477 @@
+//! STS: GetCallerIdentity, AssumeRole, GetSessionToken, and the session token format.
+//!
+//! A session token is the session's claims (key id, secret, principal, tags, session policy,
+//! expiry) sealed with AES-256-GCM under a key derived from the root key, bound to the access key
+//! id. Every node can open it without shared state; nobody without the root key can read or forge
+//! one. Rotating the root key therefore ends all sessions (they last at most 36 hours anyway).
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use coffer_core::{Caller, IssuerType, PrincipalType, RequestContext, SessionContext};
+use coffer_policy::PolicyKind;
+use coffer_wire::query::{QueryParams, XmlWriter};
+use serde::{Deserialize, Serialize};
+
+use crate::input::{self, Input, Pattern};
+use crate::model::{self, Kind};
+use crate::{Iam, IamError};
+
+const SESSION_NAME: input::Str = input::s(2, 64, Pattern::Name);
+const SESSION_POLICY: input::Str = input::s(1, 2048, Pattern::PolicyDocument);
+const EXTERNAL_ID: input::Str = input::s(2, 1224, Pattern::None);
+/// AWS's packed limit for a session policy (characters, whitespace not counted).
+const SESSION_POLICY_QUOTA: usize = 2048;
+/// Role chaining (a role session assuming a role) is limited to one hour.
+const CHAINED_MAX_SECS: i64 = 3600;
+
+/// What a session token carries (sealed; never shown).
+#[derive(Serialize, Deserialize)]
+pub(crate) struct SessionClaims {
+    pub akid: String,
+    pub secret: String,
+    pub account: String,
+    pub principal_type: String,
+    pub principal_arn: String,
+    pub principal_id: String,
+    #[serde(default)]
+    pub user_name: Option<String>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    pub issuer_type: String,
+    pub issuer_arn: String,
+    pub issuer_principal_id: String,
+    pub issuer_name: String,
+    #[serde(default)]
+    pub session_name: Option<String>,
+    pub created_secs: i64,
+    pub expires_secs: i64,
+    #[serde(default)]
+    pub session_policy: Option<String>,
+}
+
+impl SessionClaims {
+    pub(crate) fn caller(&self) -> Caller {
+        let principal_type = match self.principal_type.as_str() {
+            "Root" => PrincipalType::Root,
+            "IAMUser" => PrincipalType::IamUser,
+            _ => PrincipalType::AssumedRole,
+        };
+        let issuer_type = match self.issuer_type.as_str() {
+            "Root" => IssuerType::Root,
+            "IAMUser" => IssuerType::IamUser,
+            _ => IssuerType::Role,
+        };
+        Caller {
+            account_id: self.account.clone(),
+            principal_arn: self.principal_arn.clone(),
+            access_key_id: self.akid.clone(),
+            principal_type,
+            principal_id: self.principal_id.clone(),
+            user_name: self.user_name.clone(),
+            tags: self.tags.clone(),
+            session: Some(SessionContext {
+                issuer_type,
+                issuer_arn: self.issuer_arn.clone(),
+                issuer_principal_id: self.issuer_principal_id.clone(),
+                issuer_name: self.issuer_name.clone(),
+                session_name: self.session_name.clone(),
+                created_secs: self.created_secs,
+                expires_secs: self.expires_secs,
+            }),
+        }
+    }
+}
+
+impl std::fmt::Debug for SessionClaims {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionClaims")
+            .field("akid", &self.akid)
+            .field("principal_arn", &self.principal_arn)
+            .finish_non_exhaustive()
+    }
+}
+
+fn token_aad(akid: &str) -> Vec<u8> {
+    format!("coffer:sts-session:{akid}").into_bytes()
+}
+
+pub(crate) fn seal_token(
+    key: &coffer_crypto::AeadKey,
+    claims: &SessionClaims,
+) -> Result<String, IamError> {
+    let plain = zeroize::Zeroizing::new(crate::json(claims)?);
+    let sealed = key
+        .seal(&plain, &token_aad(&claims.akid))
+        .map_err(IamError::internal)?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(sealed))
+}
+
+/// The claims of a token issued for `akid`, or `None` when it does not open.
+pub(crate) fn open_token(
+    key: &coffer_crypto::AeadKey,
+    akid: &str,
+    token: &str,
+) -> Option<SessionClaims> {
+    let sealed = base64::engine::general_purpose::STANDARD
+        .decode(token.trim())
+        .ok()?;
+    let plain = key.open(&sealed, &token_aad(akid)).ok()?;
+    let claims: SessionClaims = serde_json::from_slice(&plain).ok()?;
+    (claims.akid == akid).then_some(claims)
+}
+
+fn new_session_key() -> (String, String) {
+    let (akid, secret) = crate::keys::generate_access_key();
+    (format!("ASIA{}", &akid[4..]), secret)
+}
+
+pub(crate) fn get_caller_identity(ctx: &RequestContext) -> String {
+    let mut w = XmlWriter::new();
+    w.text("UserId", &ctx.caller.principal_id)
+        .text("Account", ctx.account_id())
+        .text("Arn", &ctx.caller.principal_arn);
+    w.into_string()
+}
+
+fn write_credentials(w: &mut XmlWriter, c: &SessionClaims, token: &str) {
+    w.open("Credentials")
+        .text("AccessKeyId", &c.akid)
+        .text("SecretAccessKey", &c.secret)
+        .text("SessionToken", token)
+        .text("Expiration", &model::iso8601(c.expires_secs * 1000))
+        .close("Credentials");
+}
+
+/// How a trust policy answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trust {
+    Denied,
+    /// It names the caller (its ARN, or its role for a session): no identity policy needed.
+    Principal,
+    /// It names the caller's account: the caller's identity policies must allow too.
+    Account,
+}
+
+/// Evaluates a role's trust policy for `action` by `caller`. Conditions are not evaluated
+/// here: an Allow with conditions does not count and a Deny with conditions does (fail closed).
+fn evaluate_trust(doc: &str, caller: &Caller, action: &str) -> Trust {
+    let Ok(policy) = coffer_policy::parse_as(doc, PolicyKind::Trust) else {
+        return Trust::Denied;
+    };
+    let account = &caller.account_id;
+    let root_arn = format!("arn:aws:iam::{account}:root");
+    let ids = [caller.principal_arn.as_str(), caller.principal_arn_for_policy()];
+    let names = |p: &coffer_policy::Principal| -> Option<Trust> {
+        match p {
+            coffer_policy::Principal::Any => Some(Trust::Account),
+            coffer_policy::Principal::Specific(m) => {
+                let mut best = None;
+                for v in &m.aws {
+                    if v == "*" || v == account || *v == root_arn {
+                        best = best.or(Some(Trust::Account));
+                    } else if ids
+                        .iter()
+                        .any(|id| coffer_policy::wildcard_match(v, id, false))
+                    {
+                        best = Some(Trust::Principal);
+                    }
+                }
+                best
+            }
+        }
+    };
+    let acts = |b: &coffer_policy::ActionBlock| {
+        let hit = b
+            .patterns()
+            .iter()
+            .any(|p| coffer_policy::wildcard_match(p, action, true));
+        match b {
+            coffer_policy::ActionBlock::Action(_) => hit,
+            coffer_policy::ActionBlock::NotAction(_) => !hit,
+        }
+    };
+    let mut allowed = None;
+    for st in &policy.statements {
+        if !acts(&st.action) {
+            continue;
+        }
+        let matched = match &st.principal {
+            Some(coffer_policy::PrincipalBlock::Principal(p)) => names(p),
+            Some(coffer_policy::PrincipalBlock::NotPrincipal(p)) => {
+                names(p).is_none().then_some(Trust::Account)
+            }
+            None => None,
+        };
+        let Some(how) = matched else { continue };
+        match st.effect {
+            coffer_policy::Effect::Deny => return Trust::Denied,
+            coffer_policy::Effect::Allow if st.conditions.is_empty() => {
+                allowed = Some(match allowed {
+                    Some(Trust::Principal) => Trust::Principal,
+                    _ => how,
+                });
+            }
+            coffer_policy::Effect::Allow => {}
+        }
+    }
+    allowed.unwrap_or(Trust::Denied)
+}
+
+fn not_authorized(caller: &Caller, action: &str, resource: &str) -> IamError {
+    IamError::AccessDenied(format!(
+        "User: {} is not authorized to perform: {action} on resource: {resource}",
+        caller.principal_arn
+    ))
+}
+
+impl Iam {
+    pub(crate) async fn assume_role(
+        &self,
+        ctx: &RequestContext,
+        q: &QueryParams,
+    ) -> Result<String, IamError> {
+        let caller = &ctx.caller;
+        let account = ctx.account_id();
+        let mut i = Input::new(q);
+        let role_arn = i.req("RoleArn", input::ARN);
+        let session_name = i.req("RoleSessionName", SESSION_NAME);
+        let duration = i.int("DurationSeconds", 900, 43200);
+        let policy = i.opt("Policy", SESSION_POLICY);
+        let tags = i.tags("Tags", 50);
+        let _external_id = i.opt("ExternalId", EXTERNAL_ID);
+        i.finish()?;
+        if q.has_prefix("PolicyArns") {
+            return Err(IamError::Validation(
+                "Coffer does not support managed session policies (PolicyArns); pass the \
+                 session policy inline as Policy."
+                    .into(),
+            ));
+        }
+        let chained = caller.principal_type == PrincipalType::AssumedRole;
+        let duration = duration.unwrap_or(3600);
+        if chained && duration > CHAINED_MAX_SECS {
+            return Err(IamError::Validation(
+                "The requested DurationSeconds exceeds the 1 hour session limit for roles \
+                 assumed by role chaining."
+                    .into(),
+            ));
+        }
+        // The role: in this account, by ARN (path and name); a missing one is a denial, as AWS
+        // does not confirm which roles exist.
+        let prefix = format!("arn:aws:iam::{account}:role");
+        let role_path_name = role_arn
+            .strip_prefix(&prefix)
+            .filter(|r| r.starts_with('/'))
+            .ok_or_else(|| not_authorized(caller, "sts:AssumeRole", &role_arn))?;
+        let name = &role_path_name[role_path_name.rfind('/').map_or(0, |i| i + 1)..];
+        let role = match self.find_entity(account, Kind::Role, name).await? {
+            Some((r, _)) if model::entity_arn(account, Kind::Role, &r.path, &r.name) == role_arn => r,
+            _ => return Err(not_authorized(caller, "sts:AssumeRole", &role_arn)),
+        };
+        let trust_doc = role.trust_policy.as_deref().unwrap_or("");
+        let trust = evaluate_trust(trust_doc, caller, "sts:AssumeRole");
+        let allowed = match trust {
+            Trust::Denied => false,
+            Trust::Principal => true,
+            Trust::Account => {
+                crate::authorize(ctx, "sts:AssumeRole", &role_arn).is_ok()
+            }
+        };
+        if !allowed {
+            return Err(not_authorized(caller, "sts:AssumeRole", &role_arn));
+        }
+        if !tags.is_empty() && evaluate_trust(trust_doc, caller, "sts:TagSession") == Trust::Denied
+        {
+            return Err(not_authorized(caller, "sts:TagSession", &role_arn));
+        }
+        let max = role.max_session_secs.unwrap_or(crate::roles::DEFAULT_MAX_SESSION);
+        if duration > max {
+            return Err(IamError::Validation(
+                "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
+                    .into(),
+            ));
+        }
+        let mut packed = 0;
+        if let Some(p) = &policy {
+            let size = p.chars().filter(|c| !c.is_whitespace()).count();
+            packed = size * 100 / SESSION_POLICY_QUOTA;
+            if size > SESSION_POLICY_QUOTA {
+                return Err(IamError::PackedPolicyTooLarge(format!(
+                    "Packed policy consumes {packed}% of allotted space, please use smaller policy \
+                     for session."
+                )));
+            }
+            coffer_policy::parse_as(p, PolicyKind::Identity)
+                .map_err(|e| IamError::MalformedPolicyDocument(e.to_string()))?;
+        }
+        let mut principal_tags: BTreeMap<String, String> = role
+            .tags
+            .iter()
+            .map(|t| (t.key.clone(), t.value.clone()))
+            .collect();
+        for (k, v) in &tags {
+            // Session tags override role tags with the same key (case-insensitively).
+            principal_tags.retain(|old, _| !old.eq_ignore_ascii_case(k));
+            principal_tags.insert(k.clone(), v.clone());
+        }
+        let (akid, secret) = new_session_key();
+        let now = self.clock.now_secs();
+        let role_arn_plain = model::entity_arn(account, Kind::Role, &role.path, &role.name);
+        let claims = SessionClaims {
+            akid,
+            secret,
+            account: account.to_string(),
+            principal_type: PrincipalType::AssumedRole.as_str().into(),
+            principal_arn: format!(
+                "arn:aws:sts::{account}:assumed-role/{}/{session_name}",
+                role.name
+            ),
+            principal_id: format!("{}:{session_name}", role.id),
+            user_name: None,
+            tags: principal_tags,
+            issuer_type: IssuerType::Role.as_str().into(),
+            issuer_arn: role_arn_plain,
+            issuer_principal_id: role.id.clone(),
+            issuer_name: role.name.clone(),
+            session_name: Some(session_name),
+            created_secs: now,
+            expires_secs: now + duration,
+            session_policy: policy,
+        };
+        let token = seal_token(&self.sts, &claims)?;
+        let mut w = XmlWriter::new();
+        write_credentials(&mut w, &claims, &token);
+        w.open("AssumedRoleUser")
+            .text("AssumedRoleId", &claims.principal_id)
+            .text("Arn", &claims.principal_arn)
+            .close("AssumedRoleUser");
+        if claims.session_policy.is_some() || !tags.is_empty() {
+            w.text("PackedPolicySize", &packed.to_string());
+        }
+        Ok(w.into_string())
+    }
+
+    pub(crate) async fn get_session_token(
+        &self,
+        ctx: &RequestContext,
+        q: &QueryParams,
+    ) -> Result<String, IamError> {
+        let caller = &ctx.caller;
+        let mut i = Input::new(q);
+        let duration = i.int("DurationSeconds", 900, 129_600);
+        let _serial = i.opt("SerialNumber", input::s(9, 256, Pattern::None));
+        let _code = i.opt("TokenCode", input::s(6, 6, Pattern::None));
+        i.finish()?;
+        if caller.session.is_some() {
+            return Err(IamError::AccessDenied(
+                "Cannot call GetSessionToken with session credentials".into(),
+            ));
+        }
+        let mut duration = duration.unwrap_or(43_200);
+        if caller.is_root() {
+            // AWS caps the account root's sessions at one hour.
+            duration = duration.min(3600);
+        }
+        let (akid, secret) = new_session_key();
+        let now = self.clock.now_secs();
+        let (issuer_type, issuer_name) = match caller.principal_type {
+            PrincipalType::Root => (IssuerType::Root, ctx.account_id().to_string()),
+            _ => (
+                IssuerType::IamUser,
+                caller.user_name.clone().unwrap_or_default(),
+            ),
+        };
+        let claims = SessionClaims {
+            akid,
+            secret,
+            account: ctx.account_id().to_string(),
+            principal_type: caller.principal_type.as_str().into(),
+            principal_arn: caller.principal_arn.clone(),
+            principal_id: caller.principal_id.clone(),
+            user_name: caller.user_name.clone(),
+            tags: caller.tags.clone(),
+            issuer_type: issuer_type.as_str().into(),
+            issuer_arn: caller.principal_arn.clone(),
+            issuer_principal_id: caller.principal_id.clone(),
+            issuer_name,
+            session_name: None,
+            created_secs: now,
+            expires_secs: now + duration,
+            session_policy: None,
+        };
+        let token = seal_token(&self.sts, &claims)?;
+        let mut w = XmlWriter::new();
+        write_credentials(&mut w, &claims, &token);
+        Ok(w.into_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(arn: &str) -> Caller {
+        Caller {
+            principal_arn: arn.into(),
+            principal_type: PrincipalType::IamUser,
+            ..Caller::root("123456789012", "AKIA")
+        }
+    }
+
+    #[test]
+    fn trust_policies() {
+        let alice = user("arn:aws:iam::123456789012:user/alice");
+        let doc = |principal: &str| {
+            format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":{principal}}},"Action":"sts:AssumeRole"}}]}}"#
+            )
+        };
+        let t = |d: &str| evaluate_trust(d, &alice, "sts:AssumeRole");
+        assert_eq!(t(&doc(r#""arn:aws:iam::123456789012:user/alice""#)), Trust::Principal);
+        assert_eq!(t(&doc(r#""arn:aws:iam::123456789012:root""#)), Trust::Account);
+        assert_eq!(t(&doc(r#""123456789012""#)), Trust::Account);
+        assert_eq!(t(&doc(r#""arn:aws:iam::123456789012:user/bob""#)), Trust::Denied);
+        assert_eq!(t(&doc(r#""arn:aws:iam::999999999999:root""#)), Trust::Denied);
+        let conditional = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:user/alice"},"Action":"sts:AssumeRole","Condition":{"StringEquals":{"sts:ExternalId":"x"}}}]}"#;
+        assert_eq!(t(conditional), Trust::Denied, "unevaluated conditions fail closed");
+        let denied = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:user/alice"},"Action":"sts:AssumeRole"},{"Effect":"Deny","Principal":{"AWS":"*"},"Action":"sts:*"}]}"#;
+        assert_eq!(t(denied), Trust::Denied);
+        assert_eq!(
+            evaluate_trust(&doc(r#""arn:aws:iam::123456789012:user/alice""#), &alice, "sts:TagSession"),
+            Trust::Denied
+        );
+    }
+
+    #[test]
+    fn tokens_open_only_for_their_key_id() {
+        let key = coffer_crypto::AeadKey::new(&[7u8; 32]);
+        let claims = SessionClaims {
+            akid: "ASIAEXAMPLE".into(),
+            secret: "s".into(),
+            account: "123456789012".into(),
+            principal_type: "AssumedRole".into(),
+            principal_arn: "arn:aws:sts::123456789012:assumed-role/r/s".into(),
+            principal_id: "AROAX:s".into(),
+            user_name: None,
+            tags: BTreeMap::new(),
+            issuer_type: "Role".into(),
+            issuer_arn: "arn:aws:iam::123456789012:role/r".into(),
+            issuer_principal_id: "AROAX".into(),
+            issuer_name: "r".into(),
+            session_name: Some("s".into()),
+            created_secs: 1,
+            expires_secs: 2,
+            session_policy: None,
+        };
+        let token = seal_token(&key, &claims).unwrap();
+        assert!(!token.contains("arn:aws"), "the token is opaque");
+        let opened = open_token(&key, "ASIAEXAMPLE", &token).unwrap();
+        assert_eq!(opened.principal_arn, claims.principal_arn);
+        assert!(open_token(&key, "ASIAOTHER", &token).is_none());
+        let other = coffer_crypto::AeadKey::new(&[8u8; 32]);
+        assert!(open_token(&other, "ASIAEXAMPLE", &token).is_none());
+        let caller = opened.caller();
+        assert_eq!(caller.principal_arn_for_policy(), "arn:aws:iam::123456789012:role/r");
+    }
+}

@@ -1,0 +1,178 @@
+//! Users: CreateUser, GetUser, ListUsers, UpdateUser, DeleteUser and their tags.
+
+use coffer_core::{PrincipalType, RequestContext};
+use coffer_store::WriteBatch;
+use coffer_wire::query::{QueryParams, XmlWriter};
+
+use crate::entity::{self, paging, to_tags, write_entities, write_truncation};
+use crate::input::{self, Input};
+use crate::model::{self, AccessKeyRecord, Kind};
+use crate::{Iam, IamError, authorize, json};
+
+impl Iam {
+    pub(crate) async fn users(
+        &self,
+        ctx: &RequestContext,
+        action: &str,
+        q: &QueryParams,
+    ) -> Result<String, IamError> {
+        let account = ctx.account_id();
+        let mut i = Input::new(q);
+        let mut w = XmlWriter::new();
+        match action {
+            "CreateUser" => {
+                let name = i.req("UserName", input::USER_NAME);
+                let path = i.opt("Path", input::PATH).unwrap_or_else(|| "/".into());
+                let tags = to_tags(i.tags("Tags", entity::MAX_TAGS));
+                i.finish()?;
+                let e = self
+                    .create_entity(ctx, Kind::User, &name, &path, tags, |_| {})
+                    .await?;
+                w.open("User");
+                model::write_entity(&mut w, account, Kind::User, &e, true);
+                w.close("User");
+            }
+            "GetUser" => {
+                let name = i.opt("UserName", input::EXISTING_USER_NAME);
+                i.finish()?;
+                let name = match name {
+                    Some(n) => n,
+                    None => match (&ctx.caller.user_name, ctx.caller.principal_type) {
+                        (Some(n), PrincipalType::IamUser) => n.clone(),
+                        (_, PrincipalType::Root) => {
+                            authorize(ctx, "iam:GetUser", &ctx.caller.principal_arn)?;
+                            w.open("User")
+                                .text("UserId", account)
+                                .text("Arn", &ctx.caller.principal_arn)
+                                .text("CreateDate", &model::iso8601(0))
+                                .close("User");
+                            return Ok(w.into_string());
+                        }
+                        _ => {
+                            return Err(IamError::Validation(
+                                "Must specify userName when calling with non-User credentials"
+                                    .into(),
+                            ));
+                        }
+                    },
+                };
+                let (e, _) = self.load_entity(account, Kind::User, &name).await?;
+                let arn = model::entity_arn(account, Kind::User, &e.path, &e.name);
+                authorize(ctx, "iam:GetUser", &arn)?;
+                w.open("User");
+                model::write_entity(&mut w, account, Kind::User, &e, true);
+                w.close("User");
+            }
+            "ListUsers" => {
+                let prefix = i.opt("PathPrefix", input::PATH_PREFIX);
+                let (marker, max) = paging(&mut i);
+                i.finish()?;
+                authorize(ctx, "iam:ListUsers", &format!("arn:aws:iam::{account}:user/*"))?;
+                let (users, next) = self
+                    .list_entities(
+                        account,
+                        Kind::User,
+                        prefix.as_deref().unwrap_or("/"),
+                        marker.as_deref(),
+                        max,
+                    )
+                    .await?;
+                write_entities(&mut w, account, Kind::User, "Users", &users);
+                write_truncation(&mut w, next.as_deref());
+            }
+            "UpdateUser" => {
+                let name = i.req("UserName", input::EXISTING_USER_NAME);
+                let new_path = i.opt("NewPath", input::PATH);
+                let new_name = i.opt("NewUserName", input::USER_NAME);
+                i.finish()?;
+                self.update_user(ctx, &name, new_path, new_name).await?;
+            }
+            "DeleteUser" => {
+                let name = i.req("UserName", input::EXISTING_USER_NAME);
+                i.finish()?;
+                self.delete_entity(ctx, Kind::User, &name, |e| {
+                    if !e.access_keys.is_empty() {
+                        Some("must delete access keys first.")
+                    } else if !e.groups.is_empty() {
+                        Some("must remove user from all groups first.")
+                    } else if !e.attached.is_empty() {
+                        Some("must detach all policies first.")
+                    } else if !e.inline.is_empty() {
+                        Some("must delete policies first.")
+                    } else {
+                        None
+                    }
+                })
+                .await?;
+            }
+            _ => return self.entity_tags(ctx, Kind::User, action, q).await,
+        }
+        Ok(w.into_string())
+    }
+
+    /// UpdateUser: a new path and/or name. A rename moves the record and rewrites what names
+    /// the user: its groups' member lists and its access keys.
+    async fn update_user(
+        &self,
+        ctx: &RequestContext,
+        name: &str,
+        new_path: Option<String>,
+        new_name: Option<String>,
+    ) -> Result<(), IamError> {
+        let account = ctx.account_id();
+        self.write(|| async {
+            let (mut e, entry) = self.load_entity(account, Kind::User, name).await?;
+            let arn = model::entity_arn(account, Kind::User, &e.path, &e.name);
+            authorize(ctx, "iam:UpdateUser", &arn)?;
+            let old_key = model::entity_key(account, Kind::User, name);
+            let mut batch = WriteBatch::new();
+            batch.check(old_key.clone(), Some(&entry));
+            if let Some(p) = &new_path {
+                e.path = p.clone();
+            }
+            let renamed = new_name.as_deref().filter(|n| *n != e.name);
+            if let Some(n) = renamed {
+                let new_key = model::entity_key(account, Kind::User, n);
+                if new_key != old_key {
+                    if self.store.get(new_key.as_bytes()).await?.is_some() {
+                        return Err(IamError::EntityAlreadyExists(format!(
+                            "User with name {n} already exists."
+                        )));
+                    }
+                    batch.check(new_key.clone(), None).delete(old_key.clone());
+                }
+                for g in &e.groups {
+                    let (mut group, gentry) = self.load_entity(account, Kind::Group, g).await?;
+                    for m in group.members.iter_mut().filter(|m| **m == e.name) {
+                        *m = n.to_string();
+                    }
+                    let gkey = model::entity_key(account, Kind::Group, g);
+                    batch.check(gkey.clone(), Some(&gentry)).put(gkey, json(&group)?);
+                }
+                e.name = n.to_string();
+            }
+            let new_arn = model::entity_arn(account, Kind::User, &e.path, &e.name);
+            for akid in &e.access_keys {
+                let key = model::access_key_key(account, akid);
+                if let Some((mut rec, kentry)) = self.get_json::<AccessKeyRecord>(&key).await? {
+                    rec.user_name = Some(e.name.clone());
+                    rec.principal_arn = new_arn.clone();
+                    batch.check(key.clone(), Some(&kentry)).put(key, json(&rec)?);
+                }
+            }
+            batch.put(model::entity_key(account, Kind::User, &e.name), json(&e)?);
+            self.commit(account, batch).await
+        })
+        .await
+    }
+}
+
+/// The caller's own user name when it signs as an IAM user (for calls whose `UserName` is
+/// optional and defaults to the caller).
+pub(crate) fn caller_user(ctx: &RequestContext) -> Option<&str> {
+    match ctx.caller.principal_type {
+        PrincipalType::IamUser => ctx.caller.user_name.as_deref(),
+        _ => None,
+    }
+}
+

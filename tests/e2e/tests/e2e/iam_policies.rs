@@ -1,0 +1,296 @@
+//! IAM roles and policies through aws-sdk-iam: managed policies with versions, attachments,
+//! inline policies, trust policies, and the errors for malformed or oversize documents.
+
+use aws_sdk_iam::error::ProvideErrorMetadata as _;
+
+use crate::harness::TestServer;
+use crate::iam_util::{ACCOUNT, decode, err_code, iam, policy};
+
+const READ_PROD: &str = r#"{"Effect":"Allow","Action":"ssm:GetParameter*","Resource":"arn:aws:ssm:*:*:parameter/prod/*"}"#;
+
+fn trust_account() -> String {
+    format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{ACCOUNT}:root"}},"Action":"sts:AssumeRole"}}]}}"#
+    )
+}
+
+#[tokio::test]
+async fn managed_policies_versions_and_attachments() {
+    let s = TestServer::dev().await;
+    let iam = iam(&s);
+    let created = iam
+        .create_policy()
+        .policy_name("ReadProd")
+        .path("/app/")
+        .policy_document(policy(&[READ_PROD]))
+        .description("read /prod")
+        .send()
+        .await
+        .unwrap();
+    let p = created.policy().unwrap();
+    let arn = p.arn().unwrap().to_string();
+    assert_eq!(arn, format!("arn:aws:iam::{ACCOUNT}:policy/app/ReadProd"));
+    assert_eq!(p.default_version_id(), Some("v1"));
+    assert_eq!(p.attachment_count(), Some(0));
+
+    let dup = iam
+        .create_policy()
+        .policy_name("ReadProd")
+        .policy_document(policy(&[READ_PROD]))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&dup), "EntityAlreadyExists");
+
+    let v2 = iam
+        .create_policy_version()
+        .policy_arn(&arn)
+        .policy_document(policy(&[READ_PROD, READ_PROD]))
+        .set_as_default(true)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(v2.policy_version().unwrap().version_id(), Some("v2"));
+    assert!(v2.policy_version().unwrap().is_default_version());
+    let got = iam.get_policy_version().policy_arn(&arn).version_id("v1").send().await.unwrap();
+    let doc = decode(got.policy_version().unwrap().document().unwrap());
+    assert_eq!(doc["Statement"][0]["Resource"], "arn:aws:ssm:*:*:parameter/prod/*");
+    for _ in 3..=5 {
+        iam.create_policy_version()
+            .policy_arn(&arn)
+            .policy_document(policy(&[READ_PROD]))
+            .send()
+            .await
+            .unwrap();
+    }
+    let sixth = iam
+        .create_policy_version()
+        .policy_arn(&arn)
+        .policy_document(policy(&[READ_PROD]))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&sixth), "LimitExceeded");
+    let versions = iam.list_policy_versions().policy_arn(&arn).send().await.unwrap();
+    assert_eq!(versions.versions().len(), 5);
+    let default_del = iam
+        .delete_policy_version()
+        .policy_arn(&arn)
+        .version_id("v2")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&default_del), "DeleteConflict");
+
+    // Attach to a user, a group and a role; the count follows; deletion waits for detaching.
+    iam.create_user().user_name("u1").send().await.unwrap();
+    iam.create_group().group_name("g1").send().await.unwrap();
+    iam.create_role()
+        .role_name("r1")
+        .assume_role_policy_document(trust_account())
+        .send()
+        .await
+        .unwrap();
+    iam.attach_user_policy().user_name("u1").policy_arn(&arn).send().await.unwrap();
+    iam.attach_group_policy().group_name("g1").policy_arn(&arn).send().await.unwrap();
+    iam.attach_role_policy().role_name("r1").policy_arn(&arn).send().await.unwrap();
+    let p = iam.get_policy().policy_arn(&arn).send().await.unwrap();
+    assert_eq!(p.policy().unwrap().attachment_count(), Some(3));
+    let attached = iam.list_attached_role_policies().role_name("r1").send().await.unwrap();
+    assert_eq!(attached.attached_policies()[0].policy_name(), Some("ReadProd"));
+    assert_eq!(attached.attached_policies()[0].policy_arn(), Some(arn.as_str()));
+    let only = iam.list_policies().only_attached(true).send().await.unwrap();
+    assert_eq!(only.policies().len(), 1);
+    let missing = iam
+        .attach_user_policy()
+        .user_name("u1")
+        .policy_arn(format!("arn:aws:iam::{ACCOUNT}:policy/Nope"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&missing), "NoSuchEntity");
+
+    let busy = iam.delete_policy().policy_arn(&arn).send().await.unwrap_err();
+    assert_eq!(err_code(&busy), "DeleteConflict");
+    let role_busy = iam.delete_role().role_name("r1").send().await.unwrap_err();
+    assert_eq!(err_code(&role_busy), "DeleteConflict");
+    iam.detach_user_policy().user_name("u1").policy_arn(&arn).send().await.unwrap();
+    iam.detach_group_policy().group_name("g1").policy_arn(&arn).send().await.unwrap();
+    iam.detach_role_policy().role_name("r1").policy_arn(&arn).send().await.unwrap();
+    let not_attached = iam
+        .detach_role_policy()
+        .role_name("r1")
+        .policy_arn(&arn)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&not_attached), "NoSuchEntity");
+    for v in ["v1", "v3", "v4", "v5"] {
+        iam.delete_policy_version().policy_arn(&arn).version_id(v).send().await.unwrap();
+    }
+    iam.delete_policy().policy_arn(&arn).send().await.unwrap();
+    let gone = iam.get_policy().policy_arn(&arn).send().await.unwrap_err();
+    assert_eq!(err_code(&gone), "NoSuchEntity");
+}
+
+#[tokio::test]
+async fn inline_policies_of_users_groups_and_roles() {
+    let s = TestServer::dev().await;
+    let iam = iam(&s);
+    iam.create_user().user_name("u").send().await.unwrap();
+    iam.create_group().group_name("g").send().await.unwrap();
+    iam.create_role()
+        .role_name("r")
+        .assume_role_policy_document(trust_account())
+        .send()
+        .await
+        .unwrap();
+    let doc = policy(&[READ_PROD]);
+    iam.put_user_policy().user_name("u").policy_name("p").policy_document(&doc).send().await.unwrap();
+    iam.put_group_policy().group_name("g").policy_name("p").policy_document(&doc).send().await.unwrap();
+    iam.put_role_policy().role_name("r").policy_name("p").policy_document(&doc).send().await.unwrap();
+    let got = iam.get_role_policy().role_name("r").policy_name("p").send().await.unwrap();
+    assert_eq!(got.role_name(), "r");
+    assert_eq!(decode(got.policy_document()), serde_json::from_str::<serde_json::Value>(&doc).unwrap());
+    let names = iam.list_user_policies().user_name("u").send().await.unwrap();
+    assert_eq!(names.policy_names(), ["p"]);
+    let g = iam.get_group_policy().group_name("g").policy_name("p").send().await.unwrap();
+    assert_eq!(g.policy_name(), "p");
+    let busy = iam.delete_user().user_name("u").send().await.unwrap_err();
+    assert_eq!(err_code(&busy), "DeleteConflict");
+    iam.delete_user_policy().user_name("u").policy_name("p").send().await.unwrap();
+    let missing = iam.get_user_policy().user_name("u").policy_name("p").send().await.unwrap_err();
+    assert_eq!(err_code(&missing), "NoSuchEntity");
+    assert_eq!(
+        missing.as_service_error().and_then(|e| e.message()),
+        Some("The user policy with name p cannot be found.")
+    );
+    iam.delete_user().user_name("u").send().await.unwrap();
+
+    // A user's inline policies share 2048 characters.
+    iam.create_user().user_name("big").send().await.unwrap();
+    let many: Vec<&str> = std::iter::repeat_n(READ_PROD, 30).collect();
+    let oversize = iam
+        .put_user_policy()
+        .user_name("big")
+        .policy_name("p")
+        .policy_document(policy(&many))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&oversize), "LimitExceeded");
+}
+
+#[tokio::test]
+async fn malformed_documents_and_trust_policies_are_refused() {
+    let s = TestServer::dev().await;
+    let iam = iam(&s);
+    iam.create_user().user_name("u").send().await.unwrap();
+    for (doc, why) in [
+        ("not json", "not JSON"),
+        (r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ssm:GetParameter"}]}"#, "no Resource"),
+        (r#"{"Version":"2012-10-17","Statement":[{"Effect":"Maybe","Action":"*","Resource":"*"}]}"#, "bad Effect"),
+        (r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"StringEqualz":{"aws:username":"x"}}}]}"#, "unknown operator"),
+        (r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"*","Resource":"*"}]}"#, "Principal in an identity policy"),
+    ] {
+        let e = iam
+            .put_user_policy()
+            .user_name("u")
+            .policy_name("p")
+            .policy_document(doc)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_code(&e), "MalformedPolicyDocument", "{why}");
+        let e = iam
+            .create_policy()
+            .policy_name("p")
+            .policy_document(doc)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_code(&e), "MalformedPolicyDocument", "{why}");
+    }
+    // Trust policies need a principal and take no resource.
+    for doc in [
+        policy(&[r#"{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"*"}"#]),
+        policy(&[r#"{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:root"},"Action":"sts:AssumeRole","Resource":"*"}"#]),
+    ] {
+        let e = iam
+            .create_role()
+            .role_name("r")
+            .assume_role_policy_document(doc)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_code(&e), "MalformedPolicyDocument");
+    }
+    assert!(iam.get_role().role_name("r").send().await.is_err(), "nothing half-written");
+    // Oversize managed policy.
+    let many: Vec<&str> = std::iter::repeat_n(READ_PROD, 80).collect();
+    let e = iam
+        .create_policy()
+        .policy_name("huge")
+        .policy_document(policy(&many))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&e), "LimitExceeded");
+}
+
+#[tokio::test]
+async fn roles_trust_and_session_duration() {
+    let s = TestServer::dev().await;
+    let iam = iam(&s);
+    let made = iam
+        .create_role()
+        .role_name("app")
+        .path("/svc/")
+        .assume_role_policy_document(trust_account())
+        .max_session_duration(7200)
+        .description("the app")
+        .send()
+        .await
+        .unwrap();
+    let r = made.role().unwrap();
+    assert_eq!(r.arn(), format!("arn:aws:iam::{ACCOUNT}:role/svc/app"));
+    assert!(r.role_id().starts_with("AROA"));
+    assert_eq!(r.max_session_duration(), Some(7200));
+    let got = iam.get_role().role_name("app").send().await.unwrap();
+    let trust = decode(got.role().unwrap().assume_role_policy_document().unwrap());
+    assert_eq!(trust["Statement"][0]["Action"], "sts:AssumeRole");
+    let too_long = iam
+        .create_role()
+        .role_name("x")
+        .assume_role_policy_document(trust_account())
+        .max_session_duration(50_000)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&too_long), "ValidationError");
+    iam.update_assume_role_policy()
+        .role_name("app")
+        .policy_document(trust_account().replace(":root", ":user/someone"))
+        .send()
+        .await
+        .unwrap();
+    let got = iam.get_role().role_name("app").send().await.unwrap();
+    let trust = decode(got.role().unwrap().assume_role_policy_document().unwrap());
+    assert_eq!(
+        trust["Statement"][0]["Principal"]["AWS"],
+        format!("arn:aws:iam::{ACCOUNT}:user/someone")
+    );
+    iam.tag_role()
+        .role_name("app")
+        .tags(aws_sdk_iam::types::Tag::builder().key("team").value("a").build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let tags = iam.list_role_tags().role_name("app").send().await.unwrap();
+    assert_eq!(tags.tags()[0].value(), "a");
+    let roles = iam.list_roles().path_prefix("/svc/").send().await.unwrap();
+    assert_eq!(roles.roles().len(), 1);
+    iam.delete_role().role_name("app").send().await.unwrap();
+    let gone = iam.get_role().role_name("app").send().await.unwrap_err();
+    assert_eq!(err_code(&gone), "NoSuchEntity");
+}

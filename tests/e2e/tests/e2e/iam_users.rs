@@ -1,0 +1,278 @@
+//! IAM through aws-sdk-iam: users (paths, tags, rename), access keys and their lifecycle as
+//! credentials, groups, and AWS's errors.
+
+use aws_sdk_iam::error::ProvideErrorMetadata as _;
+
+use crate::harness::TestServer;
+use crate::iam_util::{ACCOUNT, err_code, iam, iam_with, sts_with, user_with_key};
+
+#[tokio::test]
+async fn users_paths_tags_and_errors() {
+    let s = TestServer::dev().await;
+    let iam = iam(&s);
+    let made = iam
+        .create_user()
+        .user_name("alice")
+        .path("/eng/")
+        .tags(aws_sdk_iam::types::Tag::builder().key("team").value("db").build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let u = made.user().unwrap();
+    assert_eq!(u.arn(), format!("arn:aws:iam::{ACCOUNT}:user/eng/alice"));
+    assert!(u.user_id().starts_with("AIDA"), "{}", u.user_id());
+    assert_eq!(u.path(), "/eng/");
+
+    let dup = iam.create_user().user_name("ALICE").send().await.unwrap_err();
+    assert_eq!(err_code(&dup), "EntityAlreadyExists", "names are case-insensitive");
+    iam.create_user().user_name("bob").send().await.unwrap();
+
+    let got = iam.get_user().user_name("alice").send().await.unwrap();
+    let got = got.user().unwrap();
+    assert_eq!(got.tags()[0].key(), "team");
+    assert_eq!(got.tags()[0].value(), "db");
+
+    let eng = iam.list_users().path_prefix("/eng/").send().await.unwrap();
+    let names: Vec<&str> = eng.users().iter().map(|u| u.user_name()).collect();
+    assert_eq!(names, ["alice"]);
+    let page = iam.list_users().max_items(1).send().await.unwrap();
+    assert_eq!(page.users().len(), 1);
+    assert!(page.is_truncated());
+    let rest = iam
+        .list_users()
+        .marker(page.marker().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rest.users().len(), 1);
+    assert!(!rest.is_truncated());
+    assert_ne!(rest.users()[0].user_name(), page.users()[0].user_name());
+
+    iam.tag_user()
+        .user_name("alice")
+        .tags(aws_sdk_iam::types::Tag::builder().key("env").value("prod").build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    iam.untag_user().user_name("alice").tag_keys("team").send().await.unwrap();
+    let tags = iam.list_user_tags().user_name("alice").send().await.unwrap();
+    let pairs: Vec<(&str, &str)> = tags.tags().iter().map(|t| (t.key(), t.value())).collect();
+    assert_eq!(pairs, [("env", "prod")]);
+
+    iam.update_user()
+        .user_name("alice")
+        .new_user_name("alice2")
+        .new_path("/ops/")
+        .send()
+        .await
+        .unwrap();
+    let missing = iam.get_user().user_name("alice").send().await.unwrap_err();
+    assert_eq!(err_code(&missing), "NoSuchEntity");
+    assert_eq!(
+        missing.as_service_error().and_then(|e| e.message()),
+        Some("The user with name alice cannot be found.")
+    );
+    let renamed = iam.get_user().user_name("alice2").send().await.unwrap();
+    assert_eq!(
+        renamed.user().unwrap().arn(),
+        format!("arn:aws:iam::{ACCOUNT}:user/ops/alice2")
+    );
+
+    let bad = iam.create_user().user_name("no spaces").send().await.unwrap_err();
+    assert_eq!(err_code(&bad), "ValidationError");
+    let bad_path = iam.create_user().user_name("x").path("nope").send().await.unwrap_err();
+    assert_eq!(err_code(&bad_path), "ValidationError");
+
+    iam.delete_user().user_name("alice2").send().await.unwrap();
+    let gone = iam.delete_user().user_name("alice2").send().await.unwrap_err();
+    assert_eq!(err_code(&gone), "NoSuchEntity");
+}
+
+#[tokio::test]
+async fn access_keys_authenticate_until_inactive_or_deleted() {
+    let s = TestServer::dev().await;
+    let iam = iam(&s);
+    let (akid, secret) = user_with_key(&iam, "carol", "/team/").await;
+    assert!(akid.starts_with("AKIA") && akid.len() == 20, "{akid}");
+    assert_eq!(secret.len(), 40);
+
+    // The new key signs requests as the user.
+    let me = sts_with(&s, &akid, &secret, None)
+        .get_caller_identity()
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.arn(), Some(format!("arn:aws:iam::{ACCOUNT}:user/team/carol").as_str()));
+    assert_eq!(me.account(), Some(ACCOUNT));
+    assert!(me.user_id().unwrap().starts_with("AIDA"));
+
+    // A wrong secret is a signature mismatch, not an unknown key.
+    let wrong = sts_with(&s, &akid, "x".repeat(40).as_str(), None)
+        .get_caller_identity()
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&wrong), "SignatureDoesNotMatch");
+
+    let listed = iam.list_access_keys().user_name("carol").send().await.unwrap();
+    assert_eq!(listed.access_key_metadata().len(), 1);
+    assert_eq!(listed.access_key_metadata()[0].access_key_id(), Some(akid.as_str()));
+    assert_eq!(
+        listed.access_key_metadata()[0].status(),
+        Some(&aws_sdk_iam::types::StatusType::Active)
+    );
+
+    // Two keys per user.
+    iam.create_access_key().user_name("carol").send().await.unwrap();
+    let third = iam.create_access_key().user_name("carol").send().await.unwrap_err();
+    assert_eq!(err_code(&third), "LimitExceeded");
+
+    // Inactive: refused as an invalid token, on the next request.
+    iam.update_access_key()
+        .user_name("carol")
+        .access_key_id(&akid)
+        .status(aws_sdk_iam::types::StatusType::Inactive)
+        .send()
+        .await
+        .unwrap();
+    let refused = sts_with(&s, &akid, &secret, None)
+        .get_caller_identity()
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&refused), "InvalidClientTokenId");
+    iam.update_access_key()
+        .user_name("carol")
+        .access_key_id(&akid)
+        .status(aws_sdk_iam::types::StatusType::Active)
+        .send()
+        .await
+        .unwrap();
+    sts_with(&s, &akid, &secret, None)
+        .get_caller_identity()
+        .send()
+        .await
+        .expect("active again");
+    let used = iam.get_access_key_last_used().access_key_id(&akid).send().await.unwrap();
+    assert_eq!(used.user_name(), Some("carol"));
+    assert_eq!(used.access_key_last_used().unwrap().service_name(), "sts");
+
+    // A user with keys cannot be deleted; a deleted key no longer authenticates.
+    let conflict = iam.delete_user().user_name("carol").send().await.unwrap_err();
+    assert_eq!(err_code(&conflict), "DeleteConflict");
+    iam.delete_access_key()
+        .user_name("carol")
+        .access_key_id(&akid)
+        .send()
+        .await
+        .unwrap();
+    let deleted = sts_with(&s, &akid, &secret, None)
+        .get_caller_identity()
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&deleted), "InvalidClientTokenId");
+    let again = iam
+        .delete_access_key()
+        .user_name("carol")
+        .access_key_id(&akid)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&again), "NoSuchEntity");
+}
+
+#[tokio::test]
+async fn non_root_users_cannot_manage_iam_without_policies() {
+    let s = TestServer::dev().await;
+    let root = iam(&s);
+    let (akid, secret) = user_with_key(&root, "dave", "/").await;
+    let dave = iam_with(&s, &akid, &secret, None);
+    let denied = dave.create_user().user_name("eve").send().await.unwrap_err();
+    assert_eq!(err_code(&denied), "AccessDenied");
+    assert!(root.get_user().user_name("eve").send().await.is_err(), "nothing was created");
+}
+
+#[tokio::test]
+async fn keys_survive_a_restart_and_are_sealed_at_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = coffer_server::ServerConfig::dev();
+    config.listen = coffer_server::ephemeral();
+    config.dev = false;
+    config.data_dir = Some(dir.path().to_path_buf());
+    config.root_credentials = Some(coffer_server::RootCredentials {
+        access_key_id: coffer_server::DEV_ACCESS_KEY_ID.into(),
+        secret_access_key: coffer_server::DEV_SECRET_ACCESS_KEY.into(),
+    });
+    let start = |config: coffer_server::ServerConfig| async move {
+        TestServer {
+            server: coffer_server::start(config).await.unwrap(),
+            clock: coffer_core::ManualClock::new(),
+            _dir: None,
+        }
+    };
+    let s = start(config.clone()).await;
+    let (akid, secret) = user_with_key(&iam(&s), "frank", "/").await;
+    s.server.shutdown().await;
+
+    let s = start(config).await;
+    let me = sts_with(&s, &akid, &secret, None)
+        .get_caller_identity()
+        .send()
+        .await
+        .unwrap();
+    assert!(me.arn().unwrap().ends_with(":user/frank"));
+    s.server.shutdown().await;
+
+    let mut stack = vec![dir.path().to_path_buf()];
+    let mut scanned = 0;
+    while let Some(p) = stack.pop() {
+        if p.is_dir() {
+            stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        let bytes = std::fs::read(&p).unwrap();
+        scanned += bytes.len();
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "the secret access key is in the clear in {}",
+            p.display()
+        );
+    }
+    assert!(scanned > 0);
+}
+
+#[tokio::test]
+async fn groups_membership_and_conflicts() {
+    let s = TestServer::dev().await;
+    let iam = iam(&s);
+    iam.create_group().group_name("devs").path("/eng/").send().await.unwrap();
+    iam.create_user().user_name("gina").send().await.unwrap();
+    iam.add_user_to_group().group_name("devs").user_name("gina").send().await.unwrap();
+    let g = iam.get_group().group_name("devs").send().await.unwrap();
+    assert_eq!(g.group().unwrap().arn(), format!("arn:aws:iam::{ACCOUNT}:group/eng/devs"));
+    let members: Vec<&str> = g.users().iter().map(|u| u.user_name()).collect();
+    assert_eq!(members, ["gina"]);
+    let of_user = iam.list_groups_for_user().user_name("gina").send().await.unwrap();
+    assert_eq!(of_user.groups()[0].group_name(), "devs");
+    let listed = iam.list_groups().send().await.unwrap();
+    assert_eq!(listed.groups().len(), 1);
+
+    let busy = iam.delete_group().group_name("devs").send().await.unwrap_err();
+    assert_eq!(err_code(&busy), "DeleteConflict");
+    let member = iam.delete_user().user_name("gina").send().await.unwrap_err();
+    assert_eq!(err_code(&member), "DeleteConflict");
+    iam.remove_user_from_group().group_name("devs").user_name("gina").send().await.unwrap();
+    let not_member = iam
+        .remove_user_from_group()
+        .group_name("devs")
+        .user_name("gina")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&not_member), "NoSuchEntity");
+    iam.delete_group().group_name("devs").send().await.unwrap();
+    iam.delete_user().user_name("gina").send().await.unwrap();
+    let nope = iam.add_user_to_group().group_name("devs").user_name("gina").send().await.unwrap_err();
+    assert_eq!(err_code(&nope), "NoSuchEntity");
+}

@@ -1,0 +1,192 @@
+//! STS through aws-sdk-sts: GetCallerIdentity, AssumeRole (trust policy, duration, session
+//! tags, session policy), GetSessionToken, and session credentials that verify through
+//! `x-amz-security-token` and expire on time.
+
+use std::time::Duration;
+
+use crate::harness::TestServer;
+use crate::iam_util::{ACCOUNT, err_code, iam, policy, sts, sts_with, user_with_key};
+
+fn trust(principal: &str) -> String {
+    policy(&[&format!(
+        r#"{{"Effect":"Allow","Principal":{{"AWS":"{principal}"}},"Action":["sts:AssumeRole","sts:TagSession"]}}"#
+    )])
+}
+
+#[tokio::test]
+async fn caller_identity_of_root() {
+    let s = TestServer::dev().await;
+    let me = sts(&s).get_caller_identity().send().await.unwrap();
+    assert_eq!(me.account(), Some(ACCOUNT));
+    assert_eq!(me.arn(), Some(format!("arn:aws:iam::{ACCOUNT}:root").as_str()));
+    assert_eq!(me.user_id(), Some(ACCOUNT));
+}
+
+#[tokio::test]
+async fn assumed_role_sessions_act_as_the_role_and_expire() {
+    let s = TestServer::dev().await;
+    let iam = iam(&s);
+    let (akid, secret) = user_with_key(&iam, "alice", "/").await;
+    iam.create_role()
+        .role_name("reader")
+        .path("/app/")
+        .assume_role_policy_document(trust(&format!("arn:aws:iam::{ACCOUNT}:user/alice")))
+        .send()
+        .await
+        .unwrap();
+    let role_arn = format!("arn:aws:iam::{ACCOUNT}:role/app/reader");
+    let alice = sts_with(&s, &akid, &secret, None);
+    let out = alice
+        .assume_role()
+        .role_arn(&role_arn)
+        .role_session_name("job-42")
+        .duration_seconds(900)
+        .tags(aws_sdk_sts::types::Tag::builder().key("project").value("x").build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let c = out.credentials().unwrap();
+    assert!(c.access_key_id().starts_with("ASIA"), "{}", c.access_key_id());
+    let assumed = out.assumed_role_user().unwrap();
+    assert_eq!(
+        assumed.arn(),
+        format!("arn:aws:sts::{ACCOUNT}:assumed-role/reader/job-42")
+    );
+    assert!(assumed.assumed_role_id().starts_with("AROA"));
+    assert!(assumed.assumed_role_id().ends_with(":job-42"));
+    let expires = c.expiration().secs();
+    let now = coffer_core::Clock::now_secs(&*s.clock);
+    assert!((expires - now - 900).abs() <= 5, "expires in 900 s: {expires} vs {now}");
+
+    let session = sts_with(&s, c.access_key_id(), c.secret_access_key(), Some(c.session_token()));
+    let me = session.get_caller_identity().send().await.unwrap();
+    assert_eq!(me.arn(), Some(assumed.arn()));
+    assert_eq!(me.user_id(), Some(assumed.assumed_role_id()));
+
+    // The token is bound to its key id and cannot be altered.
+    let mut forged = c.session_token().to_string();
+    forged.replace_range(10..11, if &forged[10..11] == "A" { "B" } else { "A" });
+    let bad = sts_with(&s, c.access_key_id(), c.secret_access_key(), Some(&forged))
+        .get_caller_identity()
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&bad), "InvalidClientTokenId");
+    let no_token = sts_with(&s, c.access_key_id(), c.secret_access_key(), None)
+        .get_caller_identity()
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&no_token), "InvalidClientTokenId");
+
+    // Time passes (the service clock): the session ends.
+    s.clock.advance(Duration::from_secs(901));
+    let expired = session.get_caller_identity().send().await.unwrap_err();
+    assert_eq!(err_code(&expired), "ExpiredToken");
+}
+
+#[tokio::test]
+async fn trust_policy_and_duration_are_enforced() {
+    let s = TestServer::dev().await;
+    let iam = iam(&s);
+    let (akid, secret) = user_with_key(&iam, "mallory", "/").await;
+    iam.create_role()
+        .role_name("only-alice")
+        .assume_role_policy_document(trust(&format!("arn:aws:iam::{ACCOUNT}:user/alice")))
+        .send()
+        .await
+        .unwrap();
+    let mallory = sts_with(&s, &akid, &secret, None);
+    let denied = mallory
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/only-alice"))
+        .role_session_name("s1")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&denied), "AccessDenied");
+    let missing = sts(&s)
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/none"))
+        .role_session_name("s1")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&missing), "AccessDenied");
+
+    // Root may assume a role whose trust policy names the account; within the role's maximum.
+    iam.create_role()
+        .role_name("acct")
+        .assume_role_policy_document(trust(&format!("arn:aws:iam::{ACCOUNT}:root")))
+        .send()
+        .await
+        .unwrap();
+    let arn = format!("arn:aws:iam::{ACCOUNT}:role/acct");
+    let too_long = sts(&s)
+        .assume_role()
+        .role_arn(&arn)
+        .role_session_name("s1")
+        .duration_seconds(7200)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&too_long), "ValidationError");
+    let too_short = sts(&s)
+        .assume_role()
+        .role_arn(&arn)
+        .role_session_name("s1")
+        .duration_seconds(899)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&too_short), "ValidationError");
+    let bad_name = sts(&s)
+        .assume_role()
+        .role_arn(&arn)
+        .role_session_name("has space")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&bad_name), "ValidationError");
+    let malformed = sts(&s)
+        .assume_role()
+        .role_arn(&arn)
+        .role_session_name("s1")
+        .policy("{nope")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&malformed), "MalformedPolicyDocument");
+    let ok = sts(&s)
+        .assume_role()
+        .role_arn(&arn)
+        .role_session_name("s1")
+        .policy(policy(&[r#"{"Effect":"Allow","Action":"ssm:GetParameter","Resource":"*"}"#]))
+        .send()
+        .await
+        .unwrap();
+    assert!(ok.packed_policy_size().is_some());
+}
+
+#[tokio::test]
+async fn session_tokens_for_users_and_root() {
+    let s = TestServer::dev().await;
+    let (akid, secret) = user_with_key(&iam(&s), "ursula", "/").await;
+    let out = sts_with(&s, &akid, &secret, None)
+        .get_session_token()
+        .duration_seconds(900)
+        .send()
+        .await
+        .unwrap();
+    let c = out.credentials().unwrap();
+    let session = sts_with(&s, c.access_key_id(), c.secret_access_key(), Some(c.session_token()));
+    let me = session.get_caller_identity().send().await.unwrap();
+    assert_eq!(me.arn(), Some(format!("arn:aws:iam::{ACCOUNT}:user/ursula").as_str()));
+    let nested = session.get_session_token().send().await.unwrap_err();
+    assert_eq!(err_code(&nested), "AccessDenied");
+
+    let root = sts(&s).get_session_token().duration_seconds(7200).send().await.unwrap();
+    let c = root.credentials().unwrap();
+    let lifetime = c.expiration().secs() - coffer_core::Clock::now_secs(&*s.clock);
+    assert!(lifetime <= 3600 + 5, "root sessions last at most an hour: {lifetime}");
+}

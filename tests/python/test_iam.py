@@ -1,0 +1,113 @@
+"""IAM and STS with the aws CLI and boto3: users and access keys that sign requests, roles
+assumed through STS, and AWS's errors."""
+
+import json
+import subprocess
+
+import boto3
+import pytest
+
+ACCOUNT = "000000000000"
+
+
+def aws(env, *args, check=True):
+    p = subprocess.run(["aws", *args, "--output", "json"], env=env, capture_output=True,
+                       text=True, timeout=60)
+    if check:
+        assert p.returncode == 0, p.stderr
+    return p
+
+
+def aws_json(env, *args):
+    return json.loads(aws(env, *args).stdout)
+
+
+def as_principal(env, akid, secret, token=None):
+    e = dict(env)
+    e["AWS_ACCESS_KEY_ID"] = akid
+    e["AWS_SECRET_ACCESS_KEY"] = secret
+    if token:
+        e["AWS_SESSION_TOKEN"] = token
+    else:
+        e.pop("AWS_SESSION_TOKEN", None)
+    return e
+
+
+def test_cli_user_access_key_and_caller_identity(coffer_env):
+    env = coffer_env
+    user = aws_json(env, "iam", "create-user", "--user-name", "cli-alice", "--path", "/cli/")
+    assert user["User"]["Arn"] == f"arn:aws:iam::{ACCOUNT}:user/cli/cli-alice"
+    key = aws_json(env, "iam", "create-access-key", "--user-name", "cli-alice")["AccessKey"]
+    assert key["AccessKeyId"].startswith("AKIA") and key["Status"] == "Active"
+    alice = as_principal(env, key["AccessKeyId"], key["SecretAccessKey"])
+    me = aws_json(alice, "sts", "get-caller-identity")
+    assert me == {"UserId": user["User"]["UserId"], "Account": ACCOUNT,
+                  "Arn": f"arn:aws:iam::{ACCOUNT}:user/cli/cli-alice"}
+
+    keys = aws_json(env, "iam", "list-access-keys", "--user-name", "cli-alice")
+    assert [k["AccessKeyId"] for k in keys["AccessKeyMetadata"]] == [key["AccessKeyId"]]
+
+    aws(env, "iam", "update-access-key", "--user-name", "cli-alice",
+        "--access-key-id", key["AccessKeyId"], "--status", "Inactive")
+    p = aws(alice, "sts", "get-caller-identity", check=False)
+    assert p.returncode != 0 and "InvalidClientTokenId" in p.stderr, p.stderr
+
+    aws(env, "iam", "delete-access-key", "--user-name", "cli-alice",
+        "--access-key-id", key["AccessKeyId"])
+    p = aws(alice, "sts", "get-caller-identity", check=False)
+    assert "InvalidClientTokenId" in p.stderr, p.stderr
+    aws(env, "iam", "delete-user", "--user-name", "cli-alice")
+    p = aws(env, "iam", "get-user", "--user-name", "cli-alice", check=False)
+    assert "NoSuchEntity" in p.stderr, p.stderr
+
+
+def test_cli_assume_role_and_session_credentials(coffer_env):
+    env = coffer_env
+    trust = json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:user/cli-bob"},
+        "Action": "sts:AssumeRole"}]})
+    aws(env, "iam", "create-user", "--user-name", "cli-bob")
+    key = aws_json(env, "iam", "create-access-key", "--user-name", "cli-bob")["AccessKey"]
+    role = aws_json(env, "iam", "create-role", "--role-name", "cli-reader",
+                    "--assume-role-policy-document", trust)["Role"]
+    # The CLI decodes the URL-encoded trust policy back into JSON.
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Action"] == "sts:AssumeRole"
+
+    bob = as_principal(env, key["AccessKeyId"], key["SecretAccessKey"])
+    out = aws_json(bob, "sts", "assume-role", "--role-arn", role["Arn"],
+                   "--role-session-name", "nightly", "--duration-seconds", "900")
+    creds = out["Credentials"]
+    assert creds["AccessKeyId"].startswith("ASIA")
+    assert out["AssumedRoleUser"]["Arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/cli-reader/nightly"
+    session = as_principal(env, creds["AccessKeyId"], creds["SecretAccessKey"],
+                           creds["SessionToken"])
+    me = aws_json(session, "sts", "get-caller-identity")
+    assert me["Arn"] == out["AssumedRoleUser"]["Arn"]
+
+    p = aws(env, "sts", "assume-role", "--role-arn", role["Arn"], "--role-session-name", "x",
+            check=False)
+    assert "AccessDenied" in p.stderr, "root is not in this trust policy"
+
+
+def test_boto3_errors_are_aws_shaped(use_env):
+    iam = boto3.client("iam")
+    iam.create_user(UserName="b3-user")
+    with pytest.raises(iam.exceptions.EntityAlreadyExistsException):
+        iam.create_user(UserName="b3-user")
+    with pytest.raises(iam.exceptions.NoSuchEntityException):
+        iam.get_user(UserName="b3-nobody")
+    with pytest.raises(iam.exceptions.MalformedPolicyDocumentException):
+        iam.put_user_policy(UserName="b3-user", PolicyName="p", PolicyDocument="{not json")
+    with pytest.raises(iam.exceptions.MalformedPolicyDocumentException):
+        iam.create_role(RoleName="b3-role", AssumeRolePolicyDocument=json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}))
+    doc = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "ssm:GetParameter", "Resource": "*"}]}
+    iam.put_user_policy(UserName="b3-user", PolicyName="p", PolicyDocument=json.dumps(doc))
+    got = iam.get_user_policy(UserName="b3-user", PolicyName="p")
+    assert got["PolicyDocument"] == doc, "boto3 decodes the URL-encoded document"
+    with pytest.raises(iam.exceptions.DeleteConflictException):
+        iam.delete_user(UserName="b3-user")
+    sts = boto3.client("sts")
+    assert sts.get_caller_identity()["Arn"] == f"arn:aws:iam::{ACCOUNT}:root"
