@@ -399,7 +399,9 @@ impl coffer_authz::IdentityPolicySource for Iam {
             })
         })
     }
+}
 
+impl Iam {
     async fn collect(
         &self,
         account: &str,

@@ -90,7 +90,7 @@ async fn identity_policies_follow_groups_attachments_and_writes() {
     let iam = node(&store, &clock);
     let doc = |r: &str| {
         percent(&format!(
-            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"ssm:GetParameter","Resource":"{r}"}}]}}"#
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"ssm:GetParameter","Resource":"arn:aws:ssm:*:*:parameter/{r}"}}]}}"#
         ))
     };
     call(&iam, "Action=CreateUser&UserName=u").await.unwrap();
@@ -115,7 +115,7 @@ async fn identity_policies_follow_groups_attachments_and_writes() {
     let resources: Vec<String> = p
         .identity
         .iter()
-        .map(|(_, d)| serde_json::from_str::<serde_json::Value>(d).unwrap()["Statement"][0]["Resource"].as_str().unwrap().to_string())
+        .map(|(_, d)| serde_json::from_str::<serde_json::Value>(d).unwrap()["Statement"][0]["Resource"].as_str().unwrap().rsplit('/').next().unwrap().to_string())
         .collect();
     assert_eq!(resources, ["a", "b", "c"], "own inline, the group's inline, the group's attached");
     assert!(p.session.is_none());
@@ -126,7 +126,7 @@ async fn identity_policies_follow_groups_attachments_and_writes() {
         .unwrap();
     let p = iam.identity_policies(&r.caller).await.unwrap();
     assert_eq!(p.identity.len(), 3);
-    assert!(p.identity[2].1.contains("\"d\""), "{:?}", p.identity[2]);
+    assert!(p.identity[2].1.contains("parameter/d"), "{:?}", p.identity[2]);
 
     // Removed from the group: only its own policy remains. Deleted user: lookups fail (deny).
     call(&iam, "Action=RemoveUserFromGroup&GroupName=g&UserName=u").await.unwrap();
