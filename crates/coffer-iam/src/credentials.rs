@@ -132,7 +132,11 @@ impl Iam {
     /// the refresh interval, and drops the caches if another node wrote IAM since.
     pub async fn refresh_if_stale(&self, account: &str) {
         {
-            let g = self.cache.generation.lock().unwrap_or_else(|p| p.into_inner());
+            let g = self
+                .cache
+                .generation
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             if g.0.is_some_and(|t| t.elapsed() < self.refresh) {
                 return;
             }
@@ -146,7 +150,11 @@ impl Iam {
             .await;
         if let Ok(current) = current {
             let value = current.map(|e| e.value);
-            let mut g = self.cache.generation.lock().unwrap_or_else(|p| p.into_inner());
+            let mut g = self
+                .cache
+                .generation
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             if g.1 != value {
                 self.cache.clear();
                 g.1 = value;
@@ -282,11 +290,16 @@ impl Iam {
             return Err(AuthFailure::Expired);
         }
         if resolved.session.is_none() {
-            let mut used = self.cache.last_used.lock().unwrap_or_else(|p| p.into_inner());
+            let mut used = self
+                .cache
+                .last_used
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             let at_ms = self.clock.now_millis();
             match used.get_mut(&resolved.caller.access_key_id) {
                 // Minute granularity is plenty; skip the allocation on the hot path.
-                Some(u) if at_ms - u.at_ms < 60_000 && u.service == service && u.region == region => {}
+                Some(u)
+                    if at_ms - u.at_ms < 60_000 && u.service == service && u.region == region => {}
                 _ => {
                     used.insert(
                         resolved.caller.access_key_id.clone(),
@@ -386,9 +399,8 @@ impl coffer_authz::IdentityPolicySource for Iam {
         caller: &'a Caller,
     ) -> std::pin::Pin<
         Box<
-            dyn std::future::Future<
-                    Output = Result<Arc<coffer_authz::IdentityPolicies>, String>,
-                > + Send
+            dyn std::future::Future<Output = Result<Arc<coffer_authz::IdentityPolicies>, String>>
+                + Send
                 + 'a,
         >,
     > {
@@ -413,9 +425,9 @@ impl Iam {
         }
         for arn in &e.attached {
             let (p, _): (ManagedPolicy, _) = self.load_policy(account, arn).await?;
-            let doc = p
-                .default_document()
-                .ok_or_else(|| IamError::internal("a managed policy without its default version"))?;
+            let doc = p.default_document().ok_or_else(|| {
+                IamError::internal("a managed policy without its default version")
+            })?;
             out.identity.push((arn.clone(), Arc::from(doc)));
         }
         Ok(())

@@ -158,7 +158,11 @@ impl Iam {
                 if !q.has_prefix("TagKeys") {
                     i.req("TagKeys", input::TAG_KEY);
                 }
-                (Vec::new(), i.list("TagKeys", input::TAG_KEY, MAX_TAGS), None)
+                (
+                    Vec::new(),
+                    i.list("TagKeys", input::TAG_KEY, MAX_TAGS),
+                    None,
+                )
             }
             _ => (Vec::new(), Vec::new(), Some(paging(&mut i))),
         };

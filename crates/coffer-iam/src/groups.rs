@@ -61,7 +61,11 @@ impl Iam {
                 let prefix = i.opt("PathPrefix", input::PATH_PREFIX);
                 let (marker, max) = paging(&mut i);
                 i.finish()?;
-                authorize(ctx, "iam:ListGroups", &format!("arn:aws:iam::{account}:group/*"))?;
+                authorize(
+                    ctx,
+                    "iam:ListGroups",
+                    &format!("arn:aws:iam::{account}:group/*"),
+                )?;
                 let (groups, next) = self
                     .list_entities(
                         account,

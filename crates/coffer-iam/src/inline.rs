@@ -69,7 +69,10 @@ impl Iam {
                 &iam_action,
                 &model::entity_arn(account, kind, &e.path, &e.name),
             )?;
-            let doc = e.inline.get(&policy).ok_or_else(|| no_such_policy(&policy))?;
+            let doc = e
+                .inline
+                .get(&policy)
+                .ok_or_else(|| no_such_policy(&policy))?;
             w.text(kind.name_param(), &e.name)
                 .text("PolicyName", &policy)
                 .text("PolicyDocument", &model::encode_document(doc));

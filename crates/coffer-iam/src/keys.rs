@@ -169,7 +169,9 @@ impl Iam {
                 i.finish()?;
                 let user = self.key_owner(ctx, user)?;
                 let (akid, secret) = generate_access_key();
-                let record = self.write(|| self.create_key(ctx, &user, &akid, &secret)).await?;
+                let record = self
+                    .write(|| self.create_key(ctx, &user, &akid, &secret))
+                    .await?;
                 w.open("AccessKey")
                     .opt("UserName", record.user_name.as_deref())
                     .text("AccessKeyId", &akid)
@@ -183,8 +185,13 @@ impl Iam {
                 let (marker, max) = crate::entity::paging(&mut i);
                 i.finish()?;
                 let user = self.key_owner(ctx, user)?;
-                let records = self.keys_of(ctx, user.as_deref(), "iam:ListAccessKeys").await?;
-                let items = records.into_iter().map(|(k, r)| (k.clone(), (k, r))).collect();
+                let records = self
+                    .keys_of(ctx, user.as_deref(), "iam:ListAccessKeys")
+                    .await?;
+                let items = records
+                    .into_iter()
+                    .map(|(k, r)| (k.clone(), (k, r)))
+                    .collect();
                 let (page, next) = crate::entity::page(items, marker.as_deref(), max);
                 w.open("AccessKeyMetadata");
                 for (akid, r) in &page {
@@ -392,7 +399,9 @@ impl Iam {
                     let (mut e, uentry) = self.load_entity(account, Kind::User, name).await?;
                     e.access_keys.retain(|k| k != akid);
                     let ukey = model::entity_key(account, Kind::User, name);
-                    batch.check(ukey.clone(), Some(&uentry)).put(ukey, json(&e)?);
+                    batch
+                        .check(ukey.clone(), Some(&uentry))
+                        .put(ukey, json(&e)?);
                 }
             }
         }

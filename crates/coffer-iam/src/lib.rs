@@ -157,12 +157,26 @@ impl Iam {
         let result = match action {
             "CreateUser" | "GetUser" | "ListUsers" | "UpdateUser" | "DeleteUser" | "TagUser"
             | "UntagUser" | "ListUserTags" => self.users(ctx, action, q).await?,
-            "CreateAccessKey" | "ListAccessKeys" | "UpdateAccessKey" | "DeleteAccessKey"
+            "CreateAccessKey"
+            | "ListAccessKeys"
+            | "UpdateAccessKey"
+            | "DeleteAccessKey"
             | "GetAccessKeyLastUsed" => self.access_keys(ctx, action, q).await?,
-            "CreateGroup" | "GetGroup" | "ListGroups" | "ListGroupsForUser" | "AddUserToGroup"
-            | "RemoveUserFromGroup" | "DeleteGroup" => self.groups(ctx, action, q).await?,
-            "CreateRole" | "GetRole" | "ListRoles" | "DeleteRole" | "UpdateAssumeRolePolicy"
-            | "TagRole" | "UntagRole" | "ListRoleTags" => self.roles(ctx, action, q).await?,
+            "CreateGroup"
+            | "GetGroup"
+            | "ListGroups"
+            | "ListGroupsForUser"
+            | "AddUserToGroup"
+            | "RemoveUserFromGroup"
+            | "DeleteGroup" => self.groups(ctx, action, q).await?,
+            "CreateRole"
+            | "GetRole"
+            | "ListRoles"
+            | "DeleteRole"
+            | "UpdateAssumeRolePolicy"
+            | "TagRole"
+            | "UntagRole"
+            | "ListRoleTags" => self.roles(ctx, action, q).await?,
             "PutUserPolicy" | "GetUserPolicy" | "DeleteUserPolicy" | "ListUserPolicies"
             | "PutGroupPolicy" | "GetGroupPolicy" | "DeleteGroupPolicy" | "ListGroupPolicies"
             | "PutRolePolicy" | "GetRolePolicy" | "DeleteRolePolicy" | "ListRolePolicies" => {

@@ -201,9 +201,7 @@ fn active() -> String {
 pub(crate) fn iso8601(ms: i64) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let f = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
-    );
+    let f = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
     t.format(&f).unwrap_or_default()
 }
 
@@ -277,7 +275,10 @@ pub(crate) fn write_policy(w: &mut XmlWriter, account: &str, p: &ManagedPolicy) 
 pub(crate) fn write_version(w: &mut XmlWriter, v: &PolicyVersion, default: &str) {
     w.text("Document", &encode_document(&v.document))
         .text("VersionId", &v.id)
-        .text("IsDefaultVersion", if v.id == default { "true" } else { "false" })
+        .text(
+            "IsDefaultVersion",
+            if v.id == default { "true" } else { "false" },
+        )
         .text("CreateDate", &iso8601(v.created_ms));
 }
 
@@ -285,7 +286,10 @@ pub(crate) fn write_version(w: &mut XmlWriter, v: &PolicyVersion, default: &str)
 pub(crate) fn new_id(prefix: &str) -> String {
     const B32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     let bytes: [u8; 17] = coffer_crypto::random_bytes();
-    let tail: String = bytes.iter().map(|b| B32[(b & 31) as usize] as char).collect();
+    let tail: String = bytes
+        .iter()
+        .map(|b| B32[(b & 31) as usize] as char)
+        .collect();
     format!("{prefix}{tail}")
 }
 

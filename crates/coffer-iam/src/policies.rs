@@ -55,9 +55,7 @@ fn parse_policy_arn<'a>(account: &str, arn: &'a str) -> Option<(&'a str, &'a str
 }
 
 fn not_attachable(arn: &str) -> IamError {
-    IamError::NoSuchEntity(format!(
-        "Policy {arn} does not exist or is not attachable."
-    ))
+    IamError::NoSuchEntity(format!("Policy {arn} does not exist or is not attachable."))
 }
 
 impl Iam {
@@ -73,7 +71,9 @@ impl Iam {
             .await?
         {
             Some((p, e)) if p.path == path && p.name == name => Ok((p, e)),
-            _ => Err(IamError::NoSuchEntity(format!("Policy {arn} was not found."))),
+            _ => Err(IamError::NoSuchEntity(format!(
+                "Policy {arn} was not found."
+            ))),
         }
     }
 
@@ -89,12 +89,19 @@ impl Iam {
         match action {
             "CreatePolicy" => {
                 let name = i.req("PolicyName", input::POLICY_NAME);
-                let path = i.opt("Path", input::POLICY_PATH).unwrap_or_else(|| "/".into());
+                let path = i
+                    .opt("Path", input::POLICY_PATH)
+                    .unwrap_or_else(|| "/".into());
                 let doc = i.req("PolicyDocument", input::POLICY_DOCUMENT);
                 let description = i.opt("Description", input::POLICY_DESCRIPTION);
                 let tags = to_tags(i.tags("Tags", entity::MAX_TAGS));
                 i.finish()?;
-                check_document(&doc, PolicyKind::Identity, MANAGED_POLICY_QUOTA, "PolicySize")?;
+                check_document(
+                    &doc,
+                    PolicyKind::Identity,
+                    MANAGED_POLICY_QUOTA,
+                    "PolicySize",
+                )?;
                 let arn = model::policy_arn(account, &path, &name);
                 authorize(ctx, "iam:CreatePolicy", &arn)?;
                 let p = self
@@ -148,7 +155,11 @@ impl Iam {
                 let prefix = i.opt("PathPrefix", input::POLICY_PATH);
                 let (marker, max) = paging(&mut i);
                 i.finish()?;
-                authorize(ctx, "iam:ListPolicies", &format!("arn:aws:iam::{account}:policy/*"))?;
+                authorize(
+                    ctx,
+                    "iam:ListPolicies",
+                    &format!("arn:aws:iam::{account}:policy/*"),
+                )?;
                 // Coffer has no AWS managed policies: `Scope=AWS` lists nothing.
                 let items = if scope.as_deref() == Some("AWS") {
                     Vec::new()
@@ -205,7 +216,12 @@ impl Iam {
                 let doc = i.req("PolicyDocument", input::POLICY_DOCUMENT);
                 let set_default = i.bool("SetAsDefault").unwrap_or(false);
                 i.finish()?;
-                check_document(&doc, PolicyKind::Identity, MANAGED_POLICY_QUOTA, "PolicySize")?;
+                check_document(
+                    &doc,
+                    PolicyKind::Identity,
+                    MANAGED_POLICY_QUOTA,
+                    "PolicySize",
+                )?;
                 let (v, default) = self
                     .write(|| async {
                         let (mut p, entry) = self.load_policy(account, &arn).await?;
@@ -296,7 +312,11 @@ impl Iam {
                     w.text("VersionId", &v.id)
                         .text(
                             "IsDefaultVersion",
-                            if v.id == p.default_version { "true" } else { "false" },
+                            if v.id == p.default_version {
+                                "true"
+                            } else {
+                                "false"
+                            },
                         )
                         .text("CreateDate", &model::iso8601(v.created_ms));
                     w.close("member");

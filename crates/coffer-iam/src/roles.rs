@@ -35,7 +35,12 @@ impl Iam {
                 let max = i.int("MaxSessionDuration", 3600, 43200);
                 let tags = to_tags(i.tags("Tags", entity::MAX_TAGS));
                 i.finish()?;
-                check_document(&trust, PolicyKind::Trust, TRUST_POLICY_QUOTA, "ACLSizePerRole")?;
+                check_document(
+                    &trust,
+                    PolicyKind::Trust,
+                    TRUST_POLICY_QUOTA,
+                    "ACLSizePerRole",
+                )?;
                 let e = self
                     .create_entity(ctx, Kind::Role, &name, &path, tags, |e| {
                         e.trust_policy = Some(trust.clone());
@@ -64,7 +69,11 @@ impl Iam {
                 let prefix = i.opt("PathPrefix", input::PATH_PREFIX);
                 let (marker, max) = paging(&mut i);
                 i.finish()?;
-                authorize(ctx, "iam:ListRoles", &format!("arn:aws:iam::{account}:role/*"))?;
+                authorize(
+                    ctx,
+                    "iam:ListRoles",
+                    &format!("arn:aws:iam::{account}:role/*"),
+                )?;
                 let (roles, next) = self
                     .list_entities(
                         account,
@@ -81,7 +90,12 @@ impl Iam {
                 let name = i.req("RoleName", input::ROLE_NAME);
                 let doc = i.req("PolicyDocument", input::POLICY_DOCUMENT);
                 i.finish()?;
-                check_document(&doc, PolicyKind::Trust, TRUST_POLICY_QUOTA, "ACLSizePerRole")?;
+                check_document(
+                    &doc,
+                    PolicyKind::Trust,
+                    TRUST_POLICY_QUOTA,
+                    "ACLSizePerRole",
+                )?;
                 self.write(|| async {
                     let (mut e, entry) = self.load_entity(account, Kind::Role, &name).await?;
                     authorize(

@@ -161,7 +161,10 @@ fn evaluate_trust(doc: &str, caller: &Caller, action: &str) -> Trust {
     };
     let account = &caller.account_id;
     let root_arn = format!("arn:aws:iam::{account}:root");
-    let ids = [caller.principal_arn.as_str(), caller.principal_arn_for_policy()];
+    let ids = [
+        caller.principal_arn.as_str(),
+        caller.principal_arn_for_policy(),
+    ];
     let names = |p: &coffer_policy::Principal| -> Option<Trust> {
         match p {
             coffer_policy::Principal::Any => Some(Trust::Account),
@@ -266,7 +269,11 @@ impl Iam {
             .ok_or_else(|| not_authorized(caller, "sts:AssumeRole", &role_arn))?;
         let name = &role_path_name[role_path_name.rfind('/').map_or(0, |i| i + 1)..];
         let role = match self.find_entity(account, Kind::Role, name).await? {
-            Some((r, _)) if model::entity_arn(account, Kind::Role, &r.path, &r.name) == role_arn => r,
+            Some((r, _))
+                if model::entity_arn(account, Kind::Role, &r.path, &r.name) == role_arn =>
+            {
+                r
+            }
             _ => return Err(not_authorized(caller, "sts:AssumeRole", &role_arn)),
         };
         let trust_doc = role.trust_policy.as_deref().unwrap_or("");
@@ -274,9 +281,7 @@ impl Iam {
         let allowed = match trust {
             Trust::Denied => false,
             Trust::Principal => true,
-            Trust::Account => {
-                crate::authorize(ctx, "sts:AssumeRole", &role_arn).is_ok()
-            }
+            Trust::Account => crate::authorize(ctx, "sts:AssumeRole", &role_arn).is_ok(),
         };
         if !allowed {
             return Err(not_authorized(caller, "sts:AssumeRole", &role_arn));
@@ -285,7 +290,9 @@ impl Iam {
         {
             return Err(not_authorized(caller, "sts:TagSession", &role_arn));
         }
-        let max = role.max_session_secs.unwrap_or(crate::roles::DEFAULT_MAX_SESSION);
+        let max = role
+            .max_session_secs
+            .unwrap_or(crate::roles::DEFAULT_MAX_SESSION);
         if duration > max {
             return Err(IamError::Validation(
                 "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
@@ -428,17 +435,37 @@ mod tests {
             )
         };
         let t = |d: &str| evaluate_trust(d, &alice, "sts:AssumeRole");
-        assert_eq!(t(&doc(r#""arn:aws:iam::123456789012:user/alice""#)), Trust::Principal);
-        assert_eq!(t(&doc(r#""arn:aws:iam::123456789012:root""#)), Trust::Account);
+        assert_eq!(
+            t(&doc(r#""arn:aws:iam::123456789012:user/alice""#)),
+            Trust::Principal
+        );
+        assert_eq!(
+            t(&doc(r#""arn:aws:iam::123456789012:root""#)),
+            Trust::Account
+        );
         assert_eq!(t(&doc(r#""123456789012""#)), Trust::Account);
-        assert_eq!(t(&doc(r#""arn:aws:iam::123456789012:user/bob""#)), Trust::Denied);
-        assert_eq!(t(&doc(r#""arn:aws:iam::999999999999:root""#)), Trust::Denied);
+        assert_eq!(
+            t(&doc(r#""arn:aws:iam::123456789012:user/bob""#)),
+            Trust::Denied
+        );
+        assert_eq!(
+            t(&doc(r#""arn:aws:iam::999999999999:root""#)),
+            Trust::Denied
+        );
         let conditional = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:user/alice"},"Action":"sts:AssumeRole","Condition":{"StringEquals":{"sts:ExternalId":"x"}}}]}"#;
-        assert_eq!(t(conditional), Trust::Denied, "unevaluated conditions fail closed");
+        assert_eq!(
+            t(conditional),
+            Trust::Denied,
+            "unevaluated conditions fail closed"
+        );
         let denied = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:user/alice"},"Action":"sts:AssumeRole"},{"Effect":"Deny","Principal":{"AWS":"*"},"Action":"sts:*"}]}"#;
         assert_eq!(t(denied), Trust::Denied);
         assert_eq!(
-            evaluate_trust(&doc(r#""arn:aws:iam::123456789012:user/alice""#), &alice, "sts:TagSession"),
+            evaluate_trust(
+                &doc(r#""arn:aws:iam::123456789012:user/alice""#),
+                &alice,
+                "sts:TagSession"
+            ),
             Trust::Denied
         );
     }
@@ -472,6 +499,9 @@ mod tests {
         let other = coffer_crypto::AeadKey::new(&[8u8; 32]);
         assert!(open_token(&other, "ASIAEXAMPLE", &token).is_none());
         let caller = opened.caller();
-        assert_eq!(caller.principal_arn_for_policy(), "arn:aws:iam::123456789012:role/r");
+        assert_eq!(
+            caller.principal_arn_for_policy(),
+            "arn:aws:iam::123456789012:role/r"
+        );
     }
 }

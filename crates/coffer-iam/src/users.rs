@@ -67,7 +67,11 @@ impl Iam {
                 let prefix = i.opt("PathPrefix", input::PATH_PREFIX);
                 let (marker, max) = paging(&mut i);
                 i.finish()?;
-                authorize(ctx, "iam:ListUsers", &format!("arn:aws:iam::{account}:user/*"))?;
+                authorize(
+                    ctx,
+                    "iam:ListUsers",
+                    &format!("arn:aws:iam::{account}:user/*"),
+                )?;
                 let (users, next) = self
                     .list_entities(
                         account,
@@ -147,7 +151,9 @@ impl Iam {
                         *m = n.to_string();
                     }
                     let gkey = model::entity_key(account, Kind::Group, g);
-                    batch.check(gkey.clone(), Some(&gentry)).put(gkey, json(&group)?);
+                    batch
+                        .check(gkey.clone(), Some(&gentry))
+                        .put(gkey, json(&group)?);
                 }
                 e.name = n.to_string();
             }
@@ -157,7 +163,9 @@ impl Iam {
                 if let Some((mut rec, kentry)) = self.get_json::<AccessKeyRecord>(&key).await? {
                     rec.user_name = Some(e.name.clone());
                     rec.principal_arn = new_arn.clone();
-                    batch.check(key.clone(), Some(&kentry)).put(key, json(&rec)?);
+                    batch
+                        .check(key.clone(), Some(&kentry))
+                        .put(key, json(&rec)?);
                 }
             }
             batch.put(model::entity_key(account, Kind::User, &e.name), json(&e)?);
@@ -175,4 +183,3 @@ pub(crate) fn caller_user(ctx: &RequestContext) -> Option<&str> {
         _ => None,
     }
 }
-

@@ -430,7 +430,11 @@ fn scope_service<'a>(headers: &'a HeaderMap, uri: &'a Uri) -> Option<&'a str> {
             .find_map(|p| p.strip_prefix("X-Amz-Credential="))?,
     };
     let credential = credential.split([',', '&', ' ']).next()?;
-    let sep = if credential.contains("%2F") { "%2F" } else { "/" };
+    let sep = if credential.contains("%2F") {
+        "%2F"
+    } else {
+        "/"
+    };
     credential.split(sep).nth(3)
 }
 

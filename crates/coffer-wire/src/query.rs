@@ -189,7 +189,8 @@ pub fn response(action: &str, namespace: &str, result_xml: &str, request_id: &st
 /// The Query error envelope; `Type` is `Receiver` for server faults (5xx), else `Sender`.
 pub fn error_response(env: &ErrorEnvelope, namespace: &str, request_id: &str) -> Vec<u8> {
     let mut w = XmlWriter::new();
-    w.out.push_str(r#"<?xml version="1.0" encoding="UTF-8"?><ErrorResponse xmlns=""#);
+    w.out
+        .push_str(r#"<?xml version="1.0" encoding="UTF-8"?><ErrorResponse xmlns=""#);
     escape_into(&mut w.out, namespace);
     w.out.push_str(r#"">"#);
     let kind = if env.status >= 500 {
@@ -261,10 +262,13 @@ mod tests {
     #[test]
     fn response_shape() {
         let mut w = XmlWriter::new();
-        w.open("User")
-            .text("UserName", "a<&>\"'")
-            .close("User");
-        let body = response("GetUser", "https://iam.amazonaws.com/doc/2010-05-08/", &w.into_string(), "rid");
+        w.open("User").text("UserName", "a<&>\"'").close("User");
+        let body = response(
+            "GetUser",
+            "https://iam.amazonaws.com/doc/2010-05-08/",
+            &w.into_string(),
+            "rid",
+        );
         assert_eq!(
             String::from_utf8(body).unwrap(),
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><GetUserResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\">\
@@ -272,7 +276,11 @@ mod tests {
              <ResponseMetadata><RequestId>rid</RequestId></ResponseMetadata></GetUserResponse>"
         );
         let empty = response("DeleteUser", "ns", "", "r");
-        assert!(!String::from_utf8(empty).unwrap().contains("DeleteUserResult"));
+        assert!(
+            !String::from_utf8(empty)
+                .unwrap()
+                .contains("DeleteUserResult")
+        );
     }
 
     #[test]
@@ -281,11 +289,18 @@ mod tests {
         let body = String::from_utf8(error_response(&env, "ns", "rid")).unwrap();
         assert!(body.contains("<Error><Type>Sender</Type><Code>NoSuchEntity</Code><Message>The user with name x cannot be found.</Message></Error><RequestId>rid</RequestId>"), "{body}");
         let internal = ErrorEnvelope::internal_failure("x");
-        assert!(String::from_utf8(error_response(&internal, "ns", "r")).unwrap().contains("<Type>Receiver</Type>"));
+        assert!(
+            String::from_utf8(error_response(&internal, "ns", "r"))
+                .unwrap()
+                .contains("<Type>Receiver</Type>")
+        );
         let f = framework_error(&ErrorEnvelope::unrecognized_client());
         assert_eq!((f.code.as_str(), f.status), ("InvalidClientTokenId", 403));
         let f = framework_error(&ErrorEnvelope::access_denied("no"));
-        assert_eq!((f.code.as_str(), f.status, f.message.as_str()), ("AccessDenied", 403, "no"));
+        assert_eq!(
+            (f.code.as_str(), f.status, f.message.as_str()),
+            ("AccessDenied", 403, "no")
+        );
         assert_eq!(framework_error(&env), env);
     }
 }

@@ -52,9 +52,18 @@ async fn managed_policies_versions_and_attachments() {
         .unwrap();
     assert_eq!(v2.policy_version().unwrap().version_id(), Some("v2"));
     assert!(v2.policy_version().unwrap().is_default_version());
-    let got = iam.get_policy_version().policy_arn(&arn).version_id("v1").send().await.unwrap();
+    let got = iam
+        .get_policy_version()
+        .policy_arn(&arn)
+        .version_id("v1")
+        .send()
+        .await
+        .unwrap();
     let doc = decode(got.policy_version().unwrap().document().unwrap());
-    assert_eq!(doc["Statement"][0]["Resource"], "arn:aws:ssm:*:*:parameter/prod/*");
+    assert_eq!(
+        doc["Statement"][0]["Resource"],
+        "arn:aws:ssm:*:*:parameter/prod/*"
+    );
     for _ in 3..=5 {
         iam.create_policy_version()
             .policy_arn(&arn)
@@ -71,7 +80,12 @@ async fn managed_policies_versions_and_attachments() {
         .await
         .unwrap_err();
     assert_eq!(err_code(&sixth), "LimitExceeded");
-    let versions = iam.list_policy_versions().policy_arn(&arn).send().await.unwrap();
+    let versions = iam
+        .list_policy_versions()
+        .policy_arn(&arn)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(versions.versions().len(), 5);
     let default_del = iam
         .delete_policy_version()
@@ -91,15 +105,46 @@ async fn managed_policies_versions_and_attachments() {
         .send()
         .await
         .unwrap();
-    iam.attach_user_policy().user_name("u1").policy_arn(&arn).send().await.unwrap();
-    iam.attach_group_policy().group_name("g1").policy_arn(&arn).send().await.unwrap();
-    iam.attach_role_policy().role_name("r1").policy_arn(&arn).send().await.unwrap();
+    iam.attach_user_policy()
+        .user_name("u1")
+        .policy_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    iam.attach_group_policy()
+        .group_name("g1")
+        .policy_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    iam.attach_role_policy()
+        .role_name("r1")
+        .policy_arn(&arn)
+        .send()
+        .await
+        .unwrap();
     let p = iam.get_policy().policy_arn(&arn).send().await.unwrap();
     assert_eq!(p.policy().unwrap().attachment_count(), Some(3));
-    let attached = iam.list_attached_role_policies().role_name("r1").send().await.unwrap();
-    assert_eq!(attached.attached_policies()[0].policy_name(), Some("ReadProd"));
-    assert_eq!(attached.attached_policies()[0].policy_arn(), Some(arn.as_str()));
-    let only = iam.list_policies().only_attached(true).send().await.unwrap();
+    let attached = iam
+        .list_attached_role_policies()
+        .role_name("r1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        attached.attached_policies()[0].policy_name(),
+        Some("ReadProd")
+    );
+    assert_eq!(
+        attached.attached_policies()[0].policy_arn(),
+        Some(arn.as_str())
+    );
+    let only = iam
+        .list_policies()
+        .only_attached(true)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(only.policies().len(), 1);
     let missing = iam
         .attach_user_policy()
@@ -110,13 +155,33 @@ async fn managed_policies_versions_and_attachments() {
         .unwrap_err();
     assert_eq!(err_code(&missing), "NoSuchEntity");
 
-    let busy = iam.delete_policy().policy_arn(&arn).send().await.unwrap_err();
+    let busy = iam
+        .delete_policy()
+        .policy_arn(&arn)
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(err_code(&busy), "DeleteConflict");
     let role_busy = iam.delete_role().role_name("r1").send().await.unwrap_err();
     assert_eq!(err_code(&role_busy), "DeleteConflict");
-    iam.detach_user_policy().user_name("u1").policy_arn(&arn).send().await.unwrap();
-    iam.detach_group_policy().group_name("g1").policy_arn(&arn).send().await.unwrap();
-    iam.detach_role_policy().role_name("r1").policy_arn(&arn).send().await.unwrap();
+    iam.detach_user_policy()
+        .user_name("u1")
+        .policy_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    iam.detach_group_policy()
+        .group_name("g1")
+        .policy_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    iam.detach_role_policy()
+        .role_name("r1")
+        .policy_arn(&arn)
+        .send()
+        .await
+        .unwrap();
     let not_attached = iam
         .detach_role_policy()
         .role_name("r1")
@@ -126,7 +191,12 @@ async fn managed_policies_versions_and_attachments() {
         .unwrap_err();
     assert_eq!(err_code(&not_attached), "NoSuchEntity");
     for v in ["v1", "v3", "v4", "v5"] {
-        iam.delete_policy_version().policy_arn(&arn).version_id(v).send().await.unwrap();
+        iam.delete_policy_version()
+            .policy_arn(&arn)
+            .version_id(v)
+            .send()
+            .await
+            .unwrap();
     }
     iam.delete_policy().policy_arn(&arn).send().await.unwrap();
     let gone = iam.get_policy().policy_arn(&arn).send().await.unwrap_err();
@@ -146,20 +216,69 @@ async fn inline_policies_of_users_groups_and_roles() {
         .await
         .unwrap();
     let doc = policy(&[READ_PROD]);
-    iam.put_user_policy().user_name("u").policy_name("p").policy_document(&doc).send().await.unwrap();
-    iam.put_group_policy().group_name("g").policy_name("p").policy_document(&doc).send().await.unwrap();
-    iam.put_role_policy().role_name("r").policy_name("p").policy_document(&doc).send().await.unwrap();
-    let got = iam.get_role_policy().role_name("r").policy_name("p").send().await.unwrap();
+    iam.put_user_policy()
+        .user_name("u")
+        .policy_name("p")
+        .policy_document(&doc)
+        .send()
+        .await
+        .unwrap();
+    iam.put_group_policy()
+        .group_name("g")
+        .policy_name("p")
+        .policy_document(&doc)
+        .send()
+        .await
+        .unwrap();
+    iam.put_role_policy()
+        .role_name("r")
+        .policy_name("p")
+        .policy_document(&doc)
+        .send()
+        .await
+        .unwrap();
+    let got = iam
+        .get_role_policy()
+        .role_name("r")
+        .policy_name("p")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(got.role_name(), "r");
-    assert_eq!(decode(got.policy_document()), serde_json::from_str::<serde_json::Value>(&doc).unwrap());
-    let names = iam.list_user_policies().user_name("u").send().await.unwrap();
+    assert_eq!(
+        decode(got.policy_document()),
+        serde_json::from_str::<serde_json::Value>(&doc).unwrap()
+    );
+    let names = iam
+        .list_user_policies()
+        .user_name("u")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(names.policy_names(), ["p"]);
-    let g = iam.get_group_policy().group_name("g").policy_name("p").send().await.unwrap();
+    let g = iam
+        .get_group_policy()
+        .group_name("g")
+        .policy_name("p")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(g.policy_name(), "p");
     let busy = iam.delete_user().user_name("u").send().await.unwrap_err();
     assert_eq!(err_code(&busy), "DeleteConflict");
-    iam.delete_user_policy().user_name("u").policy_name("p").send().await.unwrap();
-    let missing = iam.get_user_policy().user_name("u").policy_name("p").send().await.unwrap_err();
+    iam.delete_user_policy()
+        .user_name("u")
+        .policy_name("p")
+        .send()
+        .await
+        .unwrap();
+    let missing = iam
+        .get_user_policy()
+        .user_name("u")
+        .policy_name("p")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(err_code(&missing), "NoSuchEntity");
     assert_eq!(
         missing.as_service_error().and_then(|e| e.message()),
@@ -188,10 +307,22 @@ async fn malformed_documents_and_trust_policies_are_refused() {
     iam.create_user().user_name("u").send().await.unwrap();
     for (doc, why) in [
         ("not json", "not JSON"),
-        (r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ssm:GetParameter"}]}"#, "no Resource"),
-        (r#"{"Version":"2012-10-17","Statement":[{"Effect":"Maybe","Action":"*","Resource":"*"}]}"#, "bad Effect"),
-        (r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"StringEqualz":{"aws:username":"x"}}}]}"#, "unknown operator"),
-        (r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"*","Resource":"*"}]}"#, "Principal in an identity policy"),
+        (
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ssm:GetParameter"}]}"#,
+            "no Resource",
+        ),
+        (
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Maybe","Action":"*","Resource":"*"}]}"#,
+            "bad Effect",
+        ),
+        (
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"StringEqualz":{"aws:username":"x"}}}]}"#,
+            "unknown operator",
+        ),
+        (
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"*","Resource":"*"}]}"#,
+            "Principal in an identity policy",
+        ),
     ] {
         let e = iam
             .put_user_policy()
@@ -214,7 +345,9 @@ async fn malformed_documents_and_trust_policies_are_refused() {
     // Trust policies need a principal and take no resource.
     for doc in [
         policy(&[r#"{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"*"}"#]),
-        policy(&[r#"{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:root"},"Action":"sts:AssumeRole","Resource":"*"}"#]),
+        policy(&[
+            r#"{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:root"},"Action":"sts:AssumeRole","Resource":"*"}"#,
+        ]),
     ] {
         let e = iam
             .create_role()
@@ -225,7 +358,10 @@ async fn malformed_documents_and_trust_policies_are_refused() {
             .unwrap_err();
         assert_eq!(err_code(&e), "MalformedPolicyDocument");
     }
-    assert!(iam.get_role().role_name("r").send().await.is_err(), "nothing half-written");
+    assert!(
+        iam.get_role().role_name("r").send().await.is_err(),
+        "nothing half-written"
+    );
     // Oversize managed policy.
     let many: Vec<&str> = std::iter::repeat_n(READ_PROD, 80).collect();
     let e = iam
@@ -282,7 +418,13 @@ async fn roles_trust_and_session_duration() {
     );
     iam.tag_role()
         .role_name("app")
-        .tags(aws_sdk_iam::types::Tag::builder().key("team").value("a").build().unwrap())
+        .tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key("team")
+                .value("a")
+                .build()
+                .unwrap(),
+        )
         .send()
         .await
         .unwrap();

@@ -14,7 +14,13 @@ async fn users_paths_tags_and_errors() {
         .create_user()
         .user_name("alice")
         .path("/eng/")
-        .tags(aws_sdk_iam::types::Tag::builder().key("team").value("db").build().unwrap())
+        .tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key("team")
+                .value("db")
+                .build()
+                .unwrap(),
+        )
         .send()
         .await
         .unwrap();
@@ -23,8 +29,17 @@ async fn users_paths_tags_and_errors() {
     assert!(u.user_id().starts_with("AIDA"), "{}", u.user_id());
     assert_eq!(u.path(), "/eng/");
 
-    let dup = iam.create_user().user_name("ALICE").send().await.unwrap_err();
-    assert_eq!(err_code(&dup), "EntityAlreadyExists", "names are case-insensitive");
+    let dup = iam
+        .create_user()
+        .user_name("ALICE")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err_code(&dup),
+        "EntityAlreadyExists",
+        "names are case-insensitive"
+    );
     iam.create_user().user_name("bob").send().await.unwrap();
 
     let got = iam.get_user().user_name("alice").send().await.unwrap();
@@ -50,12 +65,28 @@ async fn users_paths_tags_and_errors() {
 
     iam.tag_user()
         .user_name("alice")
-        .tags(aws_sdk_iam::types::Tag::builder().key("env").value("prod").build().unwrap())
+        .tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key("env")
+                .value("prod")
+                .build()
+                .unwrap(),
+        )
         .send()
         .await
         .unwrap();
-    iam.untag_user().user_name("alice").tag_keys("team").send().await.unwrap();
-    let tags = iam.list_user_tags().user_name("alice").send().await.unwrap();
+    iam.untag_user()
+        .user_name("alice")
+        .tag_keys("team")
+        .send()
+        .await
+        .unwrap();
+    let tags = iam
+        .list_user_tags()
+        .user_name("alice")
+        .send()
+        .await
+        .unwrap();
     let pairs: Vec<(&str, &str)> = tags.tags().iter().map(|t| (t.key(), t.value())).collect();
     assert_eq!(pairs, [("env", "prod")]);
 
@@ -78,13 +109,29 @@ async fn users_paths_tags_and_errors() {
         format!("arn:aws:iam::{ACCOUNT}:user/ops/alice2")
     );
 
-    let bad = iam.create_user().user_name("no spaces").send().await.unwrap_err();
+    let bad = iam
+        .create_user()
+        .user_name("no spaces")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(err_code(&bad), "ValidationError");
-    let bad_path = iam.create_user().user_name("x").path("nope").send().await.unwrap_err();
+    let bad_path = iam
+        .create_user()
+        .user_name("x")
+        .path("nope")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(err_code(&bad_path), "ValidationError");
 
     iam.delete_user().user_name("alice2").send().await.unwrap();
-    let gone = iam.delete_user().user_name("alice2").send().await.unwrap_err();
+    let gone = iam
+        .delete_user()
+        .user_name("alice2")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(err_code(&gone), "NoSuchEntity");
 }
 
@@ -102,7 +149,10 @@ async fn access_keys_authenticate_until_inactive_or_deleted() {
         .send()
         .await
         .unwrap();
-    assert_eq!(me.arn(), Some(format!("arn:aws:iam::{ACCOUNT}:user/team/carol").as_str()));
+    assert_eq!(
+        me.arn(),
+        Some(format!("arn:aws:iam::{ACCOUNT}:user/team/carol").as_str())
+    );
     assert_eq!(me.account(), Some(ACCOUNT));
     assert!(me.user_id().unwrap().starts_with("AIDA"));
 
@@ -114,17 +164,34 @@ async fn access_keys_authenticate_until_inactive_or_deleted() {
         .unwrap_err();
     assert_eq!(err_code(&wrong), "SignatureDoesNotMatch");
 
-    let listed = iam.list_access_keys().user_name("carol").send().await.unwrap();
+    let listed = iam
+        .list_access_keys()
+        .user_name("carol")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(listed.access_key_metadata().len(), 1);
-    assert_eq!(listed.access_key_metadata()[0].access_key_id(), Some(akid.as_str()));
+    assert_eq!(
+        listed.access_key_metadata()[0].access_key_id(),
+        Some(akid.as_str())
+    );
     assert_eq!(
         listed.access_key_metadata()[0].status(),
         Some(&aws_sdk_iam::types::StatusType::Active)
     );
 
     // Two keys per user.
-    iam.create_access_key().user_name("carol").send().await.unwrap();
-    let third = iam.create_access_key().user_name("carol").send().await.unwrap_err();
+    iam.create_access_key()
+        .user_name("carol")
+        .send()
+        .await
+        .unwrap();
+    let third = iam
+        .create_access_key()
+        .user_name("carol")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(err_code(&third), "LimitExceeded");
 
     // Inactive: refused as an invalid token, on the next request.
@@ -153,12 +220,22 @@ async fn access_keys_authenticate_until_inactive_or_deleted() {
         .send()
         .await
         .expect("active again");
-    let used = iam.get_access_key_last_used().access_key_id(&akid).send().await.unwrap();
+    let used = iam
+        .get_access_key_last_used()
+        .access_key_id(&akid)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(used.user_name(), Some("carol"));
     assert_eq!(used.access_key_last_used().unwrap().service_name(), "sts");
 
     // A user with keys cannot be deleted; a deleted key no longer authenticates.
-    let conflict = iam.delete_user().user_name("carol").send().await.unwrap_err();
+    let conflict = iam
+        .delete_user()
+        .user_name("carol")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(err_code(&conflict), "DeleteConflict");
     iam.delete_access_key()
         .user_name("carol")
@@ -188,9 +265,17 @@ async fn non_root_users_cannot_manage_iam_without_policies() {
     let root = iam(&s);
     let (akid, secret) = user_with_key(&root, "dave", "/").await;
     let dave = iam_with(&s, &akid, &secret, None);
-    let denied = dave.create_user().user_name("eve").send().await.unwrap_err();
+    let denied = dave
+        .create_user()
+        .user_name("eve")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(err_code(&denied), "AccessDenied");
-    assert!(root.get_user().user_name("eve").send().await.is_err(), "nothing was created");
+    assert!(
+        root.get_user().user_name("eve").send().await.is_err(),
+        "nothing was created"
+    );
 }
 
 #[tokio::test]
@@ -246,23 +331,56 @@ async fn keys_survive_a_restart_and_are_sealed_at_rest() {
 async fn groups_membership_and_conflicts() {
     let s = TestServer::dev().await;
     let iam = iam(&s);
-    iam.create_group().group_name("devs").path("/eng/").send().await.unwrap();
+    iam.create_group()
+        .group_name("devs")
+        .path("/eng/")
+        .send()
+        .await
+        .unwrap();
     iam.create_user().user_name("gina").send().await.unwrap();
-    iam.add_user_to_group().group_name("devs").user_name("gina").send().await.unwrap();
+    iam.add_user_to_group()
+        .group_name("devs")
+        .user_name("gina")
+        .send()
+        .await
+        .unwrap();
     let g = iam.get_group().group_name("devs").send().await.unwrap();
-    assert_eq!(g.group().unwrap().arn(), format!("arn:aws:iam::{ACCOUNT}:group/eng/devs"));
+    assert_eq!(
+        g.group().unwrap().arn(),
+        format!("arn:aws:iam::{ACCOUNT}:group/eng/devs")
+    );
     let members: Vec<&str> = g.users().iter().map(|u| u.user_name()).collect();
     assert_eq!(members, ["gina"]);
-    let of_user = iam.list_groups_for_user().user_name("gina").send().await.unwrap();
+    let of_user = iam
+        .list_groups_for_user()
+        .user_name("gina")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(of_user.groups()[0].group_name(), "devs");
     let listed = iam.list_groups().send().await.unwrap();
     assert_eq!(listed.groups().len(), 1);
 
-    let busy = iam.delete_group().group_name("devs").send().await.unwrap_err();
+    let busy = iam
+        .delete_group()
+        .group_name("devs")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(err_code(&busy), "DeleteConflict");
-    let member = iam.delete_user().user_name("gina").send().await.unwrap_err();
+    let member = iam
+        .delete_user()
+        .user_name("gina")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(err_code(&member), "DeleteConflict");
-    iam.remove_user_from_group().group_name("devs").user_name("gina").send().await.unwrap();
+    iam.remove_user_from_group()
+        .group_name("devs")
+        .user_name("gina")
+        .send()
+        .await
+        .unwrap();
     let not_member = iam
         .remove_user_from_group()
         .group_name("devs")
@@ -273,6 +391,12 @@ async fn groups_membership_and_conflicts() {
     assert_eq!(err_code(&not_member), "NoSuchEntity");
     iam.delete_group().group_name("devs").send().await.unwrap();
     iam.delete_user().user_name("gina").send().await.unwrap();
-    let nope = iam.add_user_to_group().group_name("devs").user_name("gina").send().await.unwrap_err();
+    let nope = iam
+        .add_user_to_group()
+        .group_name("devs")
+        .user_name("gina")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(err_code(&nope), "NoSuchEntity");
 }

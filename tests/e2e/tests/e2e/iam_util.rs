@@ -5,10 +5,20 @@ use crate::harness::TestServer;
 pub const ACCOUNT: &str = "000000000000";
 
 pub fn iam(s: &TestServer) -> aws_sdk_iam::Client {
-    iam_with(s, coffer_server::DEV_ACCESS_KEY_ID, coffer_server::DEV_SECRET_ACCESS_KEY, None)
+    iam_with(
+        s,
+        coffer_server::DEV_ACCESS_KEY_ID,
+        coffer_server::DEV_SECRET_ACCESS_KEY,
+        None,
+    )
 }
 
-pub fn iam_with(s: &TestServer, akid: &str, secret: &str, token: Option<&str>) -> aws_sdk_iam::Client {
+pub fn iam_with(
+    s: &TestServer,
+    akid: &str,
+    secret: &str,
+    token: Option<&str>,
+) -> aws_sdk_iam::Client {
     let conf = aws_sdk_iam::Config::builder()
         .behavior_version(aws_sdk_iam::config::BehaviorVersion::latest())
         .region(aws_sdk_iam::config::Region::new("us-east-1"))
@@ -25,10 +35,20 @@ pub fn iam_with(s: &TestServer, akid: &str, secret: &str, token: Option<&str>) -
 }
 
 pub fn sts(s: &TestServer) -> aws_sdk_sts::Client {
-    sts_with(s, coffer_server::DEV_ACCESS_KEY_ID, coffer_server::DEV_SECRET_ACCESS_KEY, None)
+    sts_with(
+        s,
+        coffer_server::DEV_ACCESS_KEY_ID,
+        coffer_server::DEV_SECRET_ACCESS_KEY,
+        None,
+    )
 }
 
-pub fn sts_with(s: &TestServer, akid: &str, secret: &str, token: Option<&str>) -> aws_sdk_sts::Client {
+pub fn sts_with(
+    s: &TestServer,
+    akid: &str,
+    secret: &str,
+    token: Option<&str>,
+) -> aws_sdk_sts::Client {
     let conf = aws_sdk_sts::Config::builder()
         .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
         .region(aws_sdk_sts::config::Region::new("us-east-1"))
@@ -46,20 +66,38 @@ pub fn sts_with(s: &TestServer, akid: &str, secret: &str, token: Option<&str>) -
 
 /// The AWS error code of any SDK error.
 pub fn err_code<E: aws_sdk_iam::error::ProvideErrorMetadata + std::fmt::Debug>(e: &E) -> String {
-    e.code().map(String::from).unwrap_or_else(|| format!("<no code: {e:?}>"))
+    e.code()
+        .map(String::from)
+        .unwrap_or_else(|| format!("<no code: {e:?}>"))
 }
 
 /// A user with one access key: (access key id, secret).
 pub async fn user_with_key(iam: &aws_sdk_iam::Client, name: &str, path: &str) -> (String, String) {
-    iam.create_user().user_name(name).path(path).send().await.unwrap();
-    let key = iam.create_access_key().user_name(name).send().await.unwrap();
+    iam.create_user()
+        .user_name(name)
+        .path(path)
+        .send()
+        .await
+        .unwrap();
+    let key = iam
+        .create_access_key()
+        .user_name(name)
+        .send()
+        .await
+        .unwrap();
     let k = key.access_key().unwrap();
-    (k.access_key_id().to_string(), k.secret_access_key().to_string())
+    (
+        k.access_key_id().to_string(),
+        k.secret_access_key().to_string(),
+    )
 }
 
 /// `{"Version":"2012-10-17","Statement":[...]}` from statement JSON texts.
 pub fn policy(statements: &[&str]) -> String {
-    format!(r#"{{"Version":"2012-10-17","Statement":[{}]}}"#, statements.join(","))
+    format!(
+        r#"{{"Version":"2012-10-17","Statement":[{}]}}"#,
+        statements.join(",")
+    )
 }
 
 pub fn decode(doc: &str) -> serde_json::Value {

@@ -18,7 +18,10 @@ async fn caller_identity_of_root() {
     let s = TestServer::dev().await;
     let me = sts(&s).get_caller_identity().send().await.unwrap();
     assert_eq!(me.account(), Some(ACCOUNT));
-    assert_eq!(me.arn(), Some(format!("arn:aws:iam::{ACCOUNT}:root").as_str()));
+    assert_eq!(
+        me.arn(),
+        Some(format!("arn:aws:iam::{ACCOUNT}:root").as_str())
+    );
     assert_eq!(me.user_id(), Some(ACCOUNT));
 }
 
@@ -41,12 +44,22 @@ async fn assumed_role_sessions_act_as_the_role_and_expire() {
         .role_arn(&role_arn)
         .role_session_name("job-42")
         .duration_seconds(900)
-        .tags(aws_sdk_sts::types::Tag::builder().key("project").value("x").build().unwrap())
+        .tags(
+            aws_sdk_sts::types::Tag::builder()
+                .key("project")
+                .value("x")
+                .build()
+                .unwrap(),
+        )
         .send()
         .await
         .unwrap();
     let c = out.credentials().unwrap();
-    assert!(c.access_key_id().starts_with("ASIA"), "{}", c.access_key_id());
+    assert!(
+        c.access_key_id().starts_with("ASIA"),
+        "{}",
+        c.access_key_id()
+    );
     let assumed = out.assumed_role_user().unwrap();
     assert_eq!(
         assumed.arn(),
@@ -56,9 +69,17 @@ async fn assumed_role_sessions_act_as_the_role_and_expire() {
     assert!(assumed.assumed_role_id().ends_with(":job-42"));
     let expires = c.expiration().secs();
     let now = coffer_core::Clock::now_secs(&*s.clock);
-    assert!((expires - now - 900).abs() <= 5, "expires in 900 s: {expires} vs {now}");
+    assert!(
+        (expires - now - 900).abs() <= 5,
+        "expires in 900 s: {expires} vs {now}"
+    );
 
-    let session = sts_with(&s, c.access_key_id(), c.secret_access_key(), Some(c.session_token()));
+    let session = sts_with(
+        &s,
+        c.access_key_id(),
+        c.secret_access_key(),
+        Some(c.session_token()),
+    );
     let me = session.get_caller_identity().send().await.unwrap();
     assert_eq!(me.arn(), Some(assumed.arn()));
     assert_eq!(me.user_id(), Some(assumed.assumed_role_id()));
@@ -161,7 +182,9 @@ async fn trust_policy_and_duration_are_enforced() {
         .assume_role()
         .role_arn(&arn)
         .role_session_name("s1")
-        .policy(policy(&[r#"{"Effect":"Allow","Action":"ssm:GetParameter","Resource":"*"}"#]))
+        .policy(policy(&[
+            r#"{"Effect":"Allow","Action":"ssm:GetParameter","Resource":"*"}"#,
+        ]))
         .send()
         .await
         .unwrap();
@@ -179,14 +202,30 @@ async fn session_tokens_for_users_and_root() {
         .await
         .unwrap();
     let c = out.credentials().unwrap();
-    let session = sts_with(&s, c.access_key_id(), c.secret_access_key(), Some(c.session_token()));
+    let session = sts_with(
+        &s,
+        c.access_key_id(),
+        c.secret_access_key(),
+        Some(c.session_token()),
+    );
     let me = session.get_caller_identity().send().await.unwrap();
-    assert_eq!(me.arn(), Some(format!("arn:aws:iam::{ACCOUNT}:user/ursula").as_str()));
+    assert_eq!(
+        me.arn(),
+        Some(format!("arn:aws:iam::{ACCOUNT}:user/ursula").as_str())
+    );
     let nested = session.get_session_token().send().await.unwrap_err();
     assert_eq!(err_code(&nested), "AccessDenied");
 
-    let root = sts(&s).get_session_token().duration_seconds(7200).send().await.unwrap();
+    let root = sts(&s)
+        .get_session_token()
+        .duration_seconds(7200)
+        .send()
+        .await
+        .unwrap();
     let c = root.credentials().unwrap();
     let lifetime = c.expiration().secs() - coffer_core::Clock::now_secs(&*s.clock);
-    assert!(lifetime <= 3600 + 5, "root sessions last at most an hour: {lifetime}");
+    assert!(
+        lifetime <= 3600 + 5,
+        "root sessions last at most an hour: {lifetime}"
+    );
 }
