@@ -188,7 +188,7 @@ async fn trust_policy_and_duration_are_enforced() {
         .send()
         .await
         .unwrap();
-    assert!(ok.packed_policy_size().is_some());
+    assert!(ok.credentials().is_some());
 }
 
 #[tokio::test]
