@@ -82,7 +82,10 @@ pub fn root_access_key_entry(
         status: "Active".into(),
         created_ms: now_ms,
     };
-    Ok((model::access_key_key(account, access_key_id), json(&record)?))
+    Ok((
+        model::access_key_key(account, access_key_id),
+        json(&record)?,
+    ))
 }
 
 /// Stores the root principal's key pair (at unseal, the configured or dev credentials) unless
@@ -411,4 +414,52 @@ impl Iam {
 
 fn no_such_key(akid: &str) -> IamError {
     IamError::NoSuchEntity(format!("The Access Key with id {akid} cannot be found."))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_key_record_rewraps_under_a_new_root_and_others_are_left_alone() {
+        let old_root = coffer_crypto::RootKey::from_bytes([1u8; 32]);
+        let new_root = coffer_crypto::RootKey::from_bytes([2u8; 32]);
+        let (old, new) = (
+            coffer_crypto::AeadKey::new(old_root.as_bytes()),
+            coffer_crypto::AeadKey::new(new_root.as_bytes()),
+        );
+        let (key, value) =
+            root_access_key_entry(&old_root, "123456789012", "AKIAEXAMPLE", "s3cret", 5).unwrap();
+        assert_eq!(key, "iam/123456789012/accesskey/AKIAEXAMPLE");
+        let rewrapped = rewrap_access_key_record(key.as_bytes(), &value, &old, &new)
+            .unwrap()
+            .expect("an access key record is rewrapped");
+        let record: AccessKeyRecord = serde_json::from_slice(&rewrapped).unwrap();
+        assert_eq!(record.created_ms, 5);
+        assert_eq!(record.user_name, None);
+        assert_eq!(
+            &**open_secret(&new, "AKIAEXAMPLE", &record).unwrap(),
+            "s3cret"
+        );
+        assert!(open_secret(&old, "AKIAEXAMPLE", &record).is_err());
+        // Bound to the key id: the record under another id does not open.
+        assert!(
+            rewrap_access_key_record(b"iam/123456789012/accesskey/AKIAOTHER", &value, &old, &new)
+                .is_err()
+        );
+        // Under the wrong root it fails (the rotation aborts) rather than being skipped.
+        assert!(rewrap_access_key_record(key.as_bytes(), &value, &new, &old).is_err());
+        // Other IAM records hold nothing root-sealed.
+        for other in [
+            &b"iam/123456789012/user/alice"[..],
+            b"iam/123456789012/generation",
+            b"iam/123456789012/policy/p",
+        ] {
+            assert!(
+                rewrap_access_key_record(other, b"{}", &old, &new)
+                    .unwrap()
+                    .is_none()
+            );
+        }
+    }
 }

@@ -482,7 +482,10 @@ async fn handle_query(
         let now = coffer_core::Clock::now_secs(&coffer_core::SystemClock);
         // Sealed: the ServiceUnavailable every data call gets (in the Query envelope).
         let services = state.services()?;
-        let (caller, verified) = services.credentials.authenticate(&request, body, now).await?;
+        let (caller, verified) = services
+            .credentials
+            .authenticate(&request, body, now)
+            .await?;
         let form = if parts.method == Method::GET {
             parts.uri.query().unwrap_or("").as_bytes()
         } else {

@@ -332,3 +332,73 @@ fn coffer_crypto_share() -> String {
     let set = coffer_crypto::shamir::split_into_shares(&[7u8; 32], 2, 2).unwrap();
     set[0].encode().to_string()
 }
+
+/// IAM lives inside the unsealed services: a sealed server answers IAM/STS with
+/// ServiceUnavailable, and rotate-root rewraps IAM users' access keys (they keep working) while
+/// STS sessions (sealed under a root-derived key) end.
+#[tokio::test]
+async fn iam_keys_survive_rotate_root_and_sealed_iam_is_unavailable() {
+    use crate::iam_util::{err_code, iam, sts, sts_with, user_with_key};
+    let s = TestServer::dev().await;
+    let (akid, secret) = user_with_key(&iam(&s), "rotated", "/").await;
+    let who = sts_with(&s, &akid, &secret, None)
+        .get_caller_identity()
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(who.arn(), Some("arn:aws:iam::000000000000:user/rotated"));
+    let session = sts(&s)
+        .get_session_token()
+        .duration_seconds(900)
+        .send()
+        .await
+        .unwrap();
+    let c = session.credentials().unwrap();
+    let (s_akid, s_secret, s_token) = (
+        c.access_key_id().to_string(),
+        c.secret_access_key().to_string(),
+        c.session_token().to_string(),
+    );
+    sts_with(&s, &s_akid, &s_secret, Some(&s_token))
+        .get_caller_identity()
+        .send()
+        .await
+        .unwrap();
+
+    let (status, body) = operator(&s, "rotate-root", json!({}), true).await;
+    assert_eq!(status, 200, "{body}");
+    // The user's key and the root key (at least), plus KMS material.
+    assert!(body["rewrapped_records"].as_u64().unwrap() >= 2, "{body}");
+    let who = sts_with(&s, &akid, &secret, None)
+        .get_caller_identity()
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(who.arn(), Some("arn:aws:iam::000000000000:user/rotated"));
+    sts(&s).get_caller_identity().send().await.unwrap();
+    let err = sts_with(&s, &s_akid, &s_secret, Some(&s_token))
+        .get_caller_identity()
+        .send()
+        .await
+        .unwrap_err();
+    assert_ne!(
+        err_code(&err),
+        "",
+        "a session from before rotate-root: {err:?}"
+    );
+
+    let (status, body) = operator(&s, "seal", json!({}), true).await;
+    assert_eq!(status, 200, "{body}");
+    let err = iam(&s).list_users().send().await.unwrap_err();
+    assert_eq!(err_code(&err), "ServiceUnavailable", "{err:?}");
+    let err = sts(&s).get_caller_identity().send().await.unwrap_err();
+    assert_eq!(err_code(&err), "ServiceUnavailable", "{err:?}");
+    let (status, body) = operator(&s, "unseal", json!({}), false).await;
+    assert_eq!(status, 200, "{body}");
+    let who = sts_with(&s, &akid, &secret, None)
+        .get_caller_identity()
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(who.arn(), Some("arn:aws:iam::000000000000:user/rotated"));
+}
