@@ -84,7 +84,7 @@ def test_cli_assume_role_and_session_credentials(coffer_env):
     me = aws_json(session, "sts", "get-caller-identity")
     assert me["Arn"] == out["AssumedRoleUser"]["Arn"]
 
-    p = aws(env, "sts", "assume-role", "--role-arn", role["Arn"], "--role-session-name", "x",
+    p = aws(env, "sts", "assume-role", "--role-arn", role["Arn"], "--role-session-name", "xx",
             check=False)
     assert "AccessDenied" in p.stderr, "root is not in this trust policy"
 
