@@ -28,6 +28,11 @@ const JSON_11: &str = "application/x-amz-json-1.1";
 pub(crate) struct AppState {
     pub account_id: String,
     pub deps: ServiceDeps,
+    /// The audit trail lives outside [`Services`]: appending needs no root key, so calls made
+    /// while sealed (refused with ServiceUnavailable) are recorded too. Only its digest signer
+    /// is loaded at unseal and dropped at seal.
+    pub audit: Arc<coffer_audit::AuditLog>,
+    pub audit_retention: Option<std::time::Duration>,
     pub parameter_events: Arc<EventLog>,
     pub sealer: crate::seal::Sealer,
     /// Decides every operation's access requests (identity policies + resource policies).
@@ -40,7 +45,15 @@ pub(crate) struct AppState {
 
 /// Everything [`Services::new`] needs besides the root key.
 pub(crate) struct ServiceDeps {
+    /// The raw store (bootstrap records: access keys).
     pub store: Arc<dyn Store>,
+    /// The store the services write through: the audit log's view, which adds each mutating
+    /// call's write-ahead intent to the call's own batches (fail closed).
+    pub audited_store: Arc<dyn Store>,
+    /// Actions the server takes on its own (purges, parameter policies) are recorded here;
+    /// `None` with auditing off (benchmark baseline).
+    pub service_events: Option<Arc<dyn coffer_service::audit::ServiceEventLog>>,
+    pub audit: Arc<coffer_audit::AuditLog>,
     pub account_id: String,
     pub clock: coffer_core::SharedClock,
     pub parameter_limits: crate::ParameterLimits,
@@ -60,31 +73,42 @@ pub(crate) struct Services {
     pub secrets: Arc<SecretsService>,
     pub parameters: ParametersService,
     pub kms: KmsService,
+    pub cloudtrail: coffer_audit::CloudTrailService,
 }
 
 impl Services {
     pub async fn new(deps: &ServiceDeps, root: RootKey) -> Result<Self, crate::StartError> {
         let access_keys = crate::bootstrap::unseal_access_keys(deps, &root).await?;
+        let store = deps.audited_store.clone();
         let keys = Arc::new(Keyring::new(
-            deps.store.clone(),
+            store.clone(),
             RootKey::from_bytes(*root.as_bytes()),
         ));
-        let secrets = Arc::new(SecretsService::new(
-            deps.store.clone(),
-            keys.clone(),
-            deps.clock.clone(),
-        ));
+        let mut secrets = SecretsService::new(store.clone(), keys.clone(), deps.clock.clone());
+        if let Some(log) = &deps.service_events {
+            secrets = secrets.with_service_events(log.clone());
+        }
+        let secrets = Arc::new(secrets);
         let reader = Arc::new(crate::secret_reader::SecretsReader(secrets.clone()));
-        let parameters =
-            ParametersService::new(deps.store.clone(), keys.clone(), deps.clock.clone())
-                .with_secret_reader(reader)
-                .with_limits(deps.parameter_limits)
-                .with_event_sinks(deps.event_sinks.clone());
+        let mut parameters = ParametersService::new(store, keys.clone(), deps.clock.clone())
+            .with_secret_reader(reader)
+            .with_limits(deps.parameter_limits)
+            .with_event_sinks(deps.event_sinks.clone());
+        if let Some(log) = &deps.service_events {
+            parameters = parameters.with_service_events(log.clone());
+        }
+        // NextTokens are sealed under a key derived from the root key, so they work across
+        // restarts and nodes.
+        let cloudtrail = coffer_audit::CloudTrailService::new(
+            deps.audit.clone(),
+            &keys.derive_key("cloudtrail/next-token"),
+        );
         let kms = KmsService::new(keys.clone(), deps.clock.clone());
         Ok(Self {
             root,
             credentials: Credentials::new(&access_keys),
             kms,
+            cloudtrail,
             keys,
             secrets,
             parameters,
@@ -104,6 +128,7 @@ impl AppState {
         config: &ServerConfig,
         boot: &Bootstrap,
         webhook: Option<crate::webhook::Webhook>,
+        audit: Arc<coffer_audit::AuditLog>,
     ) -> Self {
         let log_file = config.parameter_events_log.clone().or_else(|| {
             config
@@ -119,16 +144,23 @@ impl AppState {
         if let Some(w) = webhook {
             event_sinks.push(Arc::new(w));
         }
+        let service_events: Option<Arc<dyn coffer_service::audit::ServiceEventLog>> =
+            (!audit.is_noop()).then(|| audit.clone() as _);
         Self {
             account_id: boot.account_id.clone(),
+            audit_retention: config.audit.retention,
             deps: ServiceDeps {
                 store: boot.store.clone(),
+                audited_store: audit.services_store(),
+                service_events,
+                audit: audit.clone(),
                 account_id: boot.account_id.clone(),
                 clock: config.clock.clone(),
                 parameter_limits: config.parameter_limits,
                 event_sinks,
                 wanted_root_credentials: boot.wanted_root_credentials.clone(),
             },
+            audit,
             parameter_events,
             authorizer: coffer_authz::PolicyAuthorizer::new(
                 Arc::new(coffer_authz::NoIdentityPolicies),
@@ -157,6 +189,11 @@ impl AppState {
 
     /// Builds the services from `root` and starts serving data.
     pub async fn unseal(&self, root: RootKey) -> Result<(), crate::StartError> {
+        // The digest signing key is sealed under the root key (listed in root_wrapped::RECORDS).
+        self.audit
+            .load_signer(&coffer_crypto::AeadKey::new(root.as_bytes()))
+            .await
+            .map_err(|e| crate::StartError::Config(format!("audit signing key: {e}")))?;
         let services = Arc::new(Services::new(&self.deps, root).await?);
         *self.services.write().unwrap_or_else(|p| p.into_inner()) = Some(services);
         Ok(())
@@ -176,6 +213,7 @@ impl AppState {
             .unwrap_or_else(|p| p.into_inner())
             .take();
         let mut services = taken?;
+        self.audit.forget_signer();
         // In-flight requests hold clones; wait for them so the key is ours alone.
         loop {
             match Arc::try_unwrap(services) {
@@ -203,6 +241,7 @@ enum Service {
     SecretsManager,
     Ssm,
     Kms,
+    CloudTrail,
 }
 
 impl Service {
@@ -211,6 +250,9 @@ impl Service {
             "secretsmanager" => Some(Service::SecretsManager),
             "AmazonSSM" => Some(Service::Ssm),
             "TrentService" => Some(Service::Kms),
+            coffer_audit::lookup::TARGET_PREFIX | coffer_audit::lookup::TARGET_PREFIX_SHORT => {
+                Some(Service::CloudTrail)
+            }
             _ => None,
         }
     }
@@ -219,14 +261,17 @@ impl Service {
             Service::SecretsManager => "secretsmanager",
             Service::Ssm => "ssm",
             Service::Kms => "kms",
+            Service::CloudTrail => "cloudtrail",
         }
     }
-    fn has_operation(self, op: &str) -> bool {
-        match self {
-            Service::SecretsManager => SecretsService::operations().iter().any(|o| o.name == op),
-            Service::Ssm => ParametersService::operations().iter().any(|o| o.name == op),
-            Service::Kms => KmsService::operations().iter().any(|o| o.name == op),
-        }
+    fn operation(self, op: &str) -> Option<&'static coffer_service::OperationSpec> {
+        let table = match self {
+            Service::SecretsManager => SecretsService::operations(),
+            Service::Ssm => ParametersService::operations(),
+            Service::Kms => KmsService::operations(),
+            Service::CloudTrail => coffer_audit::CloudTrailService::operations(),
+        };
+        table.iter().find(|o| o.name == op)
     }
 }
 
@@ -294,7 +339,13 @@ pub(crate) async fn handle(
         .extensions
         .get::<crate::listener::Transport>()
         .copied();
-    match handle_inner(
+    let mut call = crate::audit::Call::begin(
+        state,
+        &parts.headers,
+        transport.map(|t| t.source_ip),
+        &request_id,
+    );
+    let result = handle_inner(
         state,
         &parts.method,
         &parts.uri,
@@ -302,9 +353,12 @@ pub(crate) async fn handle(
         &body,
         &request_id,
         transport,
+        &mut call,
     )
-    .await
-    {
+    .await;
+    // Exactly one audit record per call, whatever happened above; fail closed.
+    let result = call.finish(state, &parts.headers, &body, result).await;
+    match result {
         Ok(payload) => {
             tracing::debug!(request_id, target = target_of(&parts.headers), "ok");
             json_response(StatusCode::OK, payload, &request_id)
@@ -333,6 +387,7 @@ async fn handle_inner(
     body: &[u8],
     request_id: &str,
     transport: Option<crate::listener::Transport>,
+    call: &mut crate::audit::Call,
 ) -> Result<Vec<u8>, ErrorEnvelope> {
     let parts = RequestParts {
         method: method.as_str(),
@@ -346,11 +401,13 @@ async fn handle_inner(
     // Sealed: nothing to authenticate against (access keys are root-sealed) and nothing to serve.
     let services = state.services()?;
     let (caller, verified) = services.credentials.authenticate(&parts, body, now)?;
+    call.authenticated(&caller, &verified.region);
 
     let target = target_of(headers);
-    let (prefix, operation) = target.split_once('.').unwrap_or((target, ""));
-    let service = Service::from_target_prefix(prefix)
-        .filter(|s| s.has_operation(operation))
+    // CloudTrail's prefix has dots of its own: the operation is after the last one.
+    let (prefix, operation) = target.rsplit_once('.').unwrap_or((target, ""));
+    let (service, spec) = Service::from_target_prefix(prefix)
+        .and_then(|s| Some((s, s.operation(operation)?)))
         .ok_or_else(|| ErrorEnvelope::unknown_operation(String::new()))?;
     if verified.service != service.signing_name() {
         let expected = service.signing_name().to_string();
@@ -365,23 +422,33 @@ async fn handle_inner(
             transport.map(|t| t.source_ip),
             transport.is_some_and(|t| t.tls),
         );
-    match service {
-        Service::SecretsManager => services
-            .secrets
-            .call(&ctx, operation, body)
-            .await
-            .map_err(envelope),
-        Service::Ssm => services
-            .parameters
-            .call(&ctx, operation, body)
-            .await
-            .map_err(envelope),
-        Service::Kms => services
-            .kms
-            .call(&ctx, operation, body)
-            .await
-            .map_err(envelope),
-    }
+    // KMS calls are recorded like the others (eventSource kms.amazonaws.com).
+    call.operation(service.signing_name(), spec.read_only);
+    let run = async {
+        match service {
+            Service::SecretsManager => services
+                .secrets
+                .call(&ctx, operation, body)
+                .await
+                .map_err(envelope),
+            Service::Ssm => services
+                .parameters
+                .call(&ctx, operation, body)
+                .await
+                .map_err(envelope),
+            Service::Kms => services
+                .kms
+                .call(&ctx, operation, body)
+                .await
+                .map_err(envelope),
+            Service::CloudTrail => services
+                .cloudtrail
+                .call(&ctx, operation, body)
+                .await
+                .map_err(envelope),
+        }
+    };
+    call.run(state, body, run).await
 }
 
 /// The one place a service error becomes AWS's error envelope.

@@ -32,7 +32,25 @@ pub(crate) const RECORDS: &[RootSealedRecords] = &[
         prefix: "iam/",
         rewrap: crate::bootstrap::rewrap_access_key,
     },
+    // The audit trail's Ed25519 digest signing key (one record; `audit/` itself holds the
+    // trail, which is not sealed).
+    RootSealedRecords {
+        prefix: "audit/signing-key",
+        rewrap: audit_signing_key,
+    },
 ];
+
+fn audit_signing_key(
+    key: &[u8],
+    value: &[u8],
+    old: &AeadKey,
+    new: &AeadKey,
+) -> Result<Option<Vec<u8>>, String> {
+    if key != coffer_audit::keys::SIGNING_KEY {
+        return Ok(None);
+    }
+    coffer_audit::log::rewrap_signing_key(value, old, new).map(Some)
+}
 
 fn kms_key(
     _key: &[u8],
