@@ -165,49 +165,36 @@ pub fn new_event_id() -> String {
         .to_string()
 }
 
-/// `userIdentity` of an authenticated caller, derived from its principal ARN: the root user, an
-/// IAM user, or an assumed-role session (with its `sessionContext`).
+/// `userIdentity` of an authenticated caller: type, ids, and for temporary credentials the
+/// session's issuer and creation time.
 pub fn user_identity(c: &Caller) -> Value {
-    let resource = c
-        .principal_arn
-        .splitn(6, ':')
-        .nth(5)
-        .unwrap_or_default()
-        .to_string();
     let mut m = Map::new();
-    if resource == "root" {
-        m.insert("type".into(), json!("Root"));
-        m.insert("principalId".into(), json!(c.account_id));
-    } else if let Some(path) = resource.strip_prefix("user/") {
-        let name = path.rsplit('/').next().unwrap_or(path);
-        m.insert("type".into(), json!("IAMUser"));
-        m.insert("principalId".into(), json!(c.access_key_id));
-        m.insert("userName".into(), json!(name));
-    } else if let Some(rest) = resource.strip_prefix("assumed-role/") {
-        let (role, session) = rest.rsplit_once('/').unwrap_or((rest, ""));
-        m.insert("type".into(), json!("AssumedRole"));
-        m.insert("principalId".into(), json!(format!("{role}:{session}")));
-        let partition = c.principal_arn.split(':').nth(1).unwrap_or("aws");
+    m.insert("type".into(), json!(c.principal_type.as_str()));
+    m.insert("principalId".into(), json!(c.principal_id));
+    m.insert("arn".into(), json!(c.principal_arn));
+    m.insert("accountId".into(), json!(c.account_id));
+    m.insert("accessKeyId".into(), json!(c.access_key_id));
+    if let Some(u) = &c.user_name {
+        m.insert("userName".into(), json!(u));
+    }
+    if let Some(s) = &c.session {
         m.insert(
             "sessionContext".into(),
             json!({
                 "sessionIssuer": {
-                    "type": "Role",
-                    "principalId": role,
-                    "arn": format!("arn:{partition}:iam::{}:role/{role}", c.account_id),
+                    "type": s.issuer_type.as_str(),
+                    "principalId": s.issuer_principal_id,
+                    "arn": s.issuer_arn,
                     "accountId": c.account_id,
-                    "userName": role,
+                    "userName": s.issuer_name,
                 },
-                "attributes": {"mfaAuthenticated": "false"},
+                "attributes": {
+                    "creationDate": format_time(s.created_secs.saturating_mul(1000)),
+                    "mfaAuthenticated": "false",
+                },
             }),
         );
-    } else {
-        m.insert("type".into(), json!("Unknown"));
-        m.insert("principalId".into(), json!(c.access_key_id));
     }
-    m.insert("arn".into(), json!(c.principal_arn));
-    m.insert("accountId".into(), json!(c.account_id));
-    m.insert("accessKeyId".into(), json!(c.access_key_id));
     Value::Object(m)
 }
 
@@ -250,29 +237,36 @@ mod tests {
         let root = Caller::root("111122223333", "AKIAROOT");
         let id = user_identity(&root);
         assert_eq!(id["type"], "Root");
+        assert_eq!(id["principalId"], "111122223333");
         assert_eq!(id["arn"], "arn:aws:iam::111122223333:root");
         assert_eq!(id["accessKeyId"], "AKIAROOT");
-        let user = Caller {
-            account_id: "111122223333".into(),
-            principal_arn: "arn:aws:iam::111122223333:user/ops/alice".into(),
-            access_key_id: "AKIAALICE".into(),
-        };
-        let id = user_identity(&user);
-        assert_eq!(id["type"], "IAMUser");
-        assert_eq!(id["userName"], "alice");
-        let role = Caller {
-            account_id: "111122223333".into(),
-            principal_arn: "arn:aws:sts::111122223333:assumed-role/deploy/ci-42".into(),
-            access_key_id: "ASIATEMP".into(),
-        };
+        assert!(id.get("sessionContext").is_none());
+        assert_eq!(lookup_username(&json!({"userIdentity": id})), Some("root"));
+        let mut role = Caller::root("111122223333", "ASIATEMP");
+        role.principal_type = coffer_core::PrincipalType::AssumedRole;
+        role.principal_arn = "arn:aws:sts::111122223333:assumed-role/deploy/ci-42".into();
+        role.principal_id = "AROAEXAMPLE:ci-42".into();
+        role.session = Some(coffer_core::SessionContext {
+            issuer_type: coffer_core::IssuerType::Role,
+            issuer_arn: "arn:aws:iam::111122223333:role/deploy".into(),
+            issuer_principal_id: "AROAEXAMPLE".into(),
+            issuer_name: "deploy".into(),
+            session_name: Some("ci-42".into()),
+            created_secs: 0,
+            expires_secs: 3600,
+        });
         let id = user_identity(&role);
         assert_eq!(id["type"], "AssumedRole");
+        assert_eq!(id["sessionContext"]["sessionIssuer"]["type"], "Role");
         assert_eq!(
             id["sessionContext"]["sessionIssuer"]["arn"],
             "arn:aws:iam::111122223333:role/deploy"
         );
-        let rec = json!({"userIdentity": id});
-        assert_eq!(lookup_username(&rec), Some("ci-42"));
+        assert_eq!(
+            id["sessionContext"]["attributes"]["creationDate"],
+            "1970-01-01T00:00:00Z"
+        );
+        assert_eq!(lookup_username(&json!({"userIdentity": id})), Some("ci-42"));
     }
 
     #[test]
