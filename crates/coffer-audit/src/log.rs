@@ -22,7 +22,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use base64::Engine as _;
 use bytes::Bytes;
 use coffer_core::SharedClock;
 use coffer_store::{Entry, Store, StoreError, WriteBatch};
