@@ -20,11 +20,11 @@ pub(crate) fn spawn(state: Arc<AppState>, every: Duration) -> JoinHandle<()> {
 }
 
 pub(crate) async fn run_once(state: &AppState) {
-    // The audit trail needs no root key (a sealed server has no signer and makes no digest).
-    audit_jobs(state).await;
     // Sealed: nothing can be decrypted or written under the root key; jobs resume on unseal
-    // and catch up from their time indexes.
+    // and catch up from their time indexes. The audit trail needs no root key (a sealed
+    // server has no signer and makes no digest), so its jobs run anyway.
     let Ok(services) = state.services() else {
+        audit_jobs(state).await;
         return;
     };
     match services.secrets.purge_expired().await {
@@ -42,6 +42,8 @@ pub(crate) async fn run_once(state: &AppState) {
         Ok((deleted, rotated)) => tracing::info!(deleted, rotated, "KMS keys deleted / rotated"),
         Err(e) => tracing::warn!(error = %e, "KMS key deletion or rotation failed; will retry"),
     }
+    // Last, so the service events of this run's purges and policies are chained now.
+    audit_jobs(state).await;
 }
 
 /// Chains pending service events and orphaned intents, seals the chain with a digest, prunes
