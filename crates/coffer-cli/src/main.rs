@@ -10,6 +10,8 @@ use coffer_server::{KekSource, RootCredentials, ServerConfig, TlsMode};
 
 mod operator;
 
+mod audit;
+
 #[derive(Parser)]
 #[command(
     name = "coffer",
@@ -30,6 +32,9 @@ enum Command {
     Events(EventsArgs),
     /// Initialise, unseal, seal, rekey a running server, or rotate its root key.
     Operator(operator::OperatorArgs),
+    /// Verify or export the audit trail, print its public key.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 #[derive(clap::Args)]
@@ -121,6 +126,14 @@ struct ServerArgs {
         default_value_t = 100_000
     )]
     max_advanced_parameters: u64,
+    /// Audit records older than this many days are pruned (at a signed digest); 0 keeps them
+    /// forever.
+    #[arg(long, env = "COFFER_AUDIT_RETENTION_DAYS", default_value_t = 90)]
+    audit_retention_days: u64,
+    /// Benchmarks only: replace auditing with nothing, to measure what it costs. Calls leave
+    /// NO audit record.
+    #[arg(long, hide = true)]
+    unaudited_benchmark_baseline: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -140,6 +153,7 @@ fn main() -> anyhow::Result<()> {
         Command::Server(args) => rt.block_on(server(args)),
         Command::Events(args) => rt.block_on(events(args)),
         Command::Operator(args) => rt.block_on(operator::run(args)),
+        Command::Audit(cmd) => audit::run(cmd),
     }
 }
 
@@ -225,6 +239,12 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
             (None, Some(v)) => Some(KekSource::Env(v)),
             (None, None) => None,
         },
+        audit: coffer_server::AuditSettings {
+            retention: (args.audit_retention_days > 0)
+                .then(|| std::time::Duration::from_secs(args.audit_retention_days * 86_400)),
+            noop: args.unaudited_benchmark_baseline,
+        },
+        store_wrapper: None,
     };
     let dev = config.dev;
     let server = coffer_server::start(config)

@@ -99,6 +99,8 @@ pub struct ParametersService {
     /// Decoded parameter records for the read paths (GetParameter(s), GetParametersByPath,
     /// DescribeParameters), reused only for the exact store entry they were decoded from.
     reads: coffer_service::readcache::Decoded<model::Param>,
+    /// Records fired policies as service events in the firing batch.
+    service_events: Option<Arc<dyn coffer_service::audit::ServiceEventLog>>,
 }
 
 impl std::fmt::Debug for ParametersService {
@@ -139,6 +141,7 @@ impl ParametersService {
             limits: Limits::default(),
             secrets: None,
             sinks: Vec::new(),
+            service_events: None,
             run_lock: tokio::sync::Mutex::new(()),
             reads: coffer_service::readcache::Decoded::new(),
         }
@@ -161,6 +164,15 @@ impl ParametersService {
     /// [`EventSink::name`]). Without sinks, policies still fire but emit nothing.
     pub fn with_event_sinks(mut self, sinks: Vec<Arc<dyn EventSink>>) -> Self {
         self.sinks = sinks;
+        self
+    }
+
+    /// Records every policy that fires through `log`, in the batch that carries it out.
+    pub fn with_service_events(
+        mut self,
+        log: Arc<dyn coffer_service::audit::ServiceEventLog>,
+    ) -> Self {
+        self.service_events = Some(log);
         self
     }
 

@@ -128,6 +128,29 @@ impl ParametersService {
             region = f.region,
             "parameter policy fired"
         );
+        if let Some(log) = &self.service_events {
+            let partition = coffer_core::arn::partition_for_region(f.region);
+            let (k, v) = log.record(&coffer_service::audit::ServiceAction {
+                service: "ssm",
+                event_name: match f.policy.kind.as_str() {
+                    "Expiration" => "Expiration",
+                    "ExpirationNotification" => "ExpirationNotification",
+                    "NoChangeNotification" => "NoChangeNotification",
+                    _ => "ParameterPolicy",
+                },
+                account_id: f.account,
+                region: f.region,
+                time_ms: f.now_ms,
+                resource_arn: crate::model::param_arn(partition, f.region, f.account, f.canon),
+                resource_type: "AWS::SSM::Parameter",
+                details: serde_json::json!({
+                    "policyType": f.policy.kind,
+                    "parameterName": f.param.name,
+                    "actionStatus": "Success",
+                }),
+            });
+            batch.put(k, v);
+        }
         if self.sinks.is_empty() {
             return Ok(());
         }

@@ -74,6 +74,8 @@ pub struct SecretsService {
     locks: coffer_service::locks::WriteLocks,
     /// Decoded records for the read path; always checked against the entry just read.
     reads: readcache::ReadCaches,
+    /// Records purges as service events in the purging batch (see `with_service_events`).
+    service_events: Option<Arc<dyn coffer_service::audit::ServiceEventLog>>,
 }
 
 /// Re-runs `$e` (an async attempt) while it fails with [`SecretsError::Conflict`], holding the
@@ -107,7 +109,17 @@ impl SecretsService {
             tokens,
             locks: coffer_service::locks::WriteLocks::new(),
             reads: readcache::ReadCaches::new(),
+            service_events: None,
         }
+    }
+
+    /// Records each purge at the end of a recovery window through `log`, in the purge's batch.
+    pub fn with_service_events(
+        mut self,
+        log: Arc<dyn coffer_service::audit::ServiceEventLog>,
+    ) -> Self {
+        self.service_events = Some(log);
+        self
     }
 
     /// Every operation this service serves (RotateSecret/CancelRotateSecret come with rotation).

@@ -1158,6 +1158,22 @@ impl SecretsService {
                             Some(l) if due => {
                                 batch.check(l.key.clone(), Some(&l.entry));
                                 self.erase(&mut batch, &account, &l.meta);
+                                if let Some(log) = &self.service_events {
+                                    let (k, v) =
+                                        log.record(&coffer_service::audit::ServiceAction {
+                                            service: "secretsmanager",
+                                            event_name: "DeleteSecret",
+                                            account_id: &account,
+                                            region: &region,
+                                            time_ms: now,
+                                            resource_arn: l.meta.arn.clone(),
+                                            resource_type: "AWS::SecretsManager::Secret",
+                                            details: serde_json::json!({
+                                                "reason": "The secret's recovery window ended."
+                                            }),
+                                        });
+                                    batch.put(k, v);
+                                }
                             }
                             // A stale index entry (restored, or purged already).
                             _ => {

@@ -28,6 +28,11 @@ const JSON_11: &str = "application/x-amz-json-1.1";
 pub(crate) struct AppState {
     pub account_id: String,
     pub deps: ServiceDeps,
+    /// The audit trail lives outside [`Services`]: appending needs no root key, so calls made
+    /// while sealed (refused with ServiceUnavailable) are recorded too. Only its digest signer
+    /// is loaded at unseal and dropped at seal.
+    pub audit: Arc<coffer_audit::AuditLog>,
+    pub audit_retention: Option<std::time::Duration>,
     pub parameter_events: Arc<EventLog>,
     pub sealer: crate::seal::Sealer,
     /// `Some` exactly while unsealed. Requests clone the `Arc` (a brief read lock) and hold it
@@ -38,7 +43,15 @@ pub(crate) struct AppState {
 
 /// Everything [`Services::new`] needs besides the root key.
 pub(crate) struct ServiceDeps {
+    /// The raw store (bootstrap records: access keys).
     pub store: Arc<dyn Store>,
+    /// The store the services write through: the audit log's view, which adds each mutating
+    /// call's write-ahead intent to the call's own batches (fail closed).
+    pub audited_store: Arc<dyn Store>,
+    /// Actions the server takes on its own (purges, parameter policies) are recorded here;
+    /// `None` with auditing off (benchmark baseline).
+    pub service_events: Option<Arc<dyn coffer_service::audit::ServiceEventLog>>,
+    pub audit: Arc<coffer_audit::AuditLog>,
     pub account_id: String,
     pub clock: coffer_core::SharedClock,
     pub parameter_limits: crate::ParameterLimits,
@@ -65,6 +78,7 @@ pub(crate) struct Services {
     pub secrets: Arc<SecretsService>,
     pub parameters: ParametersService,
     pub kms: KmsService,
+    pub cloudtrail: coffer_audit::CloudTrailService,
 }
 
 impl Services {
@@ -85,27 +99,37 @@ impl Services {
                 crate::StartError::Config(format!("storing the root credentials: {e:?}"))
             })?;
         }
+        // IAM writes carry the call's audit intent like every other service's.
+        let store = deps.audited_store.clone();
         let iam = Arc::new(coffer_iam::Iam::new(
-            deps.store.clone(),
+            store.clone(),
             &root,
             deps.clock.clone(),
         ));
         let authorizer = coffer_authz::PolicyAuthorizer::new(iam.clone(), deps.clock.clone());
         let keys = Arc::new(Keyring::new(
-            deps.store.clone(),
+            store.clone(),
             RootKey::from_bytes(*root.as_bytes()),
         ));
-        let secrets = Arc::new(SecretsService::new(
-            deps.store.clone(),
-            keys.clone(),
-            deps.clock.clone(),
-        ));
+        let mut secrets = SecretsService::new(store.clone(), keys.clone(), deps.clock.clone());
+        if let Some(log) = &deps.service_events {
+            secrets = secrets.with_service_events(log.clone());
+        }
+        let secrets = Arc::new(secrets);
         let reader = Arc::new(crate::secret_reader::SecretsReader(secrets.clone()));
-        let parameters =
-            ParametersService::new(deps.store.clone(), keys.clone(), deps.clock.clone())
-                .with_secret_reader(reader)
-                .with_limits(deps.parameter_limits)
-                .with_event_sinks(deps.event_sinks.clone());
+        let mut parameters = ParametersService::new(store, keys.clone(), deps.clock.clone())
+            .with_secret_reader(reader)
+            .with_limits(deps.parameter_limits)
+            .with_event_sinks(deps.event_sinks.clone());
+        if let Some(log) = &deps.service_events {
+            parameters = parameters.with_service_events(log.clone());
+        }
+        // NextTokens are sealed under a key derived from the root key, so they work across
+        // restarts and nodes.
+        let cloudtrail = coffer_audit::CloudTrailService::new(
+            deps.audit.clone(),
+            &keys.derive_key("cloudtrail/next-token"),
+        );
         let kms = KmsService::new(keys.clone(), deps.clock.clone());
         Ok(Self {
             root,
@@ -113,6 +137,7 @@ impl Services {
             iam,
             authorizer,
             kms,
+            cloudtrail,
             keys,
             secrets,
             parameters,
@@ -132,6 +157,7 @@ impl AppState {
         config: &ServerConfig,
         boot: &Bootstrap,
         webhook: Option<crate::webhook::Webhook>,
+        audit: Arc<coffer_audit::AuditLog>,
     ) -> Self {
         let log_file = config.parameter_events_log.clone().or_else(|| {
             config
@@ -147,16 +173,23 @@ impl AppState {
         if let Some(w) = webhook {
             event_sinks.push(Arc::new(w));
         }
+        let service_events: Option<Arc<dyn coffer_service::audit::ServiceEventLog>> =
+            (!audit.is_noop()).then(|| audit.clone() as _);
         Self {
             account_id: boot.account_id.clone(),
+            audit_retention: config.audit.retention,
             deps: ServiceDeps {
                 store: boot.store.clone(),
+                audited_store: audit.services_store(),
+                service_events,
+                audit: audit.clone(),
                 account_id: boot.account_id.clone(),
                 clock: config.clock.clone(),
                 parameter_limits: config.parameter_limits,
                 event_sinks,
                 wanted_root_credentials: boot.wanted_root_credentials.clone(),
             },
+            audit,
             parameter_events,
             sealer: crate::seal::Sealer::new(boot.store.clone(), config.data_dir.clone()),
             services: RwLock::new(None),
@@ -181,6 +214,11 @@ impl AppState {
 
     /// Builds the services from `root` and starts serving data.
     pub async fn unseal(&self, root: RootKey) -> Result<(), crate::StartError> {
+        // The digest signing key is sealed under the root key (listed in root_wrapped::RECORDS).
+        self.audit
+            .load_signer(&coffer_crypto::AeadKey::new(root.as_bytes()))
+            .await
+            .map_err(|e| crate::StartError::Config(format!("audit signing key: {e}")))?;
         let services = Arc::new(Services::new(&self.deps, root).await?);
         *self.services.write().unwrap_or_else(|p| p.into_inner()) = Some(services);
         Ok(())
@@ -200,6 +238,7 @@ impl AppState {
             .unwrap_or_else(|p| p.into_inner())
             .take();
         let mut services = taken?;
+        self.audit.forget_signer();
         // In-flight requests hold clones; wait for them so the key is ours alone.
         loop {
             match Arc::try_unwrap(services) {
@@ -230,6 +269,7 @@ enum Service {
     /// AWS Query protocol services, routed by signing name and `Action`.
     Iam,
     Sts,
+    CloudTrail,
 }
 
 impl Service {
@@ -238,6 +278,9 @@ impl Service {
             "secretsmanager" => Some(Service::SecretsManager),
             "AmazonSSM" => Some(Service::Ssm),
             "TrentService" => Some(Service::Kms),
+            coffer_audit::lookup::TARGET_PREFIX | coffer_audit::lookup::TARGET_PREFIX_SHORT => {
+                Some(Service::CloudTrail)
+            }
             _ => None,
         }
     }
@@ -248,16 +291,20 @@ impl Service {
             Service::Kms => "kms",
             Service::Iam => "iam",
             Service::Sts => "sts",
+            Service::CloudTrail => "cloudtrail",
         }
     }
-    fn has_operation(self, op: &str) -> bool {
-        match self {
-            Service::SecretsManager => SecretsService::operations().iter().any(|o| o.name == op),
-            Service::Ssm => ParametersService::operations().iter().any(|o| o.name == op),
-            Service::Kms => KmsService::operations().iter().any(|o| o.name == op),
-            Service::Iam => coffer_iam::IAM_OPERATIONS.contains(&op),
-            Service::Sts => coffer_iam::STS_OPERATIONS.contains(&op),
-        }
+    /// The operation's row in its service's table (JSON-protocol services only; IAM and STS
+    /// are routed by `Action` in [`handle_query`]).
+    fn operation(self, op: &str) -> Option<&'static coffer_service::OperationSpec> {
+        let table = match self {
+            Service::SecretsManager => SecretsService::operations(),
+            Service::Ssm => ParametersService::operations(),
+            Service::Kms => KmsService::operations(),
+            Service::CloudTrail => coffer_audit::CloudTrailService::operations(),
+            Service::Iam | Service::Sts => return None,
+        };
+        table.iter().find(|o| o.name == op)
     }
 }
 
@@ -325,10 +372,16 @@ pub(crate) async fn handle(
         .extensions
         .get::<crate::listener::Transport>()
         .copied();
+    let mut call = crate::audit::Call::begin(
+        state,
+        &parts.headers,
+        transport.map(|t| t.source_ip),
+        &request_id,
+    );
     if let Some(service) = query_service(&parts.headers, &parts.uri) {
-        return handle_query(state, &parts, &body, &request_id, service, transport).await;
+        return handle_query(state, &parts, &body, &request_id, service, transport, call).await;
     }
-    match handle_inner(
+    let result = handle_inner(
         state,
         &parts.method,
         &parts.uri,
@@ -336,9 +389,12 @@ pub(crate) async fn handle(
         &body,
         &request_id,
         transport,
+        &mut call,
     )
-    .await
-    {
+    .await;
+    // Exactly one audit record per call, whatever happened above; fail closed.
+    let result = call.finish(state, &parts.headers, &body, result).await;
+    match result {
         Ok(payload) => {
             tracing::debug!(request_id, target = target_of(&parts.headers), "ok");
             json_response(StatusCode::OK, payload, &request_id)
@@ -367,6 +423,7 @@ async fn handle_inner(
     body: &[u8],
     request_id: &str,
     transport: Option<crate::listener::Transport>,
+    call: &mut crate::audit::Call,
 ) -> Result<Vec<u8>, ErrorEnvelope> {
     let parts = RequestParts {
         method: method.as_str(),
@@ -380,11 +437,13 @@ async fn handle_inner(
     // Sealed: nothing to authenticate against (access keys are root-sealed) and nothing to serve.
     let services = state.services()?;
     let (caller, verified) = services.credentials.authenticate(&parts, body, now).await?;
+    call.authenticated(&caller, &verified.region);
 
     let target = target_of(headers);
-    let (prefix, operation) = target.split_once('.').unwrap_or((target, ""));
-    let service = Service::from_target_prefix(prefix)
-        .filter(|s| s.has_operation(operation))
+    // CloudTrail's prefix has dots of its own: the operation is after the last one.
+    let (prefix, operation) = target.rsplit_once('.').unwrap_or((target, ""));
+    let (service, spec) = Service::from_target_prefix(prefix)
+        .and_then(|s| Some((s, s.operation(operation)?)))
         .ok_or_else(|| ErrorEnvelope::unknown_operation(String::new()))?;
     if verified.service != service.signing_name() {
         let expected = service.signing_name().to_string();
@@ -399,24 +458,34 @@ async fn handle_inner(
             transport.map(|t| t.source_ip),
             transport.is_some_and(|t| t.tls),
         );
-    match service {
-        Service::SecretsManager => services
-            .secrets
-            .call(&ctx, operation, body)
-            .await
-            .map_err(envelope),
-        Service::Ssm => services
-            .parameters
-            .call(&ctx, operation, body)
-            .await
-            .map_err(envelope),
-        Service::Kms => services
-            .kms
-            .call(&ctx, operation, body)
-            .await
-            .map_err(envelope),
-        Service::Iam | Service::Sts => Err(ErrorEnvelope::unknown_operation(String::new())),
-    }
+    // KMS calls are recorded like the others (eventSource kms.amazonaws.com).
+    call.operation(service.signing_name(), spec.read_only);
+    let run = async {
+        match service {
+            Service::SecretsManager => services
+                .secrets
+                .call(&ctx, operation, body)
+                .await
+                .map_err(envelope),
+            Service::Ssm => services
+                .parameters
+                .call(&ctx, operation, body)
+                .await
+                .map_err(envelope),
+            Service::Kms => services
+                .kms
+                .call(&ctx, operation, body)
+                .await
+                .map_err(envelope),
+            Service::CloudTrail => services
+                .cloudtrail
+                .call(&ctx, operation, body)
+                .await
+                .map_err(envelope),
+            Service::Iam | Service::Sts => Err(ErrorEnvelope::unknown_operation(String::new())),
+        }
+    };
+    call.run(state, body, run).await
 }
 
 /// The signing name of a request's credential scope (`Credential=AKID/DATE/REGION/SERVICE/...`
@@ -467,6 +536,7 @@ async fn handle_query(
     request_id: &str,
     service: Service,
     transport: Option<crate::listener::Transport>,
+    mut call: crate::audit::Call,
 ) -> Response {
     let namespace = match service {
         Service::Sts => coffer_iam::STS_NAMESPACE,
@@ -486,6 +556,7 @@ async fn handle_query(
             .credentials
             .authenticate(&request, body, now)
             .await?;
+        call.authenticated(&caller, &verified.region);
         let form = if parts.method == Method::GET {
             parts.uri.query().unwrap_or("").as_bytes()
         } else {
@@ -496,6 +567,11 @@ async fn handle_query(
         let action = params
             .get("Action")
             .ok_or_else(|| ErrorEnvelope::new("MissingAction", "Missing Action", 400))?;
+        call.query_operation(
+            service.signing_name(),
+            &params,
+            coffer_iam::is_read_only(action),
+        );
         let authorizer = services.authorizer.for_caller(&caller).await;
         let ctx = RequestContext::new(caller, verified.region, request_id)
             .with_authorizer(authorizer)
@@ -503,14 +579,18 @@ async fn handle_query(
                 transport.map(|t| t.source_ip),
                 transport.is_some_and(|t| t.tls),
             );
-        match service {
-            Service::Sts => services.iam.call_sts(&ctx, action, &params).await,
-            _ => services.iam.call_iam(&ctx, action, &params).await,
-        }
-        .map_err(envelope)
+        let run = async {
+            match service {
+                Service::Sts => services.iam.call_sts(&ctx, action, &params).await,
+                _ => services.iam.call_iam(&ctx, action, &params).await,
+            }
+            .map_err(envelope)
+        };
+        call.run(state, body, run).await
     }
     .await;
-    match outcome {
+    // Exactly one audit record per call, as on the JSON path; fail closed.
+    match call.finish(state, &parts.headers, body, outcome).await {
         Ok(xml) => xml_response(StatusCode::OK, xml, request_id),
         Err(env) => {
             tracing::debug!(request_id, code = %env.code, "query request failed");

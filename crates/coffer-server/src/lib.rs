@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use coffer_core::SharedClock;
 
+mod audit;
 mod auth;
 mod bootstrap;
 mod dispatch;
@@ -60,6 +61,32 @@ pub struct ServerConfig {
     /// The auto-unseal key a self-initialising start uses; `None`: `unseal.key` in the data
     /// directory (created), or an in-memory key without one (`--dev`).
     pub auto_unseal: Option<KekSource>,
+    pub audit: AuditSettings,
+    /// Wraps the opened store before anything uses it (tests inject faults with it).
+    pub store_wrapper: Option<StoreWrapper>,
+}
+
+pub type StoreWrapper =
+    Arc<dyn Fn(Arc<dyn coffer_store::Store>) -> Arc<dyn coffer_store::Store> + Send + Sync>;
+
+/// The audit trail's settings.
+#[derive(Clone, Debug)]
+pub struct AuditSettings {
+    /// Records older than this are pruned (at a digest boundary). `None`: kept forever.
+    pub retention: Option<std::time::Duration>,
+    /// Replaces auditing with nothing: ONLY for measuring what auditing costs
+    /// (`coffer server --unaudited-benchmark-baseline`). Never serve real traffic like this.
+    pub noop: bool,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            // CloudTrail's event history keeps 90 days too.
+            retention: Some(std::time::Duration::from_secs(90 * 24 * 3600)),
+            noop: false,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,6 +117,8 @@ impl ServerConfig {
             parameter_limits: ParameterLimits::default(),
             auto_init: true,
             auto_unseal: None,
+            audit: AuditSettings::default(),
+            store_wrapper: None,
         }
     }
 }
@@ -106,6 +135,7 @@ pub enum StartError {
     Tls(String),
 }
 
+pub use coffer_audit;
 pub use listener::RunningServer;
 
 /// Opens the store, bootstraps keys and credentials, binds the listener and starts serving.
@@ -115,11 +145,21 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         Some(url) => Some(webhook::Webhook::new(url).map_err(StartError::Config)?),
         None => None,
     };
-    let boot = bootstrap::Bootstrap::open(&config).await?;
+    let mut boot = bootstrap::Bootstrap::open(&config).await?;
+    if let Some(wrap) = &config.store_wrapper {
+        boot.store = wrap(boot.store.clone());
+    }
+    if config.audit.noop {
+        tracing::warn!("AUDITING IS OFF (--unaudited-benchmark-baseline): calls leave no record");
+    }
+    let audit =
+        coffer_audit::AuditLog::open(boot.store.clone(), config.clock.clone(), config.audit.noop)
+            .await
+            .map_err(|e| StartError::Config(format!("audit log: {e}")))?;
     let mut report = boot.report.clone();
     let tls = tls::acceptor(&config)?;
     report.tls_fingerprint = tls.generated_fingerprint;
-    let state = Arc::new(dispatch::AppState::new(&config, &boot, webhook));
+    let state = Arc::new(dispatch::AppState::new(&config, &boot, webhook, audit));
     let wanted = boot.wanted_root_credentials.is_none() && !config.dev;
     let (start, created) = seal::on_start(
         &state.sealer,

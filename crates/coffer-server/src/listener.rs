@@ -59,11 +59,21 @@ impl RunningServer {
         self.state.parameter_events.events()
     }
 
-    /// Stops accepting, lets in-flight requests finish (up to 10 s), stops background jobs.
+    /// Stops accepting, lets in-flight requests finish (up to 10 s), stops background jobs,
+    /// and seals the audit chain with a last digest.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         self.tasks.abort();
         let _ = self.accept.await;
+        if let Err(e) = self.state.audit.seal("shutdown").await {
+            tracing::warn!(error = %e, "could not seal the audit chain at shutdown");
+        }
+        self.state.audit.stop().await;
+    }
+
+    /// The audit log (tests read, verify and seal the trail through it).
+    pub fn audit(&self) -> &coffer_audit::AuditLog {
+        &self.state.audit
     }
 
     /// Waits until the server stops (it only stops through [`RunningServer::shutdown`]).

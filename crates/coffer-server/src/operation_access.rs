@@ -37,19 +37,24 @@ impl IdentityPolicySource for Fixed {
 struct Env {
     secrets: SecretsService,
     parameters: ParametersService,
+    cloudtrail: coffer_audit::CloudTrailService,
     clock: Arc<ManualClock>,
 }
 
-fn env() -> Env {
+async fn env() -> Env {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let keys = Arc::new(Keyring::new(
         store.clone(),
         coffer_crypto::RootKey::from_bytes([9; 32]),
     ));
     let clock = ManualClock::new();
+    let audit = coffer_audit::AuditLog::open(store.clone(), clock.clone(), false)
+        .await
+        .expect("audit log");
     Env {
         secrets: SecretsService::new(store.clone(), keys.clone(), clock.clone()),
         parameters: ParametersService::new(store, keys, clock.clone()),
+        cloudtrail: coffer_audit::CloudTrailService::new(audit, &[7; 32]),
         clock,
     }
 }
@@ -187,15 +192,39 @@ async fn run_all(
         };
         out.push((spec.action.to_string(), code));
     }
+    for spec in coffer_audit::CloudTrailService::operations() {
+        let input = cloudtrail_input(spec.name)
+            .unwrap_or_else(|| panic!("no input for cloudtrail {}", spec.name));
+        let ctx = ctx_for(spec.action).await;
+        let code = match env
+            .cloudtrail
+            .call(&ctx, spec.name, input.to_string().as_bytes())
+            .await
+        {
+            Ok(_) => "ok".to_string(),
+            Err(e) => e.code().to_string(),
+        };
+        out.push((spec.action.to_string(), code));
+    }
     out
+}
+
+fn cloudtrail_input(op: &str) -> Option<serde_json::Value> {
+    Some(match op {
+        "LookupEvents" => json!({"LookupAttributes": [
+            {"AttributeKey": "EventSource", "AttributeValue": "ssm.amazonaws.com"}]}),
+        _ => return None,
+    })
 }
 
 #[tokio::test]
 async fn a_principal_without_policies_is_denied_every_operation() {
-    let env = env();
+    let env = env().await;
     seed(&env).await;
     let results = run_all(&env, async |_| user(&env, &[]).await).await;
-    let total = SecretsService::operations().len() + ParametersService::operations().len();
+    let total = SecretsService::operations().len()
+        + ParametersService::operations().len()
+        + coffer_audit::CloudTrailService::operations().len();
     assert_eq!(results.len(), total);
     for (action, code) in &results {
         assert_eq!(code, "AccessDeniedException", "{action} was not denied");
@@ -204,7 +233,7 @@ async fn a_principal_without_policies_is_denied_every_operation() {
 
 #[tokio::test]
 async fn each_operation_is_allowed_with_exactly_its_declared_action() {
-    let env = env();
+    let env = env().await;
     seed(&env).await;
     let results = run_all(&env, async |action| {
         let doc = format!(
@@ -227,12 +256,13 @@ async fn each_operation_is_allowed_with_exactly_its_declared_action() {
 
 #[tokio::test]
 async fn a_grant_for_another_action_does_not_leak() {
-    let env = env();
+    let env = env().await;
     seed(&env).await;
     // Each operation's caller holds every action except its own.
     let all: Vec<&str> = SecretsService::operations()
         .iter()
         .chain(ParametersService::operations())
+        .chain(coffer_audit::CloudTrailService::operations())
         .map(|s| s.action)
         .collect();
     let results = run_all(&env, async |action| {

@@ -32,6 +32,12 @@ pub(crate) const RECORDS: &[RootSealedRecords] = &[
         prefix: "iam/",
         rewrap: iam_access_key,
     },
+    // The audit trail's Ed25519 digest signing key (one record; `audit/` itself holds the
+    // trail, which is not sealed).
+    RootSealedRecords {
+        prefix: "audit/signing-key",
+        rewrap: audit_signing_key,
+    },
 ];
 
 /// `iam/{account}/accesskey/{id}` (root's and IAM users' keys), with IAM's own sealing helpers;
@@ -44,6 +50,18 @@ fn iam_access_key(
     new: &AeadKey,
 ) -> Result<Option<Vec<u8>>, String> {
     coffer_iam::rewrap_access_key_record(key, value, old, new).map_err(|e| format!("{e:?}"))
+}
+
+fn audit_signing_key(
+    key: &[u8],
+    value: &[u8],
+    old: &AeadKey,
+    new: &AeadKey,
+) -> Result<Option<Vec<u8>>, String> {
+    if key != coffer_audit::keys::SIGNING_KEY {
+        return Ok(None);
+    }
+    coffer_audit::log::rewrap_signing_key(value, old, new).map(Some)
 }
 
 fn kms_key(

@@ -21,8 +21,10 @@ pub(crate) fn spawn(state: Arc<AppState>, every: Duration) -> JoinHandle<()> {
 
 pub(crate) async fn run_once(state: &AppState) {
     // Sealed: nothing can be decrypted or written under the root key; jobs resume on unseal
-    // and catch up from their time indexes.
+    // and catch up from their time indexes. The audit trail needs no root key (a sealed
+    // server has no signer and makes no digest), so its jobs run anyway.
     let Ok(services) = state.services() else {
+        audit_jobs(state).await;
         return;
     };
     match services.secrets.purge_expired().await {
@@ -39,5 +41,27 @@ pub(crate) async fn run_once(state: &AppState) {
         Ok((0, 0)) => {}
         Ok((deleted, rotated)) => tracing::info!(deleted, rotated, "KMS keys deleted / rotated"),
         Err(e) => tracing::warn!(error = %e, "KMS key deletion or rotation failed; will retry"),
+    }
+    // Last, so the service events of this run's purges and policies are chained now.
+    audit_jobs(state).await;
+}
+
+/// Chains pending service events and orphaned intents, seals the chain with a digest, prunes
+/// past the retention period.
+async fn audit_jobs(state: &AppState) {
+    match state.audit.sweep().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(records = n, "audit: chained pending records"),
+        Err(e) => tracing::warn!(error = %e, "audit sweep failed; will retry"),
+    }
+    if let Err(e) = state.audit.seal("interval").await {
+        tracing::warn!(error = %e, "audit digest failed; will retry");
+    }
+    if let Some(keep) = state.audit_retention {
+        match state.audit.prune(keep).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(records = n, "audit: pruned records past retention"),
+            Err(e) => tracing::warn!(error = %e, "audit pruning failed; will retry"),
+        }
     }
 }

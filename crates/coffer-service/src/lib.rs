@@ -11,6 +11,7 @@
 //! - [`tags`]: the stored tag shape and the merge with its quota;
 //! - [`opctx`]: one operation's context, through which every authorization decision is made.
 
+pub mod audit;
 pub mod constraint;
 pub mod jsonout;
 pub mod lease;

@@ -374,6 +374,29 @@ fn migrate(conn: &mut Connection, migrations: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// Reads the rows under `prefix` straight from `dir`'s database, read-only and without taking
+/// the directory lock, so operator tools (`coffer audit verify`) work beside a running server:
+/// SQLite's WAL gives this reader a consistent snapshot of committed transactions.
+pub fn read_prefix(dir: &Path, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let path = dir.join(DB_FILE);
+    if !path.exists() {
+        return Err(unavailable(format!("no database at {}", path.display())));
+    }
+    let conn = Connection::open_with_flags(
+        &path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(sql_err)?;
+    let end = crate::prefix_end(prefix);
+    let mut stmt = conn
+        .prepare("SELECT key, value FROM kv WHERE key >= ?1 AND key < ?2 ORDER BY key")
+        .map_err(sql_err)?;
+    let rows = stmt
+        .query_map(params![prefix, end], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(sql_err)?;
+    rows.collect::<std::result::Result<_, _>>().map_err(sql_err)
+}
+
 fn load(conn: &Connection) -> Result<Inner> {
     let mut inner = Inner::default();
     let mut stmt = conn

@@ -68,6 +68,14 @@ impl QueryParams {
         out
     }
 
+    /// The top-level scalar parameters (names without a `.`), `Action` and `Version` included.
+    pub fn scalars(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.params
+            .iter()
+            .filter(|(k, _)| !k.contains('.'))
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// True when some parameter starts with `prefix` (an empty list was sent explicitly, e.g.
     /// `TagKeys=` with no members, shows as a bare `TagKeys`).
     pub fn has_prefix(&self, prefix: &str) -> bool {

@@ -1,0 +1,693 @@
+//! The audit log of one node: appends records to the shared chain, writes digests, sweeps
+//! intents and service events, prunes.
+//!
+//! Appending: callers hand a record to the node's appender task and wait. The appender takes
+//! every record queued at that moment, chains them after the head it knows (sequence number +
+//! SHA-256 of the previous record) and commits them in ONE store batch, together with the new
+//! head and the removal of the calls' intents, guarded by a check that the head is still the one
+//! it chained to. So records cost one store write per batch, not per request (the embedded store
+//! then group-commits that batch with the services' writes under one fsync), and several nodes
+//! sharing one database keep one chain: on a conflict the appender re-reads the head and
+//! re-chains. A record is acknowledged only once its batch is committed.
+//!
+//! Fail closed for mutating calls: while a mutating call runs, every batch it commits also puts
+//! the call's write-ahead intent (its record so far: who, what, the redacted request) — see
+//! [`AuditedStore`]. If audit keys cannot be written, the call's own batch fails with them and
+//! the call has no effect. If the store fails between the call's commit and the chaining of its
+//! record, the caller gets an internal error (as for any ambiguous outcome) and the intent is
+//! chained as the record by the next sweep: the effect is never unrecorded.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use coffer_core::SharedClock;
+use coffer_store::{Entry, Store, StoreError, WriteBatch};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::chain::{ChainEntry, GENESIS, Head};
+use crate::digest::{Digest, PublicKeyInfo, Signer};
+use crate::record::{ServiceEvent, format_time, parse_time};
+use crate::verify::{Anchor, Trail};
+use crate::{AuditError, canonical, keys};
+
+/// Records chained in one store batch at most.
+const MAX_BATCH: usize = 1024;
+/// Re-chaining attempts when another node moved the head meanwhile.
+const MAX_ATTEMPTS: usize = 16;
+/// An intent this old belongs to a call that died between its write and its record.
+pub const STALE_INTENT: Duration = Duration::from_secs(300);
+const SIGNING_KEY_PURPOSE: &str = "audit-signing-key";
+
+struct Job {
+    record: Vec<u8>,
+    clear: Option<Vec<u8>>,
+    done: oneshot::Sender<Result<(), AuditError>>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredKey {
+    /// PKCS#8 of the Ed25519 key, sealed under the root key with
+    /// `coffer_crypto::root_wrapped` (bound to this record's store key); `rotate-root` rewraps it
+    /// through [`rewrap_signing_key`].
+    sealed: String,
+    public: PublicKeyInfo,
+}
+
+pub struct AuditLog {
+    store: Arc<dyn Store>,
+    clock: SharedClock,
+    /// Loaded at unseal ([`AuditLog::load_signer`]), dropped at seal: records are appended
+    /// while sealed too (they need no key), digests wait for the next unseal.
+    signer: std::sync::RwLock<Option<Arc<Signer>>>,
+    jobs: mpsc::UnboundedSender<Job>,
+    /// Benchmark baseline only: records are dropped, nothing is written.
+    noop: bool,
+    /// One digest or prune at a time on this node (other nodes are kept out by store checks).
+    sealing: tokio::sync::Mutex<()>,
+    /// Stops the appender (which holds the store) on [`AuditLog::stop`].
+    appender: std::sync::Mutex<Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>>,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("signer", &self.signer)
+            .field("noop", &self.noop)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuditLog {
+    /// Starts the appender. Needs no root key: the log is opened while the server may still be
+    /// sealed; the digest signer comes later ([`AuditLog::load_signer`]). `noop` replaces
+    /// auditing with nothing: for measuring its cost, never for serving.
+    pub async fn open(
+        store: Arc<dyn Store>,
+        clock: SharedClock,
+        noop: bool,
+    ) -> Result<Arc<Self>, AuditError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(appender(store.clone(), rx, stopped));
+        Ok(Arc::new(Self {
+            store,
+            clock,
+            signer: std::sync::RwLock::new(None),
+            jobs: tx,
+            noop,
+            sealing: tokio::sync::Mutex::new(()),
+            appender: std::sync::Mutex::new(Some((stop, task))),
+        }))
+    }
+
+    /// Ends the appender once what is queued is written, releasing its hold on the store (so
+    /// the data directory can be reopened at once). Appends after this fail (closed).
+    pub async fn stop(&self) {
+        let taken = self
+            .appender
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some((stop, task)) = taken {
+            let _ = stop.send(());
+            let _ = task.await;
+        }
+    }
+
+    pub fn now_millis(&self) -> i64 {
+        self.clock.now_millis()
+    }
+
+    pub fn is_noop(&self) -> bool {
+        self.noop
+    }
+
+    /// Loads (or, on the first unseal, creates and stores) the digest signing key, sealed under
+    /// the root key.
+    pub async fn load_signer(&self, root: &coffer_crypto::AeadKey) -> Result<(), AuditError> {
+        let signer = load_or_create_signer(&*self.store, root).await?;
+        *self.signer.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(signer));
+        Ok(())
+    }
+
+    /// Drops the signing key (on seal).
+    pub fn forget_signer(&self) {
+        *self.signer.write().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    fn signer(&self) -> Option<Arc<Signer>> {
+        self.signer
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The digest signing key's public half; `None` while sealed.
+    pub fn public_key(&self) -> Option<PublicKeyInfo> {
+        self.signer().map(|s| PublicKeyInfo::of(s.public_key()))
+    }
+
+    /// The store services should write through: it adds the running call's intent to every
+    /// batch (see the module docs).
+    pub fn services_store(&self) -> Arc<dyn Store> {
+        if self.noop {
+            return self.store.clone();
+        }
+        Arc::new(AuditedStore {
+            inner: self.store.clone(),
+        })
+    }
+
+    /// The intent key of a call starting now.
+    pub fn intent_key(&self, request_id: &str) -> Vec<u8> {
+        keys::pending(keys::INTENTS, self.clock.now_millis(), request_id)
+    }
+
+    /// Runs `call` with `intent` (the call's record so far) attached to every batch it commits
+    /// under `key`.
+    pub async fn with_intent<F: Future>(&self, key: Vec<u8>, intent: &Value, call: F) -> F::Output {
+        if self.noop {
+            return call.await;
+        }
+        let bytes = Bytes::from(canonical::to_vec(intent));
+        INTENT.scope(Intent { key, bytes }, call).await
+    }
+
+    /// Chains `record`; returns once it is committed. `clear` is an intent key to remove in the
+    /// same batch.
+    pub async fn append(&self, record: &Value, clear: Option<Vec<u8>>) -> Result<(), AuditError> {
+        if self.noop {
+            return Ok(());
+        }
+        self.submit(canonical::to_vec(record), clear)?
+            .await
+            .map_err(|_| AuditError::Unavailable("audit appender stopped".into()))?
+    }
+
+    fn submit(
+        &self,
+        record: Vec<u8>,
+        clear: Option<Vec<u8>>,
+    ) -> Result<oneshot::Receiver<Result<(), AuditError>>, AuditError> {
+        let (done, rx) = oneshot::channel();
+        self.jobs
+            .send(Job {
+                record,
+                clear,
+                done,
+            })
+            .map_err(|_| AuditError::Unavailable("audit appender stopped".into()))?;
+        Ok(rx)
+    }
+
+    /// The key and bytes a service puts in the batch that carries out `event`, so the action
+    /// and its record are committed together; [`AuditLog::sweep`] chains it.
+    pub fn service_event_put(&self, event: &ServiceEvent) -> (Vec<u8>, Bytes) {
+        let record = event.to_record();
+        let id = record["eventID"].as_str().unwrap_or_default().to_string();
+        (
+            keys::pending(keys::SERVICE_EVENTS, event.event_time_ms, &id),
+            Bytes::from(canonical::to_vec(&record)),
+        )
+    }
+
+    /// Chains pending service events, and the intents of calls that died before their record
+    /// was written (older than [`STALE_INTENT`]). Returns how many records it chained.
+    pub async fn sweep(&self) -> Result<usize, AuditError> {
+        if self.noop {
+            return Ok(0);
+        }
+        let mut waits = Vec::new();
+        let end = coffer_store::prefix_end(keys::SERVICE_EVENTS.as_bytes());
+        for (k, e) in self
+            .store
+            .scan(keys::SERVICE_EVENTS.as_bytes(), &end, MAX_BATCH)
+            .await?
+        {
+            waits.push(self.submit(e.value.to_vec(), Some(k))?);
+        }
+        let stale = self.clock.now_millis() - STALE_INTENT.as_millis() as i64;
+        let end = keys::pending_before(keys::INTENTS, stale);
+        for (k, e) in self
+            .store
+            .scan(keys::INTENTS.as_bytes(), &end, MAX_BATCH)
+            .await?
+        {
+            let mut record: Value = serde_json::from_slice(&e.value).unwrap_or_else(|_| json!({}));
+            record["additionalEventData"] = json!({
+                "recoveredFromIntent": true,
+                "note": "the call wrote its intent but its outcome was not recorded",
+            });
+            waits.push(self.submit(canonical::to_vec(&record), Some(k))?);
+        }
+        let n = waits.len();
+        for w in waits {
+            w.await
+                .map_err(|_| AuditError::Unavailable("audit appender stopped".into()))??;
+        }
+        Ok(n)
+    }
+
+    /// Seals the chain up to its current head with a signed digest, unless the last digest
+    /// already covers it. Returns the new digest.
+    pub async fn seal(&self, reason: &str) -> Result<Option<Digest>, AuditError> {
+        if self.noop {
+            return Ok(None);
+        }
+        // Sealed: no signing key; the next digest (after unseal) covers what was appended.
+        let Some(signer) = self.signer() else {
+            return Ok(None);
+        };
+        let _one = self.sealing.lock().await;
+        for _ in 0..MAX_ATTEMPTS {
+            // The head is one key, so this is a consistent (head seq, hash) pair; records appended
+            // after it do not make the digest less true, so the head is not checked at commit.
+            let (head, _) = read_head(&*self.store).await?;
+            let last = last_digest(&*self.store).await?;
+            if let Some(l) = &last
+                && l.end_sequence == head.seq
+            {
+                return Ok(None);
+            }
+            let (number, start, prev) = match &last {
+                Some(l) => (l.number + 1, l.end_sequence + 1, l.hash()),
+                None => (1, 1, GENESIS),
+            };
+            let d = signer.sign(Digest {
+                number,
+                start_sequence: start,
+                end_sequence: head.seq,
+                end_hash: head.hash,
+                previous_digest_hash: prev,
+                digest_time: format_time(self.clock.now_millis()),
+                reason: reason.into(),
+                signature_algorithm: String::new(),
+                public_key_fingerprint: String::new(),
+                signature: String::new(),
+            });
+            let mut b = WriteBatch::new();
+            b.check(keys::digest(number), None)
+                .put(keys::digest(number), json_bytes(&d)?);
+            match self.store.commit(b).await {
+                Ok(_) => return Ok(Some(d)),
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AuditError::Unavailable(
+            "the chain head kept moving while sealing".into(),
+        ))
+    }
+
+    /// Removes records older than `retention`, at a digest boundary: the newest digest made
+    /// before the cut-off seals the prune point, and the anchor records where the trail now
+    /// starts. Returns how many records were removed.
+    pub async fn prune(&self, retention: Duration) -> Result<usize, AuditError> {
+        if self.noop {
+            return Ok(0);
+        }
+        let cutoff = (self.clock.now_millis() - retention.as_millis() as i64).div_euclid(1000);
+        let _one = self.sealing.lock().await;
+        let digests = read_digests(&*self.store).await?;
+        // Digests are oldest first; everything a digest covers was recorded before its time.
+        let Some(seal) = digests
+            .iter()
+            .rev()
+            .find(|d| parse_time(&d.digest_time).is_some_and(|t| t < cutoff) && d.end_sequence > 0)
+        else {
+            return Ok(0);
+        };
+        let anchor = Anchor {
+            seq: seal.end_sequence + 1,
+            prev: seal.end_hash,
+        };
+        let current = self.store.get(keys::ANCHOR).await?;
+        let current_anchor: Option<Anchor> = current
+            .as_ref()
+            .and_then(|e| serde_json::from_slice(&e.value).ok());
+        if current_anchor.is_some_and(|a| a.seq > anchor.seq) {
+            return Ok(0);
+        }
+        // The anchor first: from then on, readers ignore records below it, so a crash halfway
+        // through the deletions leaves a verifiable trail (the rest goes on the next run).
+        if current_anchor != Some(anchor) {
+            let mut b = WriteBatch::new();
+            b.check(keys::ANCHOR, current.as_ref())
+                .put(keys::ANCHOR, json_bytes(&anchor)?);
+            self.store.commit(b).await?;
+        }
+        let start = keys::record(anchor.seq - 1);
+        let end = coffer_store::prefix_end(keys::RECORDS.as_bytes());
+        let mut removed = 0;
+        loop {
+            let rows = self.store.scan(&start, &end, MAX_BATCH).await?;
+            if rows.is_empty() {
+                break;
+            }
+            let mut b = WriteBatch::new();
+            for (k, _) in &rows {
+                b.delete(k.clone());
+            }
+            self.store.commit(b).await?;
+            removed += rows.len();
+        }
+        Ok(removed)
+    }
+
+    /// Everything verification needs, read from the store.
+    pub async fn read_trail(&self) -> Result<Trail, AuditError> {
+        read_trail(&*self.store).await
+    }
+
+    /// Newest-first records from `after` (exclusive; `None` = from the head), at most `limit`.
+    pub(crate) async fn scan_newest(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, Bytes)>, AuditError> {
+        let start = match after {
+            Some(seq) => {
+                let mut k = keys::record(seq);
+                k.push(0);
+                k
+            }
+            None => keys::RECORDS.as_bytes().to_vec(),
+        };
+        let end = coffer_store::prefix_end(keys::RECORDS.as_bytes());
+        Ok(self
+            .store
+            .scan(&start, &end, limit)
+            .await?
+            .into_iter()
+            .filter_map(|(k, e)| Some((keys::record_seq(&k)?, e.value)))
+            .collect())
+    }
+}
+
+/// `rotate-root`'s rewrap of the signing key record (coffer-server's root_wrapped::RECORDS).
+pub fn rewrap_signing_key(
+    value: &[u8],
+    old: &coffer_crypto::AeadKey,
+    new: &coffer_crypto::AeadKey,
+) -> Result<Vec<u8>, String> {
+    let mut stored: StoredKey =
+        serde_json::from_slice(value).map_err(|_| "unreadable audit signing key record")?;
+    stored.sealed = coffer_crypto::root_wrapped::rewrap(
+        old,
+        new,
+        keys::SIGNING_KEY,
+        SIGNING_KEY_PURPOSE,
+        &stored.sealed,
+    )
+    .map_err(|e| e.to_string())?;
+    serde_json::to_vec(&stored).map_err(|e| e.to_string())
+}
+
+async fn load_or_create_signer(
+    store: &dyn Store,
+    root: &coffer_crypto::AeadKey,
+) -> Result<Signer, AuditError> {
+    for _ in 0..MAX_ATTEMPTS {
+        if let Some(e) = store.get(keys::SIGNING_KEY).await? {
+            let stored: StoredKey = serde_json::from_slice(&e.value)
+                .map_err(|_| AuditError::Internal("unreadable audit signing key record".into()))?;
+            let pkcs8 = coffer_crypto::root_wrapped::open(
+                root,
+                keys::SIGNING_KEY,
+                SIGNING_KEY_PURPOSE,
+                &stored.sealed,
+            )
+            .map_err(|_| {
+                AuditError::Internal(
+                    "the audit signing key cannot be unsealed with this root key".into(),
+                )
+            })?;
+            return Signer::from_pkcs8(&pkcs8);
+        }
+        let (signer, pkcs8) = Signer::generate()?;
+        let sealed =
+            coffer_crypto::root_wrapped::seal(root, keys::SIGNING_KEY, SIGNING_KEY_PURPOSE, &pkcs8)
+                .map_err(|_| AuditError::Internal("sealing the audit signing key failed".into()))?;
+        let stored = StoredKey {
+            sealed,
+            public: PublicKeyInfo::of(signer.public_key()),
+        };
+        let mut b = WriteBatch::new();
+        b.check(keys::SIGNING_KEY, None)
+            .put(keys::SIGNING_KEY, json_bytes(&stored)?);
+        match store.commit(b).await {
+            Ok(_) => return Ok(signer),
+            // Another node created it first: use theirs.
+            Err(StoreError::Conflict) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(AuditError::Unavailable(
+        "could not settle the audit signing key".into(),
+    ))
+}
+
+/// The public key recorded next to the sealed signing key (for `coffer audit verify` on a data
+/// directory when no key is pinned).
+pub fn stored_public_key(value: &[u8]) -> Option<PublicKeyInfo> {
+    serde_json::from_slice::<StoredKey>(value)
+        .ok()
+        .map(|k| k.public)
+}
+
+fn json_bytes<T: Serialize>(v: &T) -> Result<Vec<u8>, AuditError> {
+    serde_json::to_vec(v).map_err(|e| AuditError::Internal(e.to_string()))
+}
+
+async fn read_head(store: &dyn Store) -> Result<(Head, Option<Entry>), AuditError> {
+    match store.get(keys::HEAD).await? {
+        Some(e) => {
+            let h: Head = serde_json::from_slice(&e.value)
+                .map_err(|_| AuditError::Internal("unreadable audit chain head".into()))?;
+            Ok((h, Some(e)))
+        }
+        None => Ok((Head::EMPTY, None)),
+    }
+}
+
+async fn last_digest(store: &dyn Store) -> Result<Option<Digest>, AuditError> {
+    let end = coffer_store::prefix_end(keys::DIGESTS.as_bytes());
+    let rows = store.scan(keys::DIGESTS.as_bytes(), &end, 1).await?;
+    Ok(rows
+        .first()
+        .and_then(|(_, e)| serde_json::from_slice(&e.value).ok()))
+}
+
+/// All digests, oldest first.
+async fn read_digests(store: &dyn Store) -> Result<Vec<Digest>, AuditError> {
+    let end = coffer_store::prefix_end(keys::DIGESTS.as_bytes());
+    let rows = store
+        .scan(keys::DIGESTS.as_bytes(), &end, usize::MAX)
+        .await?;
+    let mut out: Vec<Digest> = rows
+        .iter()
+        .filter_map(|(_, e)| serde_json::from_slice(&e.value).ok())
+        .collect();
+    out.reverse();
+    Ok(out)
+}
+
+/// Reads a whole trail from `store` (records oldest first, each with the number its key names).
+pub async fn read_trail(store: &dyn Store) -> Result<Trail, AuditError> {
+    let end = coffer_store::prefix_end(keys::PREFIX);
+    let rows = store.scan(keys::PREFIX, &end, usize::MAX).await?;
+    trail_from_rows(rows.iter().map(|(k, e)| (k.as_slice(), e.value.as_ref())))
+}
+
+/// Builds a trail from raw `audit/` rows (any order), as read from a live store or straight
+/// from a data directory's database.
+pub fn trail_from_rows<'a>(
+    rows: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+) -> Result<Trail, AuditError> {
+    let mut t = Trail::default();
+    let mut records = Vec::new();
+    let mut digests = Vec::new();
+    for (k, v) in rows {
+        if let Some(slot) = keys::record_seq(k) {
+            // An unreadable record is kept as an obviously modified one rather than skipped.
+            let entry = serde_json::from_slice::<ChainEntry>(v).unwrap_or(ChainEntry {
+                seq: slot,
+                prev: GENESIS,
+                hash: GENESIS,
+                record: Value::String(String::from_utf8_lossy(v).into_owned()),
+            });
+            records.push((slot, entry));
+        } else if k.starts_with(keys::DIGESTS.as_bytes()) {
+            let d: Digest = serde_json::from_slice(v)
+                .map_err(|_| AuditError::Internal("unreadable digest".into()))?;
+            digests.push(d);
+        } else if k == keys::HEAD {
+            t.head = serde_json::from_slice(v).ok();
+        } else if k == keys::ANCHOR {
+            t.anchor = serde_json::from_slice(v).ok();
+        }
+    }
+    records.sort_by_key(|(slot, _)| *slot);
+    digests.sort_by_key(|d| d.number);
+    let floor = t.anchor.map_or(0, |a| a.seq);
+    t.entries = records
+        .into_iter()
+        .filter(|(slot, _)| *slot >= floor)
+        .map(|(slot, e)| (Some(slot), e))
+        .collect();
+    t.digests = digests;
+    Ok(t)
+}
+
+async fn appender(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    // The head this node last committed (and the version of the head key), or None: re-read.
+    let mut known: Option<(Head, Option<Entry>)> = None;
+    let mut stopping = false;
+    loop {
+        let first = if stopping {
+            // Drain what is already queued, then let go of the store.
+            match rx.try_recv() {
+                Ok(j) => j,
+                Err(_) => break,
+            }
+        } else {
+            tokio::select! {
+                biased;
+                j = rx.recv() => match j {
+                    Some(j) => j,
+                    None => break,
+                },
+                _ = &mut stop => {
+                    stopping = true;
+                    rx.close();
+                    continue;
+                }
+            }
+        };
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        let result = append_batch(&*store, &mut known, &jobs).await;
+        for j in jobs {
+            let _ = j.done.send(result.clone());
+        }
+    }
+}
+
+async fn append_batch(
+    store: &dyn Store,
+    known: &mut Option<(Head, Option<Entry>)>,
+    jobs: &[Job],
+) -> Result<(), AuditError> {
+    for _ in 0..MAX_ATTEMPTS {
+        let (head, head_entry) = match known.take() {
+            Some(k) => k,
+            None => read_head(store).await?,
+        };
+        let mut b = WriteBatch::new();
+        b.check(keys::HEAD, head_entry.as_ref());
+        let mut h = head;
+        for j in jobs {
+            let seq = h.seq + 1;
+            let (bytes, hash) = ChainEntry::encode(seq, &h.hash, &j.record);
+            b.put(keys::record(seq), bytes);
+            if let Some(k) = &j.clear {
+                b.delete(k.clone());
+            }
+            h = Head { seq, hash };
+        }
+        let head_bytes = json_bytes(&h)?;
+        b.put(keys::HEAD, head_bytes.clone());
+        match store.commit(b).await {
+            Ok(version) => {
+                *known = Some((
+                    h,
+                    Some(Entry {
+                        version,
+                        value: head_bytes.into(),
+                    }),
+                ));
+                return Ok(());
+            }
+            // Another node appended: re-read its head and chain after it.
+            Err(StoreError::Conflict) => continue,
+            Err(e) => {
+                tracing::error!(error = %e, "audit records could not be written");
+                return Err(e.into());
+            }
+        }
+    }
+    Err(AuditError::Unavailable(
+        "the audit chain head kept moving".into(),
+    ))
+}
+
+#[derive(Clone)]
+struct Intent {
+    key: Vec<u8>,
+    bytes: Bytes,
+}
+
+tokio::task_local! {
+    static INTENT: Intent;
+}
+
+/// The store as services see it: every batch committed while a mutating call runs carries the
+/// call's intent.
+struct AuditedStore {
+    inner: Arc<dyn Store>,
+}
+
+#[async_trait]
+impl Store for AuditedStore {
+    async fn get(&self, key: &[u8]) -> coffer_store::Result<Option<Entry>> {
+        self.inner.get(key).await
+    }
+
+    async fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> coffer_store::Result<Vec<(Vec<u8>, Entry)>> {
+        self.inner.scan(start, end, limit).await
+    }
+
+    async fn commit(&self, mut batch: WriteBatch) -> coffer_store::Result<u64> {
+        let _ = INTENT.try_with(|i| batch.put(i.key.clone(), i.bytes.clone()).ops.len());
+        self.inner.commit(batch).await
+    }
+}
+
+impl coffer_service::audit::ServiceEventLog for AuditLog {
+    fn record(&self, a: &coffer_service::audit::ServiceAction<'_>) -> (Vec<u8>, Vec<u8>) {
+        let event = ServiceEvent {
+            event_time_ms: a.time_ms,
+            service: a.service,
+            event_name: a.event_name,
+            account_id: a.account_id.to_string(),
+            region: a.region.to_string(),
+            resources: vec![crate::record::Resource {
+                arn: a.resource_arn.clone(),
+                account_id: a.account_id.to_string(),
+                kind: a.resource_type,
+            }],
+            details: a.details.clone(),
+        };
+        let (k, v) = self.service_event_put(&event);
+        (k, v.to_vec())
+    }
+}
