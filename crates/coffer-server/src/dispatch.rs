@@ -381,17 +381,7 @@ pub(crate) async fn handle(
     if let Some(service) = query_service(&parts.headers, &parts.uri) {
         return handle_query(state, &parts, &body, &request_id, service, transport, call).await;
     }
-    let result = handle_inner(
-        state,
-        &parts.method,
-        &parts.uri,
-        &parts.headers,
-        &body,
-        &request_id,
-        transport,
-        &mut call,
-    )
-    .await;
+    let result = handle_inner(state, &parts, &body, &request_id, transport, &mut call).await;
     // Exactly one audit record per call, whatever happened above; fail closed.
     let result = call.finish(state, &parts.headers, &body, result).await;
     match result {
@@ -417,14 +407,13 @@ fn target_of(headers: &HeaderMap) -> &str {
 
 async fn handle_inner(
     state: &AppState,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
+    http: &axum::http::request::Parts,
     body: &[u8],
     request_id: &str,
     transport: Option<crate::listener::Transport>,
     call: &mut crate::audit::Call,
 ) -> Result<Vec<u8>, ErrorEnvelope> {
+    let (method, uri, headers) = (&http.method, &http.uri, &http.headers);
     let parts = RequestParts {
         method: method.as_str(),
         path: uri.path(),
