@@ -56,8 +56,10 @@ impl IdentityPolicySource for NoIdentityPolicies {
 
 /// Compiled resource policies by document text. Bounded: cleared when full (a miss only costs
 /// a parse).
-#[derive(Default)]
 struct ResourcePolicyCache {
+    /// Resource policies and trust policies have different grammars (a trust policy names no
+    /// resource), so each kind has its own cache.
+    kind: PolicyKind,
     /// `None`: the document does not parse (a stored policy that fails closed).
     map: RwLock<HashMap<Box<str>, Option<Arc<CompiledPolicy>>>>,
 }
@@ -65,13 +67,18 @@ struct ResourcePolicyCache {
 const RESOURCE_CACHE_MAX: usize = 4096;
 
 impl ResourcePolicyCache {
+    fn new(kind: PolicyKind) -> Self {
+        Self {
+            kind,
+            map: RwLock::default(),
+        }
+    }
+
     fn get(&self, doc: &str) -> Option<Arc<CompiledPolicy>> {
         if let Some(p) = self.map.read().unwrap_or_else(|p| p.into_inner()).get(doc) {
             return p.clone();
         }
-        let compiled = CompiledPolicy::parse(doc, PolicyKind::Resource)
-            .ok()
-            .map(Arc::new);
+        let compiled = CompiledPolicy::parse(doc, self.kind).ok().map(Arc::new);
         let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
         if map.len() >= RESOURCE_CACHE_MAX {
             map.clear();
@@ -86,6 +93,7 @@ pub struct PolicyAuthorizer {
     source: Arc<dyn IdentityPolicySource>,
     clock: SharedClock,
     resources: ResourcePolicyCache,
+    trusts: ResourcePolicyCache,
 }
 
 impl PolicyAuthorizer {
@@ -93,7 +101,8 @@ impl PolicyAuthorizer {
         Arc::new(Self {
             source,
             clock,
-            resources: ResourcePolicyCache::default(),
+            resources: ResourcePolicyCache::new(PolicyKind::Resource),
+            trusts: ResourcePolicyCache::new(PolicyKind::Trust),
         })
     }
 
@@ -137,9 +146,15 @@ impl Authorizer for CallerAuthorizer {
                     None => return Err(deny(DenyReason::NoIdentityAllow)),
                 }
             }
+            ResourcePolicy::Trust(doc) => match self.shared.trusts.get(doc) {
+                Some(p) => Some(p),
+                None => return Err(deny(DenyReason::NoResourceAllow)),
+            },
         };
         let mode = match (&resource_policy, req.resource_policy) {
-            (Some(p), ResourcePolicy::KeyPolicy(_)) => ResourceMode::KeyPolicy(p),
+            (Some(p), ResourcePolicy::KeyPolicy(_) | ResourcePolicy::Trust(_)) => {
+                ResourceMode::KeyPolicy(p)
+            }
             (Some(p), _) => ResourceMode::Combined(p),
             (None, _) => ResourceMode::None,
         };

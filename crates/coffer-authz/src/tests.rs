@@ -226,6 +226,77 @@ fn key_policy_must_allow_or_delegate() {
 }
 
 #[test]
+fn trust_policies_name_the_caller_or_delegate_with_conditions() {
+    let role = "arn:aws:iam::123456789012:role/deployer";
+    let trust = |principal: &str, extra: &str| {
+        format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"{principal}"}},"Action":"sts:AssumeRole"{extra}}}]}}"#
+        )
+    };
+    let ask = |ctx: &RequestContext, doc: &str, keys: &[ConditionKey<'_>]| {
+        ctx.authorize(
+            &AccessRequest::new("sts:AssumeRole", role)
+                .keys(keys)
+                .resource_policy(ResourcePolicy::Trust(doc)),
+        )
+        .is_ok()
+    };
+    let bare = ctx_for(user(), with(&[]));
+    let granted = ctx_for(
+        user(),
+        with(&[
+            r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"*"}}"#,
+        ]),
+    );
+    let alice = "arn:aws:iam::123456789012:user/alice";
+    // Naming the caller allows by itself; naming the account needs an identity grant too.
+    assert!(ask(&bare, &trust(alice, ""), &[]));
+    assert!(!ask(
+        &bare,
+        &trust("arn:aws:iam::123456789012:root", ""),
+        &[]
+    ));
+    assert!(ask(
+        &granted,
+        &trust("arn:aws:iam::123456789012:root", ""),
+        &[]
+    ));
+    assert!(!ask(
+        &granted,
+        &trust("arn:aws:iam::123456789012:user/bob", ""),
+        &[]
+    ));
+    assert!(!ask(
+        &granted,
+        &trust("arn:aws:iam::999999999999:root", ""),
+        &[]
+    ));
+    // Conditions are evaluated on the request's keys.
+    let external = trust(
+        alice,
+        r#","Condition":{"StringEquals":{"sts:ExternalId":"x-123"}}"#,
+    );
+    assert!(ask(
+        &bare,
+        &external,
+        &[ConditionKey::str("sts:ExternalId", "x-123")]
+    ));
+    assert!(!ask(
+        &bare,
+        &external,
+        &[ConditionKey::str("sts:ExternalId", "other")]
+    ));
+    assert!(!ask(&bare, &external, &[]));
+    // A Deny anywhere wins; a document that is not a trust policy denies.
+    let denied = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"{alice}"}},"Action":"sts:AssumeRole"}},{{"Effect":"Deny","Principal":{{"AWS":"*"}},"Action":"sts:*"}}]}}"#
+    );
+    assert!(!ask(&bare, &denied, &[]));
+    let with_resource = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole","Resource":"*"}]}"#;
+    assert!(!ask(&granted, with_resource, &[]));
+}
+
+#[test]
 fn session_policy_bounds_the_role() {
     let mut c = user();
     c.principal_type = PrincipalType::AssumedRole;

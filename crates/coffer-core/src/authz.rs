@@ -83,6 +83,10 @@ pub enum ResourcePolicy<'a> {
     /// A KMS key policy: it must allow, directly or by delegating to IAM (a statement allowing
     /// the account root principal), and nothing may deny.
     KeyPolicy(&'a str),
+    /// A role's trust policy (no `Resource` element), decided like a key policy: a statement
+    /// naming the caller allows by itself; one naming the account delegates to the caller's
+    /// identity policies.
+    Trust(&'a str),
 }
 
 /// A request condition key and its value(s).

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
+use coffer_core::authz::{AccessRequest, ConditionKey, ResourcePolicy};
 use coffer_core::{Caller, IssuerType, PrincipalType, RequestContext, SessionContext};
 use coffer_policy::PolicyKind;
 use coffer_wire::query::{QueryParams, XmlWriter};
@@ -143,84 +144,6 @@ fn write_credentials(w: &mut XmlWriter, c: &SessionClaims, token: &str) {
         .close("Credentials");
 }
 
-/// How a trust policy answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Trust {
-    Denied,
-    /// It names the caller (its ARN, or its role for a session): no identity policy needed.
-    Principal,
-    /// It names the caller's account: the caller's identity policies must allow too.
-    Account,
-}
-
-/// Evaluates a role's trust policy for `action` by `caller`. Conditions are not evaluated
-/// here: an Allow with conditions does not count and a Deny with conditions does (fail closed).
-fn evaluate_trust(doc: &str, caller: &Caller, action: &str) -> Trust {
-    let Ok(policy) = coffer_policy::parse_as(doc, PolicyKind::Trust) else {
-        return Trust::Denied;
-    };
-    let account = &caller.account_id;
-    let root_arn = format!("arn:aws:iam::{account}:root");
-    let ids = [
-        caller.principal_arn.as_str(),
-        caller.principal_arn_for_policy(),
-    ];
-    let names = |p: &coffer_policy::Principal| -> Option<Trust> {
-        match p {
-            coffer_policy::Principal::Any => Some(Trust::Account),
-            coffer_policy::Principal::Specific(m) => {
-                let mut best = None;
-                for v in &m.aws {
-                    if v == "*" || v == account || *v == root_arn {
-                        best = best.or(Some(Trust::Account));
-                    } else if ids
-                        .iter()
-                        .any(|id| coffer_policy::wildcard_match(v, id, false))
-                    {
-                        best = Some(Trust::Principal);
-                    }
-                }
-                best
-            }
-        }
-    };
-    let acts = |b: &coffer_policy::ActionBlock| {
-        let hit = b
-            .patterns()
-            .iter()
-            .any(|p| coffer_policy::wildcard_match(p, action, true));
-        match b {
-            coffer_policy::ActionBlock::Action(_) => hit,
-            coffer_policy::ActionBlock::NotAction(_) => !hit,
-        }
-    };
-    let mut allowed = None;
-    for st in &policy.statements {
-        if !acts(&st.action) {
-            continue;
-        }
-        let matched = match &st.principal {
-            Some(coffer_policy::PrincipalBlock::Principal(p)) => names(p),
-            Some(coffer_policy::PrincipalBlock::NotPrincipal(p)) => {
-                names(p).is_none().then_some(Trust::Account)
-            }
-            None => None,
-        };
-        let Some(how) = matched else { continue };
-        match st.effect {
-            coffer_policy::Effect::Deny => return Trust::Denied,
-            coffer_policy::Effect::Allow if st.conditions.is_empty() => {
-                allowed = Some(match allowed {
-                    Some(Trust::Principal) => Trust::Principal,
-                    _ => how,
-                });
-            }
-            coffer_policy::Effect::Allow => {}
-        }
-    }
-    allowed.unwrap_or(Trust::Denied)
-}
-
 fn not_authorized(caller: &Caller, action: &str, resource: &str) -> IamError {
     IamError::AccessDenied(format!(
         "User: {} is not authorized to perform: {action} on resource: {resource}",
@@ -242,13 +165,19 @@ impl Iam {
         let duration = i.int("DurationSeconds", 900, 43200);
         let policy = i.opt("Policy", SESSION_POLICY);
         let tags = i.tags("Tags", 50);
-        let _external_id = i.opt("ExternalId", EXTERNAL_ID);
+        let external_id = i.opt("ExternalId", EXTERNAL_ID);
         i.finish()?;
         if q.has_prefix("PolicyArns") {
             return Err(IamError::Validation(
                 "Coffer does not support managed session policies (PolicyArns); pass the \
                  session policy inline as Policy."
                     .into(),
+            ));
+        }
+        // AWS: "You cannot use AWS account root user credentials to call AssumeRole."
+        if coffer_core::authz::is_root(caller) {
+            return Err(IamError::AccessDenied(
+                "Roles may not be assumed by root accounts.".into(),
             ));
         }
         let chained = caller.principal_type == PrincipalType::AssumedRole;
@@ -276,19 +205,31 @@ impl Iam {
             }
             _ => return Err(not_authorized(caller, "sts:AssumeRole", &role_arn)),
         };
+        // The trust policy is decided by the request's authorizer like a key policy, with the
+        // request's own condition keys (sts:ExternalId, sts:RoleSessionName, tags).
         let trust_doc = role.trust_policy.as_deref().unwrap_or("");
-        let trust = evaluate_trust(trust_doc, caller, "sts:AssumeRole");
-        let allowed = match trust {
-            Trust::Denied => false,
-            Trust::Principal => true,
-            Trust::Account => crate::authorize(ctx, "sts:AssumeRole", &role_arn).is_ok(),
-        };
-        if !allowed {
-            return Err(not_authorized(caller, "sts:AssumeRole", &role_arn));
+        let mut keys = vec![ConditionKey::str("sts:RoleSessionName", &session_name)];
+        if let Some(x) = &external_id {
+            keys.push(ConditionKey::str("sts:ExternalId", x));
         }
-        if !tags.is_empty() && evaluate_trust(trust_doc, caller, "sts:TagSession") == Trust::Denied
-        {
-            return Err(not_authorized(caller, "sts:TagSession", &role_arn));
+        if !tags.is_empty() {
+            keys.push(ConditionKey::list(
+                "aws:TagKeys",
+                tags.iter().map(|(k, _)| k.as_str()).collect(),
+            ));
+        }
+        let trusts = |action: &str| {
+            ctx.authorize(
+                &AccessRequest::new(action, &role_arn)
+                    .keys(&keys)
+                    .request_tags(&tags)
+                    .resource_policy(ResourcePolicy::Trust(trust_doc)),
+            )
+            .map_err(|_| not_authorized(caller, action, &role_arn))
+        };
+        trusts("sts:AssumeRole")?;
+        if !tags.is_empty() {
+            trusts("sts:TagSession")?;
         }
         let max = role
             .max_session_secs
@@ -417,58 +358,6 @@ impl Iam {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn user(arn: &str) -> Caller {
-        Caller {
-            principal_arn: arn.into(),
-            principal_type: PrincipalType::IamUser,
-            ..Caller::root("123456789012", "AKIA")
-        }
-    }
-
-    #[test]
-    fn trust_policies() {
-        let alice = user("arn:aws:iam::123456789012:user/alice");
-        let doc = |principal: &str| {
-            format!(
-                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":{principal}}},"Action":"sts:AssumeRole"}}]}}"#
-            )
-        };
-        let t = |d: &str| evaluate_trust(d, &alice, "sts:AssumeRole");
-        assert_eq!(
-            t(&doc(r#""arn:aws:iam::123456789012:user/alice""#)),
-            Trust::Principal
-        );
-        assert_eq!(
-            t(&doc(r#""arn:aws:iam::123456789012:root""#)),
-            Trust::Account
-        );
-        assert_eq!(t(&doc(r#""123456789012""#)), Trust::Account);
-        assert_eq!(
-            t(&doc(r#""arn:aws:iam::123456789012:user/bob""#)),
-            Trust::Denied
-        );
-        assert_eq!(
-            t(&doc(r#""arn:aws:iam::999999999999:root""#)),
-            Trust::Denied
-        );
-        let conditional = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:user/alice"},"Action":"sts:AssumeRole","Condition":{"StringEquals":{"sts:ExternalId":"x"}}}]}"#;
-        assert_eq!(
-            t(conditional),
-            Trust::Denied,
-            "unevaluated conditions fail closed"
-        );
-        let denied = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:user/alice"},"Action":"sts:AssumeRole"},{"Effect":"Deny","Principal":{"AWS":"*"},"Action":"sts:*"}]}"#;
-        assert_eq!(t(denied), Trust::Denied);
-        assert_eq!(
-            evaluate_trust(
-                &doc(r#""arn:aws:iam::123456789012:user/alice""#),
-                &alice,
-                "sts:TagSession"
-            ),
-            Trust::Denied
-        );
-    }
 
     #[test]
     fn tokens_open_only_for_their_key_id() {

@@ -135,7 +135,8 @@ async fn trust_policy_and_duration_are_enforced() {
         .unwrap_err();
     assert_eq!(err_code(&missing), "AccessDenied");
 
-    // Root may assume a role whose trust policy names the account; within the role's maximum.
+    // A trust policy naming the account delegates to the caller's identity policies. The
+    // account root never assumes roles (AWS refuses root credentials for AssumeRole).
     iam.create_role()
         .role_name("acct")
         .assume_role_policy_document(trust(&format!("arn:aws:iam::{ACCOUNT}:root")))
@@ -143,7 +144,32 @@ async fn trust_policy_and_duration_are_enforced() {
         .await
         .unwrap();
     let arn = format!("arn:aws:iam::{ACCOUNT}:role/acct");
-    let too_long = sts(&s)
+    let by_root = sts(&s)
+        .assume_role()
+        .role_arn(&arn)
+        .role_session_name("s1")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&by_root), "AccessDenied");
+    let not_granted = mallory
+        .assume_role()
+        .role_arn(&arn)
+        .role_session_name("s1")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&not_granted), "AccessDenied", "no identity grant");
+    iam.put_user_policy()
+        .user_name("mallory")
+        .policy_name("assume")
+        .policy_document(policy(&[
+            r#"{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"*"}"#,
+        ]))
+        .send()
+        .await
+        .unwrap();
+    let too_long = mallory
         .assume_role()
         .role_arn(&arn)
         .role_session_name("s1")
@@ -152,7 +178,7 @@ async fn trust_policy_and_duration_are_enforced() {
         .await
         .unwrap_err();
     assert_eq!(err_code(&too_long), "ValidationError");
-    let too_short = sts(&s)
+    let too_short = mallory
         .assume_role()
         .role_arn(&arn)
         .role_session_name("s1")
@@ -161,7 +187,7 @@ async fn trust_policy_and_duration_are_enforced() {
         .await
         .unwrap_err();
     assert_eq!(err_code(&too_short), "ValidationError");
-    let bad_name = sts(&s)
+    let bad_name = mallory
         .assume_role()
         .role_arn(&arn)
         .role_session_name("has space")
@@ -169,7 +195,7 @@ async fn trust_policy_and_duration_are_enforced() {
         .await
         .unwrap_err();
     assert_eq!(err_code(&bad_name), "ValidationError");
-    let malformed = sts(&s)
+    let malformed = mallory
         .assume_role()
         .role_arn(&arn)
         .role_session_name("s1")
@@ -178,13 +204,44 @@ async fn trust_policy_and_duration_are_enforced() {
         .await
         .unwrap_err();
     assert_eq!(err_code(&malformed), "MalformedPolicyDocument");
-    let ok = sts(&s)
+    let ok = mallory
         .assume_role()
         .role_arn(&arn)
         .role_session_name("s1")
         .policy(policy(&[
             r#"{"Effect":"Allow","Action":"ssm:GetParameter","Resource":"*"}"#,
         ]))
+        .send()
+        .await
+        .unwrap();
+    assert!(ok.credentials().is_some());
+
+    // Trust conditions are evaluated: a role for a third party demands its ExternalId.
+    iam.create_role()
+        .role_name("vendor")
+        .assume_role_policy_document(policy(&[&format!(
+            r#"{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{ACCOUNT}:user/mallory"}},"Action":"sts:AssumeRole","Condition":{{"StringEquals":{{"sts:ExternalId":"ext-42"}}}}}}"#
+        )]))
+        .send()
+        .await
+        .unwrap();
+    let vendor = format!("arn:aws:iam::{ACCOUNT}:role/vendor");
+    for external in [None, Some("ext-41")] {
+        let e = mallory
+            .assume_role()
+            .role_arn(&vendor)
+            .role_session_name("v1")
+            .set_external_id(external.map(String::from))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_code(&e), "AccessDenied", "{external:?}");
+    }
+    let ok = mallory
+        .assume_role()
+        .role_arn(&vendor)
+        .role_session_name("v1")
+        .external_id("ext-42")
         .send()
         .await
         .unwrap();
