@@ -363,6 +363,21 @@ impl Iam {
         status: Option<&str>,
     ) -> Result<(), IamError> {
         let account = ctx.account_id();
+        let action = if status.is_some() {
+            "iam:UpdateAccessKey"
+        } else {
+            "iam:DeleteAccessKey"
+        };
+        // Decided on the named user (or root) before the key is looked up, so a caller
+        // without the permission learns nothing about which keys exist.
+        let target = match user {
+            Some(name) => match self.find_entity(account, Kind::User, name).await? {
+                Some((e, _)) => model::entity_arn(account, Kind::User, &e.path, &e.name),
+                None => model::entity_arn(account, Kind::User, "/", name),
+            },
+            None => format!("arn:aws:iam::{account}:root"),
+        };
+        authorize(ctx, action, &target)?;
         let key = model::access_key_key(account, akid);
         let (mut rec, entry) = self
             .get_json::<AccessKeyRecord>(&key)
@@ -376,12 +391,6 @@ impl Iam {
         if !owner_matches {
             return Err(no_such_key(akid));
         }
-        let action = if status.is_some() {
-            "iam:UpdateAccessKey"
-        } else {
-            "iam:DeleteAccessKey"
-        };
-        authorize(ctx, action, &rec.principal_arn)?;
         let mut batch = WriteBatch::new();
         batch.check(key.clone(), Some(&entry));
         match status {

@@ -285,3 +285,225 @@ async fn a_grant_for_another_action_does_not_leak() {
         );
     }
 }
+
+/// IAM and STS (Query protocol; their table is the list of `Action` names, each `iam:NAME`).
+mod query_services {
+    use super::*;
+    use coffer_wire::query::QueryParams;
+
+    const P: &str = "arn:aws:iam::123456789012:policy/p1";
+    const DOC: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ssm:GetParameter","Resource":"*"}]}"#;
+    const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"sts:AssumeRole"}]}"#;
+
+    /// `pairs` form-encoded (every byte but unreserved ones as `%XX`), then parsed as the
+    /// server parses a request body.
+    fn form(pairs: &[(&str, &str)]) -> QueryParams {
+        let enc = |s: &str| -> String {
+            s.bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                        (b as char).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect()
+        };
+        let text: Vec<String> = pairs
+            .iter()
+            .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+            .collect();
+        QueryParams::parse(text.join("&").as_bytes()).expect("form")
+    }
+
+    fn iam_input(op: &str, akid: &str) -> Option<QueryParams> {
+        let user = ("UserName", "u1");
+        let group = ("GroupName", "g1");
+        let role = ("RoleName", "r1");
+        let arn = ("PolicyArn", P);
+        let inline = ("PolicyName", "inline");
+        let doc = ("PolicyDocument", DOC);
+        let key = ("AccessKeyId", akid);
+        let tag = [("Tags.member.1.Key", "k"), ("Tags.member.1.Value", "v")];
+        Some(form(&match op {
+            "AddUserToGroup" | "RemoveUserFromGroup" => vec![group, user],
+            "AttachGroupPolicy" | "DetachGroupPolicy" => vec![group, arn],
+            "AttachRolePolicy" | "DetachRolePolicy" => vec![role, arn],
+            "AttachUserPolicy" | "DetachUserPolicy" => vec![user, arn],
+            "CreateAccessKey"
+            | "DeleteUser"
+            | "GetUser"
+            | "ListAccessKeys"
+            | "ListAttachedUserPolicies"
+            | "ListGroupsForUser"
+            | "ListUserPolicies"
+            | "ListUserTags" => vec![user],
+            "CreateGroup" => vec![("GroupName", "g2")],
+            "CreatePolicy" => vec![("PolicyName", "p2"), doc],
+            "CreatePolicyVersion" => vec![arn, doc],
+            "CreateRole" => vec![("RoleName", "r2"), ("AssumeRolePolicyDocument", TRUST)],
+            "CreateUser" => vec![("UserName", "u2")],
+            "DeleteAccessKey" => vec![user, ("AccessKeyId", "AKIAAAAAAAAAAAAAAAAA")],
+            "DeleteGroup" | "GetGroup" | "ListAttachedGroupPolicies" | "ListGroupPolicies" => {
+                vec![group]
+            }
+            "DeleteGroupPolicy" | "GetGroupPolicy" => vec![group, inline],
+            "DeletePolicy" | "GetPolicy" | "ListPolicyVersions" => vec![arn],
+            "DeletePolicyVersion" => vec![arn, ("VersionId", "v9")],
+            "GetPolicyVersion" | "SetDefaultPolicyVersion" => vec![arn, ("VersionId", "v1")],
+            "DeleteRole"
+            | "GetRole"
+            | "ListAttachedRolePolicies"
+            | "ListRolePolicies"
+            | "ListRoleTags" => vec![role],
+            "DeleteRolePolicy" | "GetRolePolicy" => vec![role, inline],
+            "DeleteUserPolicy" | "GetUserPolicy" => vec![user, inline],
+            "GetAccessKeyLastUsed" => vec![key],
+            "ListGroups" | "ListPolicies" | "ListRoles" | "ListUsers" => vec![],
+            "PutGroupPolicy" => vec![group, inline, doc],
+            "PutRolePolicy" => vec![role, inline, doc],
+            "PutUserPolicy" => vec![user, inline, doc],
+            "TagRole" => [vec![role], tag.to_vec()].concat(),
+            "TagUser" => [vec![user], tag.to_vec()].concat(),
+            "UntagRole" => vec![role, ("TagKeys.member.1", "k")],
+            "UntagUser" => vec![user, ("TagKeys.member.1", "k")],
+            "UpdateAccessKey" => vec![user, key, ("Status", "Inactive")],
+            "UpdateAssumeRolePolicy" => vec![role, ("PolicyDocument", TRUST)],
+            "UpdateUser" => vec![user, ("NewPath", "/moved/")],
+            _ => return None,
+        }))
+    }
+
+    /// One of each entity, linked as the operations above expect; returns the user's key id.
+    async fn seed(iam: &coffer_iam::Iam) -> String {
+        let r = root();
+        let run = async |op: &str, pairs: &[(&str, &str)]| {
+            iam.call_iam(&r, op, &form(pairs))
+                .await
+                .unwrap_or_else(|e| panic!("seeding {op}: {}", e.code()))
+        };
+        run("CreateUser", &[("UserName", "u1")]).await;
+        run("CreateGroup", &[("GroupName", "g1")]).await;
+        run(
+            "CreateRole",
+            &[("RoleName", "r1"), ("AssumeRolePolicyDocument", TRUST)],
+        )
+        .await;
+        run(
+            "CreatePolicy",
+            &[("PolicyName", "p1"), ("PolicyDocument", DOC)],
+        )
+        .await;
+        for (kind, name) in [("User", "u1"), ("Group", "g1"), ("Role", "r1")] {
+            let (entity, policy) = (format!("{kind}Name"), format!("Put{kind}Policy"));
+            run(
+                &policy,
+                &[
+                    (&entity, name),
+                    ("PolicyName", "inline"),
+                    ("PolicyDocument", DOC),
+                ],
+            )
+            .await;
+        }
+        let xml = run("CreateAccessKey", &[("UserName", "u1")]).await;
+        let xml = String::from_utf8(xml).expect("xml");
+        let start = xml.find("<AccessKeyId>").expect("key id") + "<AccessKeyId>".len();
+        xml[start..start + xml[start..].find('<').expect("end")].to_string()
+    }
+
+    fn iam() -> coffer_iam::Iam {
+        coffer_iam::Iam::new(
+            Arc::new(MemoryStore::new()),
+            &coffer_crypto::RootKey::from_bytes([9; 32]),
+            ManualClock::new(),
+        )
+    }
+
+    /// Runs every IAM operation, then AssumeRole, as the principal `ctx_for` gives for each
+    /// action; returns (action, error code or "ok").
+    async fn run_all(
+        env: &Env,
+        ctx_for: impl AsyncFn(&str) -> RequestContext,
+    ) -> Vec<(String, String)> {
+        let iam = iam();
+        let akid = seed(&iam).await;
+        let mut out = Vec::new();
+        for op in coffer_iam::IAM_OPERATIONS {
+            let input = iam_input(op, &akid).unwrap_or_else(|| panic!("no input for iam {op}"));
+            let action = format!("iam:{op}");
+            let ctx = ctx_for(&action).await;
+            let code = match iam.call_iam(&ctx, op, &input).await {
+                Ok(_) => "ok".to_string(),
+                Err(e) => e.code().to_string(),
+            };
+            out.push((action, code));
+        }
+        // The role trusts the account: the caller's identity policies decide.
+        let assume = form(&[
+            ("RoleArn", "arn:aws:iam::123456789012:role/r1"),
+            ("RoleSessionName", "s1"),
+        ]);
+        let ctx = ctx_for("sts:AssumeRole").await;
+        let code = match iam.call_sts(&ctx, "AssumeRole", &assume).await {
+            Ok(_) => "ok".to_string(),
+            Err(e) => e.code().to_string(),
+        };
+        out.push(("sts:AssumeRole".into(), code));
+        let _ = env;
+        out
+    }
+
+    #[tokio::test]
+    async fn without_policies_every_iam_operation_and_assume_role_is_denied() {
+        let env = env().await;
+        let results = run_all(&env, async |_| user(&env, &[]).await).await;
+        assert_eq!(results.len(), coffer_iam::IAM_OPERATIONS.len() + 1);
+        for (action, code) in &results {
+            assert_eq!(code, "AccessDenied", "{action} was not denied");
+        }
+        // AWS requires no permission for these two: they only describe or extend the caller.
+        let ctx = user(&env, &[]).await;
+        let iam = iam();
+        for op in ["GetCallerIdentity", "GetSessionToken"] {
+            assert!(iam.call_sts(&ctx, op, &form(&[])).await.is_ok(), "{op}");
+        }
+    }
+
+    #[tokio::test]
+    async fn each_iam_operation_is_allowed_with_exactly_its_action() {
+        let env = env().await;
+        let grant = async |action: &str| {
+            let doc = format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"{action}","Resource":"*"}}]}}"#
+            );
+            user(&env, &[doc]).await
+        };
+        let results = run_all(&env, grant).await;
+        for (action, code) in &results {
+            assert_ne!(code, "AccessDenied", "{action} was denied though granted");
+        }
+        let ok = results.iter().filter(|(_, c)| c == "ok").count();
+        assert!(ok * 2 > results.len(), "{results:?}");
+
+        let all: Vec<String> = coffer_iam::IAM_OPERATIONS
+            .iter()
+            .map(|op| format!("\"iam:{op}\""))
+            .chain(["\"sts:AssumeRole\"".to_string()])
+            .collect();
+        let others = async |action: &str| {
+            let rest: Vec<&str> = all
+                .iter()
+                .map(String::as_str)
+                .filter(|a| a.trim_matches('"') != action)
+                .collect();
+            let doc = format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":[{}],"Resource":"*"}}]}}"#,
+                rest.join(",")
+            );
+            user(&env, &[doc]).await
+        };
+        for (action, code) in run_all(&env, others).await {
+            assert_eq!(code, "AccessDenied", "{action} allowed by other actions");
+        }
+    }
+}
