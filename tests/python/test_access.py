@@ -4,22 +4,10 @@ secret's resource policy granting another principal. Every grant is checked from
 it allows succeeds, what it does not is refused with AWS's AccessDeniedException."""
 
 import json
-import subprocess
 import time
 
-ACCOUNT = "000000000000"
-
-
-def aws(env, *args, check=True):
-    p = subprocess.run(["aws", *args, "--output", "json"], env=env, capture_output=True,
-                       text=True, timeout=60)
-    if check:
-        assert p.returncode == 0, p.stderr
-    return p
-
-
-def aws_json(env, *args):
-    return json.loads(aws(env, *args).stdout)
+from test_dropin import aws, aws_json
+from test_iam import ACCOUNT, as_principal
 
 
 def denied(env, *args):
@@ -28,16 +16,6 @@ def denied(env, *args):
     assert p.returncode != 0, f"allowed: {args}"
     assert "AccessDenied" in p.stderr, p.stderr
     return p.stderr
-
-
-def as_principal(env, akid, secret, token=None):
-    e = dict(env)
-    e["AWS_ACCESS_KEY_ID"] = akid
-    e["AWS_SECRET_ACCESS_KEY"] = secret
-    e.pop("AWS_SESSION_TOKEN", None)
-    if token:
-        e["AWS_SESSION_TOKEN"] = token
-    return e
 
 
 def policy(*statements):

@@ -2,24 +2,13 @@
 assumed through STS, and AWS's errors."""
 
 import json
-import subprocess
 
 import boto3
 import pytest
 
+from test_dropin import aws, aws_json
+
 ACCOUNT = "000000000000"
-
-
-def aws(env, *args, check=True):
-    p = subprocess.run(["aws", *args, "--output", "json"], env=env, capture_output=True,
-                       text=True, timeout=60)
-    if check:
-        assert p.returncode == 0, p.stderr
-    return p
-
-
-def aws_json(env, *args):
-    return json.loads(aws(env, *args).stdout)
 
 
 def as_principal(env, akid, secret, token=None):
