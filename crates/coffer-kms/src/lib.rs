@@ -1002,8 +1002,8 @@ fn unix_now() -> i64 {
 
 mod policy;
 mod rotate_root;
-pub use rotate_root::rewrap_key_record;
 pub use policy::KeyUseError;
+pub use rotate_root::rewrap_key_record;
 mod service;
 
 pub use service::{KmsError, KmsService};

@@ -117,7 +117,10 @@ impl crate::Keyring {
             .iter()
             .map(|(k, _)| format!("kms:EncryptionContext:{k}"))
             .collect();
-        let mut keys = vec![coffer_core::authz::ConditionKey::str("kms:ViaService", &via)];
+        let mut keys = vec![coffer_core::authz::ConditionKey::str(
+            "kms:ViaService",
+            &via,
+        )];
         keys.extend(
             names
                 .iter()

@@ -190,7 +190,10 @@ async fn a_failing_policy_lookup_denies() {
     let key = e.key(Some(&key_policy(&[DELEGATE, &named]))).await;
     let user = e.user(Err("iam unavailable".into())).await;
     denied(e.encrypt(&user, &key).await, "kms:Encrypt action");
-    denied(e.call(&user, "ListKeys", json!({})).await, "kms:ListKeys action");
+    denied(
+        e.call(&user, "ListKeys", json!({})).await,
+        "kms:ListKeys action",
+    );
 }
 
 #[tokio::test]
@@ -215,14 +218,19 @@ async fn keys_are_authorized_by_their_arn_whatever_names_them() {
 
     // Keyless operations stay on `*`: a policy scoped to one key does not list keys.
     let scoped = e.user(Ok(vec![allow("kms:ListKeys", &key)])).await;
-    denied(e.call(&scoped, "ListKeys", json!({})).await, "kms:ListKeys action");
+    denied(
+        e.call(&scoped, "ListKeys", json!({})).await,
+        "kms:ListKeys action",
+    );
 
     // Alias changes need the action on the alias (IAM) and on the key (key policy).
     let on_key = e.user(Ok(vec![allow("kms:DeleteAlias", &key)])).await;
     denied(
         e.call(&on_key, "DeleteAlias", json!({"AliasName": "alias/app"}))
             .await,
-        &format!("on resource: {alias_arn} because no identity-based policy allows the kms:DeleteAlias action"),
+        &format!(
+            "on resource: {alias_arn} because no identity-based policy allows the kms:DeleteAlias action"
+        ),
     );
     let on_alias = e.user(Ok(vec![allow("kms:DeleteAlias", alias_arn)])).await;
     denied(
@@ -251,7 +259,9 @@ async fn re_encrypt_needs_from_on_the_source_and_to_on_the_destination() {
     let from_only = e.user(Ok(vec![allow("kms:ReEncryptFrom", &source)])).await;
     denied(
         e.call(&from_only, "ReEncrypt", body.clone()).await,
-        &format!("on resource: {dest} because no identity-based policy allows the kms:ReEncryptTo action"),
+        &format!(
+            "on resource: {dest} because no identity-based policy allows the kms:ReEncryptTo action"
+        ),
     );
     let to_only = e.user(Ok(vec![allow("kms:ReEncryptTo", &dest)])).await;
     denied(

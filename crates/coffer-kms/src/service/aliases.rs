@@ -80,11 +80,7 @@ impl KmsService {
         Ok(())
     }
 
-    pub(crate) async fn create_alias(
-        &self,
-        ctx: &OpCtx<'_>,
-        body: &[u8],
-    ) -> Result<Obj, KmsError> {
+    pub(crate) async fn create_alias(&self, ctx: &OpCtx<'_>, body: &[u8]) -> Result<Obj, KmsError> {
         let i: AliasIn = input(body)?;
         let name = required("aliasName", i.alias_name.as_deref())?;
         let target = required("targetKeyId", i.target_key_id.as_deref())?;
@@ -124,11 +120,7 @@ impl KmsService {
         }
     }
 
-    pub(crate) async fn update_alias(
-        &self,
-        ctx: &OpCtx<'_>,
-        body: &[u8],
-    ) -> Result<Obj, KmsError> {
+    pub(crate) async fn update_alias(&self, ctx: &OpCtx<'_>, body: &[u8]) -> Result<Obj, KmsError> {
         let i: AliasIn = input(body)?;
         let name = required("aliasName", i.alias_name.as_deref())?;
         let target = required("targetKeyId", i.target_key_id.as_deref())?;
@@ -166,11 +158,7 @@ impl KmsService {
         }
     }
 
-    pub(crate) async fn delete_alias(
-        &self,
-        ctx: &OpCtx<'_>,
-        body: &[u8],
-    ) -> Result<Obj, KmsError> {
+    pub(crate) async fn delete_alias(&self, ctx: &OpCtx<'_>, body: &[u8]) -> Result<Obj, KmsError> {
         let i: AliasIn = input(body)?;
         let name = required("aliasName", i.alias_name.as_deref())?;
         validate::alias_name(name, true)?;
@@ -194,11 +182,7 @@ impl KmsService {
         Ok(Obj::new())
     }
 
-    pub(crate) async fn list_aliases(
-        &self,
-        ctx: &OpCtx<'_>,
-        body: &[u8],
-    ) -> Result<Obj, KmsError> {
+    pub(crate) async fn list_aliases(&self, ctx: &OpCtx<'_>, body: &[u8]) -> Result<Obj, KmsError> {
         let i: ListIn = input(body)?;
         let limit = validate::limit(i.limit, 50, 100)?;
         // ListAliases is authorized on `*` even when it filters by key, as in AWS.

@@ -200,11 +200,7 @@ impl KmsService {
         Ok(out)
     }
 
-    pub(crate) async fn re_encrypt(
-        &self,
-        ctx: &OpCtx<'_>,
-        body: &[u8],
-    ) -> Result<Obj, KmsError> {
+    pub(crate) async fn re_encrypt(&self, ctx: &OpCtx<'_>, body: &[u8]) -> Result<Obj, KmsError> {
         let i: ReEncryptIn = input(body)?;
         let blob = required("ciphertextBlob", i.ciphertext_blob.as_ref())?;
         let dest = required("destinationKeyId", i.destination_key_id.as_deref())?;

@@ -206,11 +206,7 @@ fn unsupported_service_principal(v: &Option<String>) -> Result<(), KmsError> {
 }
 
 impl KmsService {
-    pub(crate) async fn create_grant(
-        &self,
-        ctx: &OpCtx<'_>,
-        body: &[u8],
-    ) -> Result<Obj, KmsError> {
+    pub(crate) async fn create_grant(&self, ctx: &OpCtx<'_>, body: &[u8]) -> Result<Obj, KmsError> {
         let i: CreateIn = input(body)?;
         let key = required("keyId", i.key_id.as_deref())?;
         validate::key_id("keyId", key)?;
@@ -341,11 +337,7 @@ impl KmsService {
         out
     }
 
-    pub(crate) async fn list_grants(
-        &self,
-        ctx: &OpCtx<'_>,
-        body: &[u8],
-    ) -> Result<Obj, KmsError> {
+    pub(crate) async fn list_grants(&self, ctx: &OpCtx<'_>, body: &[u8]) -> Result<Obj, KmsError> {
         let i: ListIn = input(body)?;
         let key = required("keyId", i.key_id.as_deref())?;
         let limit = validate::limit(i.limit, 50, 100)?;
@@ -384,11 +376,7 @@ impl KmsService {
         Ok(out)
     }
 
-    pub(crate) async fn retire_grant(
-        &self,
-        ctx: &OpCtx<'_>,
-        body: &[u8],
-    ) -> Result<Obj, KmsError> {
+    pub(crate) async fn retire_grant(&self, ctx: &OpCtx<'_>, body: &[u8]) -> Result<Obj, KmsError> {
         let i: RetireIn = input(body)?;
         let (key, id) = match (&i.grant_token, &i.key_id, &i.grant_id) {
             (Some(t), _, _) => {
@@ -415,11 +403,7 @@ impl KmsService {
         Ok(Obj::new())
     }
 
-    pub(crate) async fn revoke_grant(
-        &self,
-        ctx: &OpCtx<'_>,
-        body: &[u8],
-    ) -> Result<Obj, KmsError> {
+    pub(crate) async fn revoke_grant(&self, ctx: &OpCtx<'_>, body: &[u8]) -> Result<Obj, KmsError> {
         let i: RevokeIn = input(body)?;
         let key = required("keyId", i.key_id.as_deref())?;
         let id = required("grantId", i.grant_id.as_deref())?;

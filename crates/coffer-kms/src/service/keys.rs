@@ -246,11 +246,7 @@ fn to_tags(tags: Vec<TagIn>) -> Vec<Tag> {
 }
 
 impl KmsService {
-    pub(crate) async fn create_key(
-        &self,
-        ctx: &OpCtx<'_>,
-        body: &[u8],
-    ) -> Result<Obj, KmsError> {
+    pub(crate) async fn create_key(&self, ctx: &OpCtx<'_>, body: &[u8]) -> Result<Obj, KmsError> {
         let i: CreateKeyIn = input(body)?;
         // No key exists yet: IAM decides on `*` (a policy given here applies from now on).
         ctx.check_any()?;
@@ -358,11 +354,7 @@ impl KmsService {
         Ok(metadata_out(&rec))
     }
 
-    pub(crate) async fn describe_key(
-        &self,
-        ctx: &OpCtx<'_>,
-        body: &[u8],
-    ) -> Result<Obj, KmsError> {
+    pub(crate) async fn describe_key(&self, ctx: &OpCtx<'_>, body: &[u8]) -> Result<Obj, KmsError> {
         let i: KeyIn = input(body)?;
         validate::grant_tokens(i.grant_tokens.as_ref())?;
         let key = required("keyId", i.key_id.as_deref())?;
@@ -370,11 +362,7 @@ impl KmsService {
         Ok(metadata_out(&rec))
     }
 
-    pub(crate) async fn list_keys(
-        &self,
-        ctx: &OpCtx<'_>,
-        body: &[u8],
-    ) -> Result<Obj, KmsError> {
+    pub(crate) async fn list_keys(&self, ctx: &OpCtx<'_>, body: &[u8]) -> Result<Obj, KmsError> {
         let i: ListIn = input(body)?;
         let limit = validate::limit(i.limit, 100, 1000)?;
         ctx.check_any()?;
@@ -417,19 +405,11 @@ impl KmsService {
         Ok(Obj::new())
     }
 
-    pub(crate) async fn enable_key(
-        &self,
-        ctx: &OpCtx<'_>,
-        body: &[u8],
-    ) -> Result<Obj, KmsError> {
+    pub(crate) async fn enable_key(&self, ctx: &OpCtx<'_>, body: &[u8]) -> Result<Obj, KmsError> {
         self.set_enabled(ctx, body, true).await
     }
 
-    pub(crate) async fn disable_key(
-        &self,
-        ctx: &OpCtx<'_>,
-        body: &[u8],
-    ) -> Result<Obj, KmsError> {
+    pub(crate) async fn disable_key(&self, ctx: &OpCtx<'_>, body: &[u8]) -> Result<Obj, KmsError> {
         self.set_enabled(ctx, body, false).await
     }
 
@@ -715,11 +695,7 @@ impl KmsService {
 
     // ----- tags -------------------------------------------------------------------------------
 
-    pub(crate) async fn tag_resource(
-        &self,
-        ctx: &OpCtx<'_>,
-        body: &[u8],
-    ) -> Result<Obj, KmsError> {
+    pub(crate) async fn tag_resource(&self, ctx: &OpCtx<'_>, body: &[u8]) -> Result<Obj, KmsError> {
         let i: TagIn2 = input(body)?;
         let key = required("keyId", i.key_id.as_deref())?;
         let tags = required("tags", i.tags.as_ref())?;
