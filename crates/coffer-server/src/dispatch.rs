@@ -415,6 +415,8 @@ fn target_of(headers: &HeaderMap) -> &str {
         .unwrap_or("")
 }
 
+// The request's parts as the HTTP layer hands them over, plus the audit record being filled.
+#[allow(clippy::too_many_arguments)]
 async fn handle_inner(
     state: &AppState,
     method: &Method,
