@@ -1,6 +1,6 @@
 //! KMS authorization through the SDK, as an IAM user: key policies take part (IAM policies
 //! count only where the key policy delegates to the account), and Parameter Store reads of
-//! SecureStrings check kms:Decrypt on the parameter's key with its policy.
+//! SecureStrings and Secrets Manager reads check kms:Decrypt on the value's key with its policy.
 
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_ssm::types::ParameterType;
@@ -19,7 +19,7 @@ async fn key_policies_decide_with_iam_for_an_iam_user() {
         .user_name("kuser")
         .policy_name("p")
         .policy_document(policy(&[
-            r#"{"Effect":"Allow","Action":["ssm:GetParameter","kms:Decrypt","kms:Encrypt"],"Resource":"*"}"#,
+            r#"{"Effect":"Allow","Action":["ssm:GetParameter","secretsmanager:GetSecretValue","kms:Decrypt","kms:Encrypt"],"Resource":"*"}"#,
         ]))
         .send()
         .await
@@ -95,6 +95,35 @@ async fn key_policies_decide_with_iam_for_an_iam_user() {
     let err = read("/closed").await.unwrap_err();
     assert_eq!(code(&err), "AccessDeniedException");
 
+    // Secrets Manager alike: aws/secretsmanager lets the account use it through the service;
+    // the closed key's policy leaves the user out.
+    let sm = s.sm();
+    let user_sm = s.sm_with("us-east-1", &akid, &secret);
+    for (name, key) in [("managed", None), ("closed", Some(&closed))] {
+        sm.create_secret()
+            .name(name)
+            .secret_string("s3cr3t")
+            .set_kms_key_id(key.cloned())
+            .send()
+            .await
+            .unwrap();
+    }
+    let value = user_sm.get_secret_value().secret_id("managed").send().await;
+    assert_eq!(value.unwrap().secret_string(), Some("s3cr3t"));
+    let err = user_sm
+        .get_secret_value()
+        .secret_id("closed")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "AccessDeniedException");
+    let msg = err
+        .as_service_error()
+        .and_then(|e| e.meta().message())
+        .unwrap();
+    assert!(msg.contains("kms:Decrypt"), "{msg}");
+    assert!(!msg.contains("s3cr3t"), "{msg}");
+
     // Naming the user in the key policy lets it in without IAM's say.
     let named = format!(
         r#"{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{ACCOUNT}:user/kuser"}},"Action":["kms:Encrypt","kms:Decrypt"],"Resource":"*"}}"#
@@ -111,4 +140,6 @@ async fn key_policies_decide_with_iam_for_an_iam_user() {
         read("/closed").await.unwrap().parameter().unwrap().value(),
         Some("s3cr3t")
     );
+    let value = user_sm.get_secret_value().secret_id("closed").send().await;
+    assert_eq!(value.unwrap().secret_string(), Some("s3cr3t"));
 }
