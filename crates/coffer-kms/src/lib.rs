@@ -175,7 +175,8 @@ pub struct KeyRecord {
     /// The material version new encryptions use.
     pub current_version: u32,
     pub materials: Vec<MaterialRecord>,
-    /// The key policy document; `None` means the default policy (see the service's `policy`).
+    /// The key policy document; `None` means the one AWS gives such a key
+    /// ([`KeyRecord::policy_text`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -428,8 +429,8 @@ impl Keyring {
 
     /// What authorizing a use of the key `key` names (as in [`Keyring::resolve`]) takes. A key
     /// id or key ARN is resolved without a read while the key's state is cached; an alias is
-    /// read first. Changes to the policy made through another node are seen within
-    /// [`STATE_TTL`].
+    /// read first. Changes to the policy made through another node are seen within a second
+    /// (the state cache's lifetime).
     pub async fn key_access(
         &self,
         account: &str,

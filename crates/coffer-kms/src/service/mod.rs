@@ -2,6 +2,12 @@
 //! [`Keyring`]'s records: customer keys and their lifecycle, aliases, cryptographic operations,
 //! rotation, tags, key policies and grants.
 //!
+//! Authorization: an operation on a key decides its action on the key's ARN with the key policy
+//! as resource policy ([`authorize_key`]) once the reference (id, key ARN, alias name or ARN) is
+//! resolved and before anything of the key is returned or changed; operations without a key
+//! (CreateKey, ListKeys, ListAliases, GenerateRandom) decide on `*`. Grants are stored but do
+//! not authorize anything.
+//!
 //! Every mutating operation reads the key record, changes it and commits one
 //! [`WriteBatch`] guarded by a check on what it read (retried on conflict under the key's write
 //! lock), then drops the keyring's cached state of the key. Background work (deleting keys whose
