@@ -175,7 +175,8 @@ pub struct KeyRecord {
     /// The material version new encryptions use.
     pub current_version: u32,
     pub materials: Vec<MaterialRecord>,
-    /// The key policy document; `None` means the default policy (see the service's `policy`).
+    /// The key policy document; `None` means the one AWS gives such a key
+    /// ([`KeyRecord::policy_text`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -305,9 +306,20 @@ const STATE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 struct CachedState {
     account: String,
     region: String,
-    arn: String,
     state: KeyState,
+    access: Arc<KeyAccess>,
     at: std::time::Instant,
+}
+
+/// What authorizing a use of a key takes: its ARN, the key policy in force and its tags
+/// (behind `aws:ResourceTag/*`). Cached with the key's state, so the hot paths (Decrypt, and
+/// the services' reads) decide without reading the key record each time.
+#[derive(Debug)]
+pub struct KeyAccess {
+    pub key_id: String,
+    pub arn: String,
+    pub policy: String,
+    pub tags: Vec<coffer_service::tags::Tag>,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -359,40 +371,83 @@ impl Keyring {
         region: &str,
         key_id: &Uuid,
     ) -> Result<(), KeyError> {
+        let (state, access) = self
+            .cached_state(account, region, key_id)
+            .await?
+            .ok_or(KeyError::InvalidCiphertext)?;
+        match state {
+            KeyState::Enabled => Ok(()),
+            state => Err(KeyError::InvalidState {
+                arn: access.arn.clone(),
+                state,
+            }),
+        }
+    }
+
+    /// The state and access data of the key `key_id` in this scope (`None`: no such key), from
+    /// the cache while fresh, else read from the store and cached.
+    async fn cached_state(
+        &self,
+        account: &str,
+        region: &str,
+        key_id: &Uuid,
+    ) -> Result<Option<(KeyState, Arc<KeyAccess>)>, KeyError> {
         let cached = self.states.read().ok().and_then(|m| {
             m.get(key_id)
                 .filter(|c| {
                     c.account == account && c.region == region && c.at.elapsed() < STATE_TTL
                 })
-                .map(|c| (c.state, c.arn.clone()))
+                .map(|c| (c.state, c.access.clone()))
         });
-        let (state, arn) = match cached {
-            Some(hit) => hit,
+        if cached.is_some() {
+            return Ok(cached);
+        }
+        let id = key_id.hyphenated().to_string();
+        let Some(rec) = self.load_key(account, region, &id).await? else {
+            return Ok(None);
+        };
+        let access = Arc::new(KeyAccess {
+            policy: rec.policy_text().into_owned(),
+            key_id: rec.key_id,
+            arn: rec.arn,
+            tags: rec.tags,
+        });
+        if let Ok(mut m) = self.states.write() {
+            m.insert(
+                *key_id,
+                CachedState {
+                    account: account.to_owned(),
+                    region: region.to_owned(),
+                    state: rec.key_state,
+                    access: access.clone(),
+                    at: std::time::Instant::now(),
+                },
+            );
+        }
+        Ok(Some((rec.key_state, access)))
+    }
+
+    /// What authorizing a use of the key `key` names (as in [`Keyring::resolve`]) takes. A key
+    /// id or key ARN is resolved without a read while the key's state is cached; an alias is
+    /// read first. Changes to the policy made through another node are seen within a second
+    /// (the state cache's lifetime).
+    pub async fn key_access(
+        &self,
+        account: &str,
+        region: &str,
+        key: &str,
+    ) -> Result<Arc<KeyAccess>, KeyError> {
+        let id = match direct_key_id(account, region, key) {
+            Some(id) => id,
             None => {
-                let id = key_id.hyphenated().to_string();
-                let rec = self
-                    .load_key(account, region, &id)
-                    .await?
-                    .ok_or(KeyError::InvalidCiphertext)?;
-                if let Ok(mut m) = self.states.write() {
-                    m.insert(
-                        *key_id,
-                        CachedState {
-                            account: account.to_owned(),
-                            region: region.to_owned(),
-                            arn: rec.arn.clone(),
-                            state: rec.key_state,
-                            at: std::time::Instant::now(),
-                        },
-                    );
-                }
-                (rec.key_state, rec.arn)
+                let kref = self.resolve(account, region, key).await?;
+                Uuid::parse_str(&kref.key_id).map_err(|_| corrupt("alias target"))?
             }
         };
-        match state {
-            KeyState::Enabled => Ok(()),
-            state => Err(KeyError::InvalidState { arn, state }),
-        }
+        self.cached_state(account, region, &id)
+            .await?
+            .map(|(_, access)| access)
+            .ok_or_else(|| KeyError::NotFound(key.to_owned()))
     }
 
     /// A key for one internal `purpose` (e.g. MACing NextTokens), stable for as long as the root
@@ -816,6 +871,26 @@ fn valid_scope(account: &str, region: &str) -> bool {
     ok(account) && ok(region)
 }
 
+/// The key id a key id or key ARN in this scope names, as stored (canonical lowercase UUID);
+/// `None` for aliases and for anything [`Keyring::resolve`] would refuse.
+fn direct_key_id(account: &str, region: &str, key: &str) -> Option<Uuid> {
+    let id = if key.starts_with("arn:") {
+        let arn = Arn::parse(key)?;
+        if arn.service != "kms"
+            || arn.partition != partition_for_region(region)
+            || arn.region != region
+            || arn.account != account
+        {
+            return None;
+        }
+        arn.resource.strip_prefix("key/")?
+    } else {
+        key
+    };
+    let uuid = Uuid::parse_str(id).ok()?;
+    (valid_scope(account, region) && uuid.hyphenated().to_string() == id).then_some(uuid)
+}
+
 /// AAD binding a material version to its key: `coffer-kms-material\0ARN\0VERSION(be32)`.
 fn material_aad(arn: &str, version: u32) -> Vec<u8> {
     let mut aad = Vec::with_capacity(arn.len() + 32);
@@ -926,7 +1001,9 @@ fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
+mod policy;
 mod rotate_root;
+pub use policy::KeyUseError;
 pub use rotate_root::rewrap_key_record;
 mod service;
 

@@ -265,7 +265,8 @@ impl ParametersService {
     }
 
     /// SecureString decryption needs `kms:Decrypt` on the parameter's key as well, decided with
-    /// the key's policy (AWS-managed keys allow use through Parameter Store by the account).
+    /// the key's policy (the AWS managed key allows use through Parameter Store by the
+    /// account; a customer key's policy decides, by default delegating to IAM).
     pub(crate) async fn check_decrypt(
         &self,
         ctx: &OpCtx<'_>,
@@ -276,24 +277,19 @@ impl ParametersService {
             return Ok(());
         }
         let key_id = key_id.unwrap_or(DEFAULT_KEY);
-        let key = self
-            .keys
-            .describe(ctx.account_id(), &ctx.region, key_id)
+        self.keys
+            .authorize_use(
+                ctx,
+                "kms:Decrypt",
+                key_id,
+                "ssm",
+                &[("PARAMETER_ARN", param_arn)],
+            )
             .await
-            .map_err(|e| key_error(e, key_id))?;
-        let via = format!("ssm.{}.amazonaws.com", ctx.region);
-        let keys = [
-            ConditionKey::str("kms:ViaService", &via),
-            ConditionKey::str("kms:EncryptionContext:PARAMETER_ARN", param_arn),
-        ];
-        let policy = key_policy(&key, ctx.account_id(), &ctx.region);
-        ctx.with_action("kms:Decrypt").check(
-            &key.arn,
-            None,
-            AuthzPolicy::KeyPolicy(&policy),
-            &keys,
-        )?;
-        Ok(())
+            .map_err(|e| match e {
+                coffer_kms::KeyUseError::Key(e) => key_error(e, key_id),
+                coffer_kms::KeyUseError::Denied(d) => d.into(),
+            })
     }
 
     /// The version a selector picks; `None` for the current one (also without a selector).
@@ -1084,20 +1080,6 @@ impl ParametersService {
         o.insert("DeletedParameters".into(), Value::Array(deleted));
         o.insert("InvalidParameters".into(), Value::Array(invalid));
         Ok(o)
-    }
-}
-
-/// The policy of `key` as KMS would hold it: an AWS-managed key lets every principal of the
-/// account use it through Parameter Store; a customer key without its own policy has KMS's
-/// default one, which delegates to the account's IAM policies.
-fn key_policy(key: &coffer_kms::KeyRecord, account: &str, region: &str) -> String {
-    match key.key_manager {
-        coffer_kms::KeyManager::Aws => format!(
-            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"*"}},"Action":["kms:Encrypt","kms:Decrypt","kms:ReEncrypt*","kms:GenerateDataKey*","kms:CreateGrant","kms:DescribeKey"],"Resource":"*","Condition":{{"StringEquals":{{"kms:CallerAccount":"{account}","kms:ViaService":"ssm.{region}.amazonaws.com"}}}}}},{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{account}:root"}},"Action":["kms:Describe*","kms:Get*","kms:List*"],"Resource":"*"}}]}}"#
-        ),
-        coffer_kms::KeyManager::Customer => format!(
-            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{account}:root"}},"Action":"kms:*","Resource":"*"}}]}}"#
-        ),
     }
 }
 

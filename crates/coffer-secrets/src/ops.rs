@@ -684,6 +684,22 @@ impl SecretsService {
             }
         };
         let account = ctx.account_id();
+        // Secrets Manager decrypts with kms:Decrypt as the caller, so the version's key (and its
+        // key policy) takes part; aws/secretsmanager allows every caller of the account.
+        let kms = meta.versions[&vid].kms_key_id.as_deref();
+        self.keys
+            .authorize_use(
+                ctx,
+                "kms:Decrypt",
+                kms.unwrap_or(DEFAULT_KMS_ALIAS),
+                "secretsmanager",
+                &[("SecretARN", meta.arn.as_str()), ("SecretVersionId", &vid)],
+            )
+            .await
+            .map_err(|e| match e {
+                coffer_kms::KeyUseError::Key(e) => decryption_error(e),
+                coffer_kms::KeyUseError::Denied(d) => d.into(),
+            })?;
         let (kind, plain) = self.decrypt_version(account, meta, &vid).await?;
         self.record_access(account, &l, &vid).await;
         let vm = &meta.versions[&vid];

@@ -405,6 +405,7 @@ fn target_of(headers: &HeaderMap) -> &str {
         .unwrap_or("")
 }
 
+// The request's parts as the HTTP layer hands them over, plus the audit record being filled.
 async fn handle_inner(
     state: &AppState,
     http: &axum::http::request::Parts,

@@ -4,13 +4,14 @@
 //!
 //! The services run on a memory store with the server's authorizer; the inputs below are valid,
 //! so each call reaches its authorization decision. A table row without an input here fails the
-//! test, so a new operation cannot be added without being covered.
+//! test, so a new operation cannot be added without being covered. The KMS keys used have the
+//! default key policy, which delegates to IAM, so the identity policy alone decides.
 
 use std::sync::Arc;
 
 use coffer_authz::{IdentityPolicies, IdentityPolicySource, PolicyAuthorizer};
 use coffer_core::{Caller, ManualClock, RequestContext, ServiceError};
-use coffer_kms::Keyring;
+use coffer_kms::{Keyring, KmsService};
 use coffer_parameters::ParametersService;
 use coffer_policy::{CompiledPolicy, PolicyKind};
 use coffer_secrets::SecretsService;
@@ -38,7 +39,19 @@ struct Env {
     secrets: SecretsService,
     parameters: ParametersService,
     cloudtrail: coffer_audit::CloudTrailService,
+    kms: KmsService,
     clock: Arc<ManualClock>,
+}
+
+/// What the KMS inputs refer to, made by [`seed`].
+#[derive(Default)]
+struct KmsSeed {
+    /// Used by reads and cryptographic operations.
+    key: String,
+    /// Disabled, enabled and scheduled for deletion.
+    spare: String,
+    blob: String,
+    grants: Vec<String>,
 }
 
 async fn env() -> Env {
@@ -53,7 +66,8 @@ async fn env() -> Env {
         .expect("audit log");
     Env {
         secrets: SecretsService::new(store.clone(), keys.clone(), clock.clone()),
-        parameters: ParametersService::new(store, keys, clock.clone()),
+        parameters: ParametersService::new(store, keys.clone(), clock.clone()),
+        kms: KmsService::new(keys, clock.clone()),
         cloudtrail: coffer_audit::CloudTrailService::new(audit, &[7; 32]),
         clock,
     }
@@ -142,7 +156,58 @@ fn parameters_input(op: &str) -> Option<serde_json::Value> {
     })
 }
 
-async fn seed(env: &Env) {
+fn kms_input(op: &str, k: &KmsSeed) -> Option<serde_json::Value> {
+    let key = &k.key;
+    Some(match op {
+        "CreateKey" | "ListKeys" | "ListAliases" => json!({}),
+        "GenerateRandom" => json!({"NumberOfBytes": 8}),
+        "CreateAlias" => json!({"AliasName": "alias/created", "TargetKeyId": key}),
+        "UpdateAlias" => json!({"AliasName": "alias/a1", "TargetKeyId": key}),
+        "DeleteAlias" => json!({"AliasName": "alias/a2"}),
+        "CreateGrant" => {
+            json!({"KeyId": key, "GranteePrincipal": format!("arn:aws:iam::{ACCOUNT}:user/g"),
+                                "Operations": ["Decrypt"]})
+        }
+        "RetireGrant" => json!({"KeyId": key, "GrantId": k.grants[0]}),
+        "RevokeGrant" => json!({"KeyId": key, "GrantId": k.grants[1]}),
+        "Decrypt" => json!({"CiphertextBlob": k.blob}),
+        "ReEncrypt" => json!({"CiphertextBlob": k.blob, "DestinationKeyId": key}),
+        "Encrypt" => json!({"KeyId": key, "Plaintext": "aGk="}),
+        "GenerateDataKey" | "GenerateDataKeyWithoutPlaintext" => {
+            json!({"KeyId": key, "KeySpec": "AES_256"})
+        }
+        "CancelKeyDeletion" | "DisableKey" | "EnableKey" => json!({"KeyId": k.spare}),
+        "ScheduleKeyDeletion" => json!({"KeyId": k.spare, "PendingWindowInDays": 7}),
+        "DescribeKey"
+        | "DisableKeyRotation"
+        | "EnableKeyRotation"
+        | "GetKeyRotationStatus"
+        | "RotateKeyOnDemand"
+        | "ListKeyRotations"
+        | "ListResourceTags"
+        | "ListKeyPolicies"
+        | "GetKeyPolicy"
+        | "ListGrants" => json!({"KeyId": key}),
+        "PutKeyPolicy" => json!({"KeyId": key, "Policy": format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{ACCOUNT}:root"}},"Action":"kms:*","Resource":"*"}}]}}"#)}),
+        "TagResource" => json!({"KeyId": key, "Tags": [{"TagKey": "k", "TagValue": "v"}]}),
+        "UntagResource" => json!({"KeyId": key, "TagKeys": ["k"]}),
+        "UpdateKeyDescription" => json!({"KeyId": key, "Description": "d"}),
+        _ => return None,
+    })
+}
+
+/// `body` called as the root; its answer as JSON.
+async fn kms_root(env: &Env, op: &str, body: serde_json::Value) -> serde_json::Value {
+    let out = env
+        .kms
+        .call(&root(), op, body.to_string().as_bytes())
+        .await
+        .unwrap_or_else(|e| panic!("seed {op}: {e}"));
+    serde_json::from_slice(&out).expect("json")
+}
+
+async fn seed(env: &Env) -> KmsSeed {
     let r = root();
     env.secrets
         .call(&r, "CreateSecret", br#"{"Name":"s1","SecretString":"v"}"#)
@@ -156,11 +221,51 @@ async fn seed(env: &Env) {
         )
         .await
         .expect("seed parameter");
+    let key_of = |out: serde_json::Value| out["KeyMetadata"]["KeyId"].as_str().unwrap().to_owned();
+    let key = key_of(kms_root(env, "CreateKey", json!({})).await);
+    let spare = key_of(kms_root(env, "CreateKey", json!({})).await);
+    for alias in ["alias/a1", "alias/a2"] {
+        kms_root(
+            env,
+            "CreateAlias",
+            json!({"AliasName": alias, "TargetKeyId": key}),
+        )
+        .await;
+    }
+    let blob = kms_root(env, "Encrypt", json!({"KeyId": key, "Plaintext": "aGk="})).await
+        ["CiphertextBlob"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut grants = Vec::new();
+    for _ in 0..2 {
+        let out = kms_root(
+            env,
+            "CreateGrant",
+            kms_input(
+                "CreateGrant",
+                &KmsSeed {
+                    key: key.clone(),
+                    ..Default::default()
+                },
+            )
+            .unwrap(),
+        )
+        .await;
+        grants.push(out["GrantId"].as_str().unwrap().to_owned());
+    }
+    KmsSeed {
+        key,
+        spare,
+        blob,
+        grants,
+    }
 }
 
 /// Runs every operation of both tables as `ctx`; returns (operation, error code) per call.
 async fn run_all(
     env: &Env,
+    kms: &KmsSeed,
     ctx_for: impl AsyncFn(&str) -> RequestContext,
 ) -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -206,6 +311,20 @@ async fn run_all(
         };
         out.push((spec.action.to_string(), code));
     }
+    for spec in KmsService::operations() {
+        let input =
+            kms_input(spec.name, kms).unwrap_or_else(|| panic!("no input for kms {}", spec.name));
+        let ctx = ctx_for(spec.action).await;
+        let code = match env
+            .kms
+            .call(&ctx, spec.name, input.to_string().as_bytes())
+            .await
+        {
+            Ok(_) => "ok".to_string(),
+            Err(e) => e.code().to_string(),
+        };
+        out.push((spec.action.to_string(), code));
+    }
     out
 }
 
@@ -220,11 +339,12 @@ fn cloudtrail_input(op: &str) -> Option<serde_json::Value> {
 #[tokio::test]
 async fn a_principal_without_policies_is_denied_every_operation() {
     let env = env().await;
-    seed(&env).await;
-    let results = run_all(&env, async |_| user(&env, &[]).await).await;
+    let kms = seed(&env).await;
+    let results = run_all(&env, &kms, async |_| user(&env, &[]).await).await;
     let total = SecretsService::operations().len()
         + ParametersService::operations().len()
-        + coffer_audit::CloudTrailService::operations().len();
+        + coffer_audit::CloudTrailService::operations().len()
+        + KmsService::operations().len();
     assert_eq!(results.len(), total);
     for (action, code) in &results {
         assert_eq!(code, "AccessDeniedException", "{action} was not denied");
@@ -234,10 +354,16 @@ async fn a_principal_without_policies_is_denied_every_operation() {
 #[tokio::test]
 async fn each_operation_is_allowed_with_exactly_its_declared_action() {
     let env = env().await;
-    seed(&env).await;
-    let results = run_all(&env, async |action| {
+    let kms = seed(&env).await;
+    let results = run_all(&env, &kms, async |action| {
+        // ReEncrypt's row names kms:ReEncryptFrom (the source key); the destination key takes
+        // kms:ReEncryptTo, which belongs to the same operation.
+        let action = match action {
+            "kms:ReEncryptFrom" => r#"["kms:ReEncryptFrom","kms:ReEncryptTo"]"#.to_string(),
+            a => format!("\"{a}\""),
+        };
         let doc = format!(
-            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"{action}","Resource":"*"}}]}}"#
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":{action},"Resource":"*"}}]}}"#
         );
         user(&env, &[doc]).await
     })
@@ -252,20 +378,33 @@ async fn each_operation_is_allowed_with_exactly_its_declared_action() {
     // of a secret without replicas, a resource policy on a standard parameter...).
     let ok = results.iter().filter(|(_, c)| c == "ok").count();
     assert!(ok * 2 > results.len(), "{results:?}");
+    // KMS calls all succeed, save cancelling the deletion of a key not pending deletion.
+    let kms_failed: Vec<_> = results
+        .iter()
+        .filter(|(a, c)| a.starts_with("kms:") && c != "ok")
+        .collect();
+    assert_eq!(
+        kms_failed,
+        [&(
+            "kms:CancelKeyDeletion".to_string(),
+            "KMSInvalidStateException".to_string()
+        )]
+    );
 }
 
 #[tokio::test]
 async fn a_grant_for_another_action_does_not_leak() {
     let env = env().await;
-    seed(&env).await;
+    let kms = seed(&env).await;
     // Each operation's caller holds every action except its own.
     let all: Vec<&str> = SecretsService::operations()
         .iter()
         .chain(ParametersService::operations())
         .chain(coffer_audit::CloudTrailService::operations())
+        .chain(KmsService::operations())
         .map(|s| s.action)
         .collect();
-    let results = run_all(&env, async |action| {
+    let results = run_all(&env, &kms, async |action| {
         let others: Vec<String> = all
             .iter()
             .filter(|a| **a != action)

@@ -2,7 +2,8 @@
 //! AWS managed keys, which the keyring creates on first use; ListAliases shows them before that
 //! too (without a target), as KMS does.
 
-use coffer_core::RequestContext;
+use coffer_core::authz::ResourcePolicy;
+use coffer_service::opctx::OpCtx;
 use coffer_store::WriteBatch;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -41,7 +42,7 @@ impl KmsService {
     /// customer managed key, not pending deletion.
     async fn alias_target(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         target: &str,
         action: &str,
     ) -> Result<(KeyRecord, coffer_store::Entry), KmsError> {
@@ -59,7 +60,16 @@ impl KmsService {
         Ok((rec, entry))
     }
 
-    fn reserved(ctx: &RequestContext, name: &str, action: &str) -> Result<(), KmsError> {
+    /// AWS authorizes alias changes twice: the action on the alias ARN, in IAM policies only
+    /// (aliases have no policy of their own), and on each key involved, with its key policy
+    /// (done where the key is loaded). This is the first half.
+    fn authorize_alias(ctx: &OpCtx<'_>, name: &str) -> Result<(), KmsError> {
+        let arn = alias_arn(ctx.partition(), &ctx.region, ctx.account_id(), name);
+        ctx.check(&arn, None, ResourcePolicy::None, &[])?;
+        Ok(())
+    }
+
+    fn reserved(ctx: &OpCtx<'_>, name: &str, action: &str) -> Result<(), KmsError> {
         if name.starts_with("alias/aws/") {
             return Err(KmsError::managed_key(
                 &ctx.caller.principal_arn,
@@ -70,15 +80,12 @@ impl KmsService {
         Ok(())
     }
 
-    pub(crate) async fn create_alias(
-        &self,
-        ctx: &RequestContext,
-        body: &[u8],
-    ) -> Result<Obj, KmsError> {
+    pub(crate) async fn create_alias(&self, ctx: &OpCtx<'_>, body: &[u8]) -> Result<Obj, KmsError> {
         let i: AliasIn = input(body)?;
         let name = required("aliasName", i.alias_name.as_deref())?;
         let target = required("targetKeyId", i.target_key_id.as_deref())?;
         validate::alias_name(name, false)?;
+        Self::authorize_alias(ctx, name)?;
         let (rec, entry) = self.alias_target(ctx, target, "kms:CreateAlias").await?;
         let account = ctx.account_id();
         let ak = alias_record_key(account, &ctx.region, name);
@@ -113,16 +120,13 @@ impl KmsService {
         }
     }
 
-    pub(crate) async fn update_alias(
-        &self,
-        ctx: &RequestContext,
-        body: &[u8],
-    ) -> Result<Obj, KmsError> {
+    pub(crate) async fn update_alias(&self, ctx: &OpCtx<'_>, body: &[u8]) -> Result<Obj, KmsError> {
         let i: AliasIn = input(body)?;
         let name = required("aliasName", i.alias_name.as_deref())?;
         let target = required("targetKeyId", i.target_key_id.as_deref())?;
         validate::alias_name(name, true)?;
         Self::reserved(ctx, name, "kms:UpdateAlias")?;
+        Self::authorize_alias(ctx, name)?;
         let (rec, entry) = self.alias_target(ctx, target, "kms:UpdateAlias").await?;
         let account = ctx.account_id();
         let ak = alias_record_key(account, &ctx.region, name);
@@ -135,6 +139,8 @@ impl KmsService {
             )));
         };
         let mut alias: AliasRecord = crate::parse(&old, "alias record")?;
+        // The key the alias leaves is authorized too.
+        self.authorize_ref(ctx, &alias.target_key_id).await?;
         alias.target_key_id = rec.key_id.clone();
         alias.last_updated_date = Some(self.now_ms() / 1000);
         let mut batch = WriteBatch::new();
@@ -152,15 +158,12 @@ impl KmsService {
         }
     }
 
-    pub(crate) async fn delete_alias(
-        &self,
-        ctx: &RequestContext,
-        body: &[u8],
-    ) -> Result<Obj, KmsError> {
+    pub(crate) async fn delete_alias(&self, ctx: &OpCtx<'_>, body: &[u8]) -> Result<Obj, KmsError> {
         let i: AliasIn = input(body)?;
         let name = required("aliasName", i.alias_name.as_deref())?;
         validate::alias_name(name, true)?;
         Self::reserved(ctx, name, "kms:DeleteAlias")?;
+        Self::authorize_alias(ctx, name)?;
         let account = ctx.account_id();
         let ak = alias_record_key(account, &ctx.region, name);
         let Some(old) = self.store.get(&ak).await? else {
@@ -171,19 +174,19 @@ impl KmsService {
                 name,
             )));
         };
+        let alias: AliasRecord = crate::parse(&old, "alias record")?;
+        self.authorize_ref(ctx, &alias.target_key_id).await?;
         let mut batch = WriteBatch::new();
         batch.check(ak.clone(), Some(&old)).delete(ak);
         self.store.commit(batch).await?;
         Ok(Obj::new())
     }
 
-    pub(crate) async fn list_aliases(
-        &self,
-        ctx: &RequestContext,
-        body: &[u8],
-    ) -> Result<Obj, KmsError> {
+    pub(crate) async fn list_aliases(&self, ctx: &OpCtx<'_>, body: &[u8]) -> Result<Obj, KmsError> {
         let i: ListIn = input(body)?;
         let limit = validate::limit(i.limit, 50, 100)?;
+        // ListAliases is authorized on `*` even when it filters by key, as in AWS.
+        ctx.check_any()?;
         let target = match i.key_id.as_deref() {
             Some(k) => {
                 if k.starts_with("alias/") || k.contains(":alias/") {
@@ -191,7 +194,13 @@ impl KmsService {
                         "KeyId must be a key id or key ARN, not an alias.".into(),
                     ));
                 }
-                Some(self.load(ctx, k).await?.0.key_id)
+                validate::key_id("keyId", k)?;
+                let kref = self
+                    .keys
+                    .resolve(ctx.account_id(), &ctx.region, k)
+                    .await
+                    .map_err(|e| Self::key_err(ctx, k, e))?;
+                Some(kref.key_id)
             }
             None => None,
         };

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use coffer_core::RequestContext;
+use coffer_service::opctx::OpCtx;
 use serde::Deserialize;
 use serde_json::json;
 use zeroize::Zeroizing;
@@ -96,11 +96,12 @@ impl KmsService {
     /// Encrypts `plaintext` under `key` and returns (blob, key ARN).
     async fn seal(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         key: &str,
         plaintext: &[u8],
         context: &Option<BTreeMap<String, String>>,
     ) -> Result<(Vec<u8>, String), KmsError> {
+        self.authorize_ref(ctx, key).await?;
         let pairs = validate::context(context);
         let blob = self
             .keys
@@ -115,7 +116,7 @@ impl KmsService {
     /// Decrypts a blob; when `expected` names a key, the blob must be under that key.
     async fn open(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         blob: &[u8],
         context: &Option<BTreeMap<String, String>>,
         expected: Option<&str>,
@@ -123,6 +124,11 @@ impl KmsService {
         validate::blob("ciphertextBlob", blob, MAX_CIPHERTEXT)?;
         let id = crate::ciphertext_key_id(blob)
             .ok_or_else(|| KmsError::InvalidCiphertext(String::new()))?;
+        // Authorized on the key the blob names; a blob naming no key here cannot decrypt.
+        match self.authorize_ref(ctx, &id).await {
+            Err(KmsError::NotFound(_)) => return Err(KmsError::InvalidCiphertext(String::new())),
+            r => r?,
+        }
         if let Some(k) = expected {
             validate::key_id("keyId", k)?;
             let named = self
@@ -149,7 +155,7 @@ impl KmsService {
         ))
     }
 
-    pub(crate) async fn encrypt(&self, ctx: &RequestContext, body: &[u8]) -> Result<Obj, KmsError> {
+    pub(crate) async fn encrypt(&self, ctx: &OpCtx<'_>, body: &[u8]) -> Result<Obj, KmsError> {
         let mut i: EncryptIn = input(body)?;
         let plaintext = Zeroizing::new(
             i.plaintext
@@ -175,7 +181,7 @@ impl KmsService {
         Ok(out)
     }
 
-    pub(crate) async fn decrypt(&self, ctx: &RequestContext, body: &[u8]) -> Result<Obj, KmsError> {
+    pub(crate) async fn decrypt(&self, ctx: &OpCtx<'_>, body: &[u8]) -> Result<Obj, KmsError> {
         let i: DecryptIn = input(body)?;
         let blob = required("ciphertextBlob", i.ciphertext_blob.as_ref())?;
         validate::grant_tokens(i.grant_tokens.as_ref())?;
@@ -194,11 +200,7 @@ impl KmsService {
         Ok(out)
     }
 
-    pub(crate) async fn re_encrypt(
-        &self,
-        ctx: &RequestContext,
-        body: &[u8],
-    ) -> Result<Obj, KmsError> {
+    pub(crate) async fn re_encrypt(&self, ctx: &OpCtx<'_>, body: &[u8]) -> Result<Obj, KmsError> {
         let i: ReEncryptIn = input(body)?;
         let blob = required("ciphertextBlob", i.ciphertext_blob.as_ref())?;
         let dest = required("destinationKeyId", i.destination_key_id.as_deref())?;
@@ -220,12 +222,15 @@ impl KmsService {
                 i.source_key_id.as_deref(),
             )
             .await?;
+        // The source was authorized as kms:ReEncryptFrom (the table's action); the destination
+        // takes kms:ReEncryptTo.
+        let to = ctx.with_action("kms:ReEncryptTo");
         if i.dry_run == Some(true) {
-            self.load(ctx, dest).await?.0.check_usable()?;
+            self.load(&to, dest).await?.0.check_usable()?;
             return Err(KmsError::dry_run());
         }
         let (new_blob, arn) = self
-            .seal(ctx, dest, &plain, &i.destination_encryption_context)
+            .seal(&to, dest, &plain, &i.destination_encryption_context)
             .await?;
         let mut out = Obj::new();
         out.insert("CiphertextBlob".into(), json!(B64.encode(new_blob)));
@@ -244,7 +249,7 @@ impl KmsService {
 
     pub(crate) async fn generate_data_key(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         body: &[u8],
         with_plaintext: bool,
     ) -> Result<Obj, KmsError> {
@@ -292,8 +297,9 @@ impl KmsService {
         Ok(out)
     }
 
-    pub(crate) fn generate_random(&self, body: &[u8]) -> Result<Obj, KmsError> {
+    pub(crate) fn generate_random(&self, ctx: &OpCtx<'_>, body: &[u8]) -> Result<Obj, KmsError> {
         let i: RandomIn = input(body)?;
+        ctx.check_any()?;
         if let Some(c) = &i.custom_key_store_id {
             validate::length("customKeyStoreId", c, 1, 64)?;
             return Err(KmsError::UnsupportedOperation(

@@ -113,6 +113,12 @@ pub(crate) fn not_found(display: &str) -> KmsError {
     }
 }
 
+impl From<coffer_core::authz::AccessDenied> for KmsError {
+    fn from(e: coffer_core::authz::AccessDenied) -> Self {
+        KmsError::AccessDenied(e.message)
+    }
+}
+
 impl From<coffer_wire::WireError> for KmsError {
     fn from(e: coffer_wire::WireError) -> Self {
         KmsError::Wire {

@@ -1,12 +1,15 @@
-//! Grants: CreateGrant, ListGrants, RetireGrant, RevokeGrant. Grants are stored and listed here;
-//! letting them authorize calls is the access-control room's job.
+//! Grants: CreateGrant, ListGrants, RetireGrant, RevokeGrant. Grants are stored and listed, but
+//! not enforced: a grant does not allow its grantee anything, and every grant operation is
+//! authorized like any other key operation (the action on the key, with its key policy), so
+//! RetireGrant also needs `kms:RetireGrant` where AWS would let the retiring principal or
+//! grantee retire without it.
 //!
 //! Record: `kms/grant/{account}/{region}/{key id}/{grant id}`. A grant token is a tamper-checked
 //! token naming the key and the grant, so RetireGrant can find the grant from the token alone.
 
 use std::collections::BTreeMap;
 
-use coffer_core::RequestContext;
+use coffer_service::opctx::OpCtx;
 use coffer_store::WriteBatch;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -203,11 +206,7 @@ fn unsupported_service_principal(v: &Option<String>) -> Result<(), KmsError> {
 }
 
 impl KmsService {
-    pub(crate) async fn create_grant(
-        &self,
-        ctx: &RequestContext,
-        body: &[u8],
-    ) -> Result<Obj, KmsError> {
+    pub(crate) async fn create_grant(&self, ctx: &OpCtx<'_>, body: &[u8]) -> Result<Obj, KmsError> {
         let i: CreateIn = input(body)?;
         let key = required("keyId", i.key_id.as_deref())?;
         validate::key_id("keyId", key)?;
@@ -338,11 +337,7 @@ impl KmsService {
         out
     }
 
-    pub(crate) async fn list_grants(
-        &self,
-        ctx: &RequestContext,
-        body: &[u8],
-    ) -> Result<Obj, KmsError> {
+    pub(crate) async fn list_grants(&self, ctx: &OpCtx<'_>, body: &[u8]) -> Result<Obj, KmsError> {
         let i: ListIn = input(body)?;
         let key = required("keyId", i.key_id.as_deref())?;
         let limit = validate::limit(i.limit, 50, 100)?;
@@ -381,11 +376,7 @@ impl KmsService {
         Ok(out)
     }
 
-    pub(crate) async fn retire_grant(
-        &self,
-        ctx: &RequestContext,
-        body: &[u8],
-    ) -> Result<Obj, KmsError> {
+    pub(crate) async fn retire_grant(&self, ctx: &OpCtx<'_>, body: &[u8]) -> Result<Obj, KmsError> {
         let i: RetireIn = input(body)?;
         let (key, id) = match (&i.grant_token, &i.key_id, &i.grant_id) {
             (Some(t), _, _) => {
@@ -412,11 +403,7 @@ impl KmsService {
         Ok(Obj::new())
     }
 
-    pub(crate) async fn revoke_grant(
-        &self,
-        ctx: &RequestContext,
-        body: &[u8],
-    ) -> Result<Obj, KmsError> {
+    pub(crate) async fn revoke_grant(&self, ctx: &OpCtx<'_>, body: &[u8]) -> Result<Obj, KmsError> {
         let i: RevokeIn = input(body)?;
         let key = required("keyId", i.key_id.as_deref())?;
         let id = required("grantId", i.grant_id.as_deref())?;
@@ -428,7 +415,7 @@ impl KmsService {
 
     async fn remove_grant(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         key: &str,
         id: &str,
         dry_run: bool,

@@ -1,7 +1,7 @@
 //! Keys: create, describe, list, describe-update, enable/disable, deletion with a waiting period,
 //! rotation (automatic and on demand), tags and key policies; and the background work.
 
-use coffer_core::RequestContext;
+use coffer_service::opctx::OpCtx;
 use coffer_service::tags::Tag;
 use coffer_store::WriteBatch;
 use serde::Deserialize;
@@ -67,59 +67,6 @@ fn parse_index<'a>(prefix: &str, key: &'a [u8]) -> Option<(i64, &'a str, &'a str
     let mut parts = s.splitn(4, '/');
     let ms = parts.next()?.parse().ok()?;
     Some((ms, parts.next()?, parts.next()?, parts.next()?))
-}
-
-/// AWS's default key policy: the account (and so IAM policies in it) may do everything.
-fn default_policy(partition: &str, account: &str) -> String {
-    format!(
-        r#"{{
-  "Version" : "2012-10-17",
-  "Id" : "key-default-1",
-  "Statement" : [ {{
-    "Sid" : "Enable IAM User Permissions",
-    "Effect" : "Allow",
-    "Principal" : {{
-      "AWS" : "arn:{partition}:iam::{account}:root"
-    }},
-    "Action" : "kms:*",
-    "Resource" : "*"
-  }} ]
-}}"#
-    )
-}
-
-/// The shape of AWS's policies for AWS managed keys: principals in the account may use the key
-/// through the owning service only, and may read its metadata.
-fn managed_policy(partition: &str, account: &str, region: &str, service: &str) -> String {
-    format!(
-        r#"{{
-  "Version" : "2012-10-17",
-  "Id" : "auto-{service}-2",
-  "Statement" : [ {{
-    "Sid" : "Allow access through {service} for all principals in the account that are authorized to use {service}",
-    "Effect" : "Allow",
-    "Principal" : {{
-      "AWS" : "*"
-    }},
-    "Action" : [ "kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:CreateGrant", "kms:DescribeKey" ],
-    "Resource" : "*",
-    "Condition" : {{
-      "StringEquals" : {{
-        "kms:CallerAccount" : "{account}",
-        "kms:ViaService" : "{service}.{region}.amazonaws.com"
-      }}
-    }}
-  }}, {{
-    "Sid" : "Allow direct access to key metadata to the account",
-    "Effect" : "Allow",
-    "Principal" : {{
-      "AWS" : "arn:{partition}:iam::{account}:root"
-    }},
-    "Action" : [ "kms:Describe*", "kms:Get*", "kms:List*" ],
-    "Resource" : "*"
-  }} ]
-}}"#
-    )
 }
 
 /// The single place key policies are checked: the model's text constraints, then the policy
@@ -299,12 +246,10 @@ fn to_tags(tags: Vec<TagIn>) -> Vec<Tag> {
 }
 
 impl KmsService {
-    pub(crate) async fn create_key(
-        &self,
-        ctx: &RequestContext,
-        body: &[u8],
-    ) -> Result<Obj, KmsError> {
+    pub(crate) async fn create_key(&self, ctx: &OpCtx<'_>, body: &[u8]) -> Result<Obj, KmsError> {
         let i: CreateKeyIn = input(body)?;
+        // No key exists yet: IAM decides on `*` (a policy given here applies from now on).
+        ctx.check_any()?;
         if let Some(d) = &i.description {
             validate::description(d)?;
         }
@@ -369,7 +314,7 @@ impl KmsService {
                 check_policy(&p)?;
                 p
             }
-            None => default_policy(ctx.partition(), ctx.account_id()),
+            None => crate::policy::default_policy(ctx.partition(), ctx.account_id()),
         };
         let tags = to_tags(i.tags.unwrap_or_default());
         let mut deduped: Vec<Tag> = Vec::new();
@@ -409,11 +354,7 @@ impl KmsService {
         Ok(metadata_out(&rec))
     }
 
-    pub(crate) async fn describe_key(
-        &self,
-        ctx: &RequestContext,
-        body: &[u8],
-    ) -> Result<Obj, KmsError> {
+    pub(crate) async fn describe_key(&self, ctx: &OpCtx<'_>, body: &[u8]) -> Result<Obj, KmsError> {
         let i: KeyIn = input(body)?;
         validate::grant_tokens(i.grant_tokens.as_ref())?;
         let key = required("keyId", i.key_id.as_deref())?;
@@ -421,13 +362,10 @@ impl KmsService {
         Ok(metadata_out(&rec))
     }
 
-    pub(crate) async fn list_keys(
-        &self,
-        ctx: &RequestContext,
-        body: &[u8],
-    ) -> Result<Obj, KmsError> {
+    pub(crate) async fn list_keys(&self, ctx: &OpCtx<'_>, body: &[u8]) -> Result<Obj, KmsError> {
         let i: ListIn = input(body)?;
         let limit = validate::limit(i.limit, 100, 1000)?;
+        ctx.check_any()?;
         let scope = coffer_service::token::scope(&["ListKeys", ctx.account_id(), &ctx.region]);
         let after = self.marker_position(&scope, i.marker.as_deref())?;
         let prefix = format!("kms/key/{}/{}/", ctx.account_id(), ctx.region).into_bytes();
@@ -450,7 +388,7 @@ impl KmsService {
 
     pub(crate) async fn update_key_description(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         body: &[u8],
     ) -> Result<Obj, KmsError> {
         let i: DescriptionIn = input(body)?;
@@ -467,25 +405,17 @@ impl KmsService {
         Ok(Obj::new())
     }
 
-    pub(crate) async fn enable_key(
-        &self,
-        ctx: &RequestContext,
-        body: &[u8],
-    ) -> Result<Obj, KmsError> {
+    pub(crate) async fn enable_key(&self, ctx: &OpCtx<'_>, body: &[u8]) -> Result<Obj, KmsError> {
         self.set_enabled(ctx, body, true).await
     }
 
-    pub(crate) async fn disable_key(
-        &self,
-        ctx: &RequestContext,
-        body: &[u8],
-    ) -> Result<Obj, KmsError> {
+    pub(crate) async fn disable_key(&self, ctx: &OpCtx<'_>, body: &[u8]) -> Result<Obj, KmsError> {
         self.set_enabled(ctx, body, false).await
     }
 
     async fn set_enabled(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         body: &[u8],
         enable: bool,
     ) -> Result<Obj, KmsError> {
@@ -512,7 +442,7 @@ impl KmsService {
 
     pub(crate) async fn schedule_key_deletion(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         body: &[u8],
     ) -> Result<Obj, KmsError> {
         let i: ScheduleIn = input(body)?;
@@ -545,7 +475,7 @@ impl KmsService {
 
     pub(crate) async fn cancel_key_deletion(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         body: &[u8],
     ) -> Result<Obj, KmsError> {
         let i: KeyIn = input(body)?;
@@ -578,7 +508,7 @@ impl KmsService {
 
     pub(crate) async fn enable_key_rotation(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         body: &[u8],
     ) -> Result<Obj, KmsError> {
         let i: RotationIn = input(body)?;
@@ -618,7 +548,7 @@ impl KmsService {
 
     pub(crate) async fn disable_key_rotation(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         body: &[u8],
     ) -> Result<Obj, KmsError> {
         let i: KeyIn = input(body)?;
@@ -638,7 +568,7 @@ impl KmsService {
 
     pub(crate) async fn get_key_rotation_status(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         body: &[u8],
     ) -> Result<Obj, KmsError> {
         let i: KeyIn = input(body)?;
@@ -663,7 +593,7 @@ impl KmsService {
 
     pub(crate) async fn rotate_key_on_demand(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         body: &[u8],
     ) -> Result<Obj, KmsError> {
         let i: KeyIn = input(body)?;
@@ -707,7 +637,7 @@ impl KmsService {
 
     pub(crate) async fn list_key_rotations(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         body: &[u8],
     ) -> Result<Obj, KmsError> {
         let i: ListRotationsIn = input(body)?;
@@ -765,11 +695,7 @@ impl KmsService {
 
     // ----- tags -------------------------------------------------------------------------------
 
-    pub(crate) async fn tag_resource(
-        &self,
-        ctx: &RequestContext,
-        body: &[u8],
-    ) -> Result<Obj, KmsError> {
+    pub(crate) async fn tag_resource(&self, ctx: &OpCtx<'_>, body: &[u8]) -> Result<Obj, KmsError> {
         let i: TagIn2 = input(body)?;
         let key = required("keyId", i.key_id.as_deref())?;
         let tags = required("tags", i.tags.as_ref())?;
@@ -792,7 +718,7 @@ impl KmsService {
 
     pub(crate) async fn untag_resource(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         body: &[u8],
     ) -> Result<Obj, KmsError> {
         let i: UntagIn = input(body)?;
@@ -813,7 +739,7 @@ impl KmsService {
 
     pub(crate) async fn list_resource_tags(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         body: &[u8],
     ) -> Result<Obj, KmsError> {
         let i: KeyListIn = input(body)?;
@@ -851,52 +777,23 @@ impl KmsService {
 
     pub(crate) async fn get_key_policy(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         body: &[u8],
     ) -> Result<Obj, KmsError> {
         let i: GetPolicyIn = input(body)?;
         let key = required("keyId", i.key_id.as_deref())?;
         validate::policy_name(i.policy_name.as_deref())?;
         let (rec, _) = self.load(ctx, key).await?;
-        let policy = match (&rec.policy, rec.key_manager) {
-            (Some(p), _) => p.clone(),
-            (None, KeyManager::Customer) => default_policy(ctx.partition(), &rec.account),
-            (None, KeyManager::Aws) => {
-                let service = self
-                    .managed_service(ctx, &rec.key_id)
-                    .await?
-                    .unwrap_or("kms");
-                managed_policy(ctx.partition(), &rec.account, &rec.region, service)
-            }
-        };
+        let policy = rec.policy_text();
         let mut out = Obj::new();
         out.insert("Policy".into(), json!(policy));
         out.insert("PolicyName".into(), json!("default"));
         Ok(out)
     }
 
-    /// The service an AWS managed key belongs to (`secretsmanager`, `ssm`), from its alias.
-    async fn managed_service(
-        &self,
-        ctx: &RequestContext,
-        key_id: &str,
-    ) -> Result<Option<&'static str>, KmsError> {
-        for (alias, _) in crate::MANAGED_ALIASES {
-            if let Ok(k) = self
-                .keys
-                .resolve(ctx.account_id(), &ctx.region, alias)
-                .await
-                && k.key_id == key_id
-            {
-                return Ok(alias.strip_prefix("alias/aws/"));
-            }
-        }
-        Ok(None)
-    }
-
     pub(crate) async fn put_key_policy(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         body: &[u8],
     ) -> Result<Obj, KmsError> {
         let i: PutPolicyIn = input(body)?;
@@ -916,7 +813,7 @@ impl KmsService {
 
     pub(crate) async fn list_key_policies(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         body: &[u8],
     ) -> Result<Obj, KmsError> {
         let i: KeyListIn = input(body)?;

@@ -2,6 +2,12 @@
 //! [`Keyring`]'s records: customer keys and their lifecycle, aliases, cryptographic operations,
 //! rotation, tags, key policies and grants.
 //!
+//! Authorization: an operation on a key decides its action on the key's ARN with the key policy
+//! as resource policy ([`authorize_key`]) once the reference (id, key ARN, alias name or ARN) is
+//! resolved and before anything of the key is returned or changed; operations without a key
+//! (CreateKey, ListKeys, ListAliases, GenerateRandom) decide on `*`. Grants are stored but do
+//! not authorize anything.
+//!
 //! Every mutating operation reads the key record, changes it and commits one
 //! [`WriteBatch`] guarded by a check on what it read (retried on conflict under the key's write
 //! lock), then drops the keyring's cached state of the key. Background work (deleting keys whose
@@ -9,8 +15,12 @@
 
 use std::sync::Arc;
 
+use std::sync::atomic::AtomicBool;
+
+use coffer_core::authz::ResourcePolicy;
 use coffer_core::{RequestContext, SharedClock};
 use coffer_service::OperationSpec;
+use coffer_service::opctx::OpCtx;
 use coffer_store::{Entry, Store, WriteBatch};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -119,15 +129,14 @@ impl KmsService {
         operation: &str,
         body: &[u8],
     ) -> Result<Vec<u8>, KmsError> {
-        // Decided before any data is read. Interim, fail-closed: the action is checked on `*`
-        // (an identity policy must allow it for every key); per-key checks with the key policy
-        // as resource policy are still to come, so policies scoped to one key deny here.
-        if let Some(spec) = OPERATIONS.iter().find(|o| o.name == operation) {
-            let decided = std::sync::atomic::AtomicBool::new(false);
-            coffer_service::opctx::OpCtx::new(ctx, spec, &decided)
-                .check_any()
-                .map_err(|e| KmsError::AccessDenied(e.message))?;
-        }
+        let Some(spec) = OPERATIONS.iter().find(|o| o.name == operation) else {
+            return Err(KmsError::Wire {
+                code: "UnknownOperationException",
+                message: "The requested operation is not supported.".into(),
+            });
+        };
+        let decided = AtomicBool::new(false);
+        let ctx = &OpCtx::new(ctx, spec, &decided);
         let out = match operation {
             "CreateKey" => self.create_key(ctx, body).await,
             "DescribeKey" => self.describe_key(ctx, body).await,
@@ -146,7 +155,7 @@ impl KmsService {
             "ReEncrypt" => self.re_encrypt(ctx, body).await,
             "GenerateDataKey" => self.generate_data_key(ctx, body, true).await,
             "GenerateDataKeyWithoutPlaintext" => self.generate_data_key(ctx, body, false).await,
-            "GenerateRandom" => self.generate_random(body),
+            "GenerateRandom" => self.generate_random(ctx, body),
             "EnableKeyRotation" => self.enable_key_rotation(ctx, body).await,
             "DisableKeyRotation" => self.disable_key_rotation(ctx, body).await,
             "GetKeyRotationStatus" => self.get_key_rotation_status(ctx, body).await,
@@ -167,6 +176,15 @@ impl KmsService {
                 message: "The requested operation is not supported.".into(),
             }),
         }?;
+        // Every operation decides access before it returns or changes a key's data; an answer
+        // computed without a decision is a bug, and is refused rather than served.
+        if !coffer_service::opctx::decided(&decided) {
+            tracing::error!(
+                operation,
+                "operation finished without an authorization decision"
+            );
+            return Err(KmsError::internal());
+        }
         Ok(serde_json::to_vec(&Value::Object(out)).unwrap_or_else(|_| b"{}".to_vec()))
     }
 
@@ -208,10 +226,11 @@ impl KmsService {
         }
     }
 
-    /// The record `key` names, and the store entry it was read from.
+    /// The record `key` names, and the store entry it was read from, once the context's action
+    /// is authorized on it.
     pub(crate) async fn load(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         key: &str,
     ) -> Result<(KeyRecord, Entry), KmsError> {
         validate::key_id("keyId", key)?;
@@ -220,9 +239,26 @@ impl KmsService {
             .resolve(ctx.account_id(), &ctx.region, key)
             .await
             .map_err(|e| Self::key_err(ctx, key, e))?;
-        self.load_by_id(ctx, &kref.key_id)
+        let (rec, entry) = self
+            .load_by_id(ctx, &kref.key_id)
             .await?
-            .ok_or_else(|| error::not_found(&Self::display_arn(ctx, key)))
+            .ok_or_else(|| error::not_found(&Self::display_arn(ctx, key)))?;
+        authorize_key(ctx, &rec.arn, &rec.policy_text(), &rec.tags)?;
+        Ok((rec, entry))
+    }
+
+    /// Authorizes the context's action on the key `key` names without reading its record when
+    /// the keyring has its policy cached (the cryptographic operations' path).
+    pub(crate) async fn authorize_ref(&self, ctx: &OpCtx<'_>, key: &str) -> Result<(), KmsError> {
+        if ctx.root_fast_path() {
+            return Ok(());
+        }
+        let a = self
+            .keys
+            .key_access(ctx.account_id(), &ctx.region, key)
+            .await
+            .map_err(|e| Self::key_err(ctx, key, e))?;
+        authorize_key(ctx, &a.arn, &a.policy, &a.tags)
     }
 
     pub(crate) async fn load_by_id(
@@ -237,11 +273,12 @@ impl KmsService {
         }
     }
 
-    /// Reads the key `key` names, lets `f` change the record (and add to the batch), and commits
-    /// the record guarded by what was read; retried on conflict under the key's write lock.
+    /// Reads the key `key` names (authorizing the context's action on it), lets `f` change the
+    /// record (and add to the batch), and commits the record guarded by what was read; retried
+    /// on conflict under the key's write lock.
     pub(crate) async fn mutate<T>(
         &self,
-        ctx: &RequestContext,
+        ctx: &OpCtx<'_>,
         key: &str,
         mut f: impl FnMut(&mut KeyRecord, &mut WriteBatch) -> Result<T, KmsError>,
     ) -> Result<(KeyRecord, T), KmsError> {
@@ -289,6 +326,20 @@ impl KmsService {
     pub(crate) fn now_ms(&self) -> i64 {
         self.clock.now_millis()
     }
+}
+
+/// KMS's rule for the action of `ctx` on a key: decided on the key's ARN with the key policy as
+/// the resource policy, so IAM policies count only where the key policy delegates to the
+/// account, a statement naming the caller allows by itself, and an explicit deny in either
+/// denies. The key's tags are behind `aws:ResourceTag/*`.
+pub(crate) fn authorize_key(
+    ctx: &OpCtx<'_>,
+    arn: &str,
+    policy: &str,
+    tags: &Vec<coffer_service::tags::Tag>,
+) -> Result<(), KmsError> {
+    ctx.check(arn, Some(tags), ResourcePolicy::KeyPolicy(policy), &[])?;
+    Ok(())
 }
 
 /// Decodes an operation's input.

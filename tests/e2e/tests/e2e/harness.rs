@@ -96,13 +96,21 @@ impl TestServer {
     }
 
     pub fn ssm_in(&self, region: &str) -> aws_sdk_ssm::Client {
+        self.ssm_with(
+            region,
+            coffer_server::DEV_ACCESS_KEY_ID,
+            coffer_server::DEV_SECRET_ACCESS_KEY,
+        )
+    }
+
+    pub fn ssm_with(&self, region: &str, akid: &str, secret: &str) -> aws_sdk_ssm::Client {
         let conf = aws_sdk_ssm::Config::builder()
             .behavior_version(aws_sdk_ssm::config::BehaviorVersion::latest())
             .region(aws_sdk_ssm::config::Region::new(region.to_string()))
             .endpoint_url(self.endpoint())
             .credentials_provider(aws_sdk_ssm::config::Credentials::new(
-                coffer_server::DEV_ACCESS_KEY_ID,
-                coffer_server::DEV_SECRET_ACCESS_KEY,
+                akid,
+                secret,
                 None,
                 None,
                 "coffer-e2e",
@@ -116,13 +124,21 @@ impl TestServer {
     }
 
     pub fn kms_in(&self, region: &str) -> aws_sdk_kms::Client {
+        self.kms_with(
+            region,
+            coffer_server::DEV_ACCESS_KEY_ID,
+            coffer_server::DEV_SECRET_ACCESS_KEY,
+        )
+    }
+
+    pub fn kms_with(&self, region: &str, akid: &str, secret: &str) -> aws_sdk_kms::Client {
         let conf = aws_sdk_kms::Config::builder()
             .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
             .region(aws_sdk_kms::config::Region::new(region.to_string()))
             .endpoint_url(self.endpoint())
             .credentials_provider(aws_sdk_kms::config::Credentials::new(
-                coffer_server::DEV_ACCESS_KEY_ID,
-                coffer_server::DEV_SECRET_ACCESS_KEY,
+                akid,
+                secret,
                 None,
                 None,
                 "coffer-e2e",

@@ -7,6 +7,7 @@ mod iam_policies;
 mod iam_users;
 mod iam_util;
 mod kms_aliases;
+mod kms_authz;
 mod kms_crypto;
 mod kms_keys;
 mod kms_manage;
