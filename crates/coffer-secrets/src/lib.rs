@@ -24,10 +24,12 @@ pub mod password;
 mod policy;
 mod readcache;
 mod replica;
+mod rotation;
 mod validate;
 mod value_out;
 
 pub use error::SecretsError;
+pub use rotation::{InProcessApi, RotationHooks, RotationHost};
 
 pub use coffer_service::OperationSpec;
 
@@ -43,6 +45,7 @@ macro_rules! op {
 
 static OPERATIONS: &[OperationSpec] = &[
     op!("BatchGetSecretValue", true),
+    op!("CancelRotateSecret", false),
     op!("CreateSecret", false),
     op!("DeleteResourcePolicy", false),
     op!("DeleteSecret", false),
@@ -58,6 +61,7 @@ static OPERATIONS: &[OperationSpec] = &[
     op!("RemoveRegionsFromReplication", false),
     op!("ReplicateSecretToRegions", false),
     op!("RestoreSecret", false),
+    op!("RotateSecret", false),
     op!("StopReplicationToReplica", false),
     op!("TagResource", false),
     op!("UntagResource", false),
@@ -74,6 +78,8 @@ pub struct SecretsService {
     locks: coffer_service::locks::WriteLocks,
     /// Decoded records for the read path; always checked against the entry just read.
     reads: readcache::ReadCaches,
+    /// Installed by the server once the rotation scheduler exists.
+    rotation: rotation::Hooks,
 }
 
 /// Re-runs `$e` (an async attempt) while it fails with [`SecretsError::Conflict`], holding the
@@ -107,10 +113,11 @@ impl SecretsService {
             tokens,
             locks: coffer_service::locks::WriteLocks::new(),
             reads: readcache::ReadCaches::new(),
+            rotation: rotation::Hooks::new(),
         }
     }
 
-    /// Every operation this service serves (RotateSecret/CancelRotateSecret come with rotation).
+    /// Every operation this service serves.
     pub fn operations() -> &'static [OperationSpec] {
         OPERATIONS
     }
@@ -179,6 +186,8 @@ impl SecretsService {
             "ReplicateSecretToRegions" => self.replicate_secret_to_regions(ctx, body).await,
             "RemoveRegionsFromReplication" => self.remove_regions_from_replication(ctx, body).await,
             "StopReplicationToReplica" => self.stop_replication_to_replica(ctx, body).await,
+            "RotateSecret" => self.rotate_secret(ctx, body).await,
+            "CancelRotateSecret" => self.cancel_rotate_secret(ctx, body).await,
             _ => Err(SecretsError::Wire {
                 code: "UnknownOperationException",
                 message: "The requested operation is not supported.".into(),

@@ -32,6 +32,15 @@ impl Credentials {
         }
     }
 
+    /// Adds (or replaces) a key at run time.
+    pub fn add(&self, access_key_id: &str, secret_access_key: &str, caller: Caller) {
+        let mut keys = self.keys.write().unwrap_or_else(|p| p.into_inner());
+        keys.insert(
+            access_key_id.to_owned(),
+            (Arc::new(SigningSecret::new(secret_access_key)), caller),
+        );
+    }
+
     /// Verifies the request's signature and returns who made it and the signed scope.
     pub fn authenticate(
         &self,

@@ -29,6 +29,8 @@ pub(crate) struct AppState {
     pub parameter_events: Arc<EventLog>,
     /// Decides every operation's access requests (identity policies + resource policies).
     pub authorizer: Arc<coffer_authz::PolicyAuthorizer>,
+    pub clock: coffer_core::SharedClock,
+    pub rotation: Arc<coffer_rotation::Scheduler>,
 }
 
 impl AppState {
@@ -36,13 +38,14 @@ impl AppState {
         config: &ServerConfig,
         boot: Bootstrap,
         webhook: Option<crate::webhook::Webhook>,
-    ) -> Self {
+    ) -> Result<Self, crate::StartError> {
         let keys = Arc::new(Keyring::new(boot.store.clone(), boot.root));
         let secrets = Arc::new(SecretsService::new(
             boot.store.clone(),
             keys.clone(),
             config.clock.clone(),
         ));
+        let rotation = crate::rotation::scheduler(config, &secrets, boot.store.clone())?;
         let reader = Arc::new(crate::secret_reader::SecretsReader(secrets.clone()));
         let log_file = config.parameter_events_log.clone().or_else(|| {
             config
@@ -62,7 +65,7 @@ impl AppState {
             .with_secret_reader(reader)
             .with_limits(config.parameter_limits)
             .with_event_sinks(sinks);
-        Self {
+        Ok(Self {
             account_id: boot.account_id.clone(),
             credentials: Credentials::new(&boot.access_keys),
             secrets,
@@ -72,7 +75,9 @@ impl AppState {
                 Arc::new(coffer_authz::NoIdentityPolicies),
                 config.clock.clone(),
             ),
-        }
+            clock: config.clock.clone(),
+            rotation,
+        })
     }
 }
 

@@ -13,6 +13,7 @@ mod dispatch;
 mod listener;
 #[cfg(test)]
 mod operation_access;
+mod rotation;
 mod secret_reader;
 mod tasks;
 mod tls;
@@ -50,6 +51,12 @@ pub struct ServerConfig {
     pub parameter_events_log: Option<PathBuf>,
     /// Parameter Store quotas per account and region.
     pub parameter_limits: ParameterLimits,
+    /// Rotation functions by name, addressable as `arn:aws:lambda:REGION:ACCOUNT:function:NAME`
+    /// in every account and region: `command:PROGRAM [ARGS]` (the event JSON on stdin) or an
+    /// `http(s)://` URL (the event JSON as a POST).
+    pub rotation_functions: Vec<(String, String)>,
+    /// How long one rotation step may run before it counts as failed.
+    pub rotation_step_timeout: std::time::Duration,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,6 +85,8 @@ impl ServerConfig {
             parameter_events_webhook: None,
             parameter_events_log: None,
             parameter_limits: ParameterLimits::default(),
+            rotation_functions: Vec::new(),
+            rotation_step_timeout: std::time::Duration::from_secs(300),
         }
     }
 }
@@ -107,9 +116,16 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let mut report = boot.report.clone();
     let tls = tls::acceptor(&config)?;
     report.tls_fingerprint = tls.generated_fingerprint;
-    let state = Arc::new(dispatch::AppState::new(&config, boot, webhook));
+    let state = Arc::new(dispatch::AppState::new(&config, boot, webhook)?);
     let tasks = tasks::spawn(state.clone(), config.task_interval);
-    listener::serve(config.listen, state, tls.acceptor, report, tasks).await
+    let server = listener::serve(config.listen, state.clone(), tls.acceptor, report, tasks).await?;
+    rotation::install_callback(
+        &state.rotation,
+        &state.credentials,
+        &state.account_id,
+        server.endpoint(),
+    );
+    Ok(server)
 }
 
 fn check_listen_policy(config: &ServerConfig) -> Result<(), StartError> {

@@ -2,6 +2,7 @@
 //! One test binary on purpose: each extra binary relinks the SDK.
 
 mod harness;
+mod rotation;
 mod secrets_batch;
 mod secrets_crud;
 mod secrets_delete;
