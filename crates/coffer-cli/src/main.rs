@@ -22,7 +22,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server.
-    Server(ServerArgs),
+    Server(Box<ServerArgs>),
     /// Print the parameter-policy event log (JSON Lines), optionally following new events.
     Events(EventsArgs),
 }
@@ -131,7 +131,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     match cli.command {
-        Command::Server(args) => rt.block_on(server(args)),
+        Command::Server(args) => rt.block_on(server(*args)),
         Command::Events(args) => rt.block_on(events(args)),
     }
 }
