@@ -446,7 +446,7 @@ mod tests {
         };
         assert!(long("rate(4 hours)", "5h").contains("longer than the rotation interval"));
         assert!(long("cron(0 22 * * ? *)", "3h").contains("next UTC day"));
-        assert!(long("cron(0 0/6 * * ? *)", "7h").contains("next rotation window"));
+        assert!(long("cron(0 1,5 * * ? *)", "5h").contains("next rotation window"));
         assert!(long("rate(1 day)", "25h").contains("between 1h and 24h"));
         assert!(long("rate(1 day)", "0h").contains("between 1h and 24h"));
         assert!(long("rate(1 day)", "xh").contains("Invalid Duration"));
