@@ -231,27 +231,28 @@ impl SecretsService {
         let immediately = input.rotate_immediately.unwrap_or(true);
         let account = ctx.account_id();
         let hooks = self.hooks()?;
-        // The function is checked before anything is written, as AWS does.
         let lambda_in = input
             .rotation_lambda_arn
             .as_deref()
             .filter(|a| !a.is_empty());
-        if let Some(arn) = lambda_in {
-            hooks
-                .functions
-                .check(account, &ctx.region, arn)
-                .await
-                .map_err(|m| SecretsError::Wire {
-                    code: "AccessDeniedException",
-                    message: m,
-                })?;
-        }
         let out = retry!(
             self,
             ctx,
             id,
             async {
                 let mut l = self.resolve_writable(ctx, id).await?;
+                // The function is checked once the caller is authorized (so nobody learns which
+                // functions exist without rights on the secret), before anything is written.
+                if let Some(arn) = lambda_in {
+                    hooks
+                        .functions
+                        .check(account, &ctx.region, arn)
+                        .await
+                        .map_err(|m| SecretsError::Wire {
+                            code: "AccessDeniedException",
+                            message: m,
+                        })?;
+                }
                 let mut state = l.meta.rotation.clone().unwrap_or_default();
                 let lambda = lambda_in
                     .map(str::to_owned)
