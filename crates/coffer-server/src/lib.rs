@@ -173,6 +173,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         step_timeout: config.rotation_step_timeout,
         kick: Default::default(),
         endpoint: Default::default(),
+        pass: Default::default(),
     };
     let state = Arc::new(dispatch::AppState::new(
         &config, &boot, webhook, audit, rotation,

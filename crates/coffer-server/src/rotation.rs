@@ -57,6 +57,9 @@ pub(crate) struct RotationDeps {
     pub kick: Arc<tokio::sync::Notify>,
     /// The server's own address, known once it listens.
     pub endpoint: Arc<OnceLock<String>>,
+    /// Held for a whole pass: passes on one node do not overlap, so whoever runs one (the loop,
+    /// or a test's `run_background_jobs`) returns only after every rotation due before it ended.
+    pub pass: tokio::sync::Mutex<()>,
 }
 
 /// The scheduler of an unsealed server, installed into `secrets` (RotateSecret checks functions

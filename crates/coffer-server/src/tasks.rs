@@ -38,6 +38,7 @@ pub(crate) fn spawn(state: Arc<AppState>, every: Duration) -> JoinHandle<()> {
 /// minutes, and sealing waits for every holder of the services): the interrupted version stays
 /// AWSPENDING and is resumed once the secret's lease expires after unseal.
 pub(crate) async fn run_rotations(state: &AppState) {
+    let _pass = state.deps.rotation.pass.lock().await;
     // Listening before looking, so a seal in between is not missed.
     let sealing = state.sealing.notified();
     tokio::pin!(sealing);

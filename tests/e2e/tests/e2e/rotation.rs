@@ -342,4 +342,31 @@ async fn external_command_runs_a_python_handler_in_aws_template_style() {
             .unwrap()
             .contains("the service refused the new key")
     );
+
+    // The scheduler's actions are service events in the audit trail, free of values; the
+    // handler's calls back (with the session credentials the server minted) are recorded too.
+    let trail = s.server.audit().read_trail().await.unwrap();
+    let records: Vec<&serde_json::Value> = trail.entries.iter().map(|e| &e.1.record).collect();
+    let events: Vec<(&str, &serde_json::Value)> = records
+        .iter()
+        .filter(|r| r["eventType"] == "AwsServiceEvent")
+        .map(|r| (r["eventName"].as_str().unwrap(), &r["serviceEventDetails"]))
+        .collect();
+    let names: Vec<&str> = events.iter().map(|e| e.0).collect();
+    assert_eq!(
+        names,
+        [
+            "RotationStarted",
+            "RotationSucceeded",
+            "RotationStarted",
+            "RotationFailed"
+        ]
+    );
+    assert_eq!(events[3].1["failedStep"], "setSecret");
+    assert!(records.iter().any(|r| r["eventName"] == "PutSecretValue"
+        && r["userIdentity"]["accessKeyId"]
+            .as_str()
+            .is_some_and(|k| k.starts_with("ASIA"))));
+    let text = serde_json::to_string(&records).unwrap();
+    assert!(!text.contains(key), "a rotated value reached the audit trail");
 }
