@@ -426,8 +426,8 @@ pub(crate) fn rotation_status_json(o: &mut Obj, meta: &SecretMeta) {
 pub struct RotationHost(pub Arc<SecretsService>);
 
 /// Secrets Manager in process for rotation functions: JSON in, JSON out, AWS error codes, as over
-/// HTTP. Calls run as the account's root principal (the role a Lambda function would assume is
-/// not modelled until IAM lands).
+/// HTTP. Calls run as the account's root principal (no execution role is modelled for
+/// functions; out-of-process ones call back with root session credentials likewise).
 pub struct InProcessApi {
     svc: Arc<SecretsService>,
     ctx: RequestContext,
