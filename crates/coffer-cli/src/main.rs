@@ -134,6 +134,21 @@ struct ServerArgs {
     /// NO audit record.
     #[arg(long, hide = true)]
     unaudited_benchmark_baseline: bool,
+    /// A rotation function, NAME=SPEC, addressable as arn:aws:lambda:REGION:ACCOUNT:function:NAME:
+    /// SPEC is `command:PROGRAM [ARGS]` (event JSON on stdin) or an http(s):// URL (event JSON
+    /// POSTed). Repeatable. Built-ins (coffer-postgresql-single-user, ...) need none.
+    #[arg(long = "rotation-function", value_parser = name_spec)]
+    rotation_functions: Vec<(String, String)>,
+    /// Seconds one rotation step may run before it counts as failed.
+    #[arg(long, env = "COFFER_ROTATION_STEP_TIMEOUT", default_value_t = 300)]
+    rotation_step_timeout: u64,
+}
+
+fn name_spec(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((n, spec)) if !n.is_empty() && !spec.is_empty() => Ok((n.into(), spec.into())),
+        _ => Err("expected NAME=SPEC".into()),
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -245,6 +260,8 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
             noop: args.unaudited_benchmark_baseline,
         },
         store_wrapper: None,
+        rotation_functions: args.rotation_functions,
+        rotation_step_timeout: std::time::Duration::from_secs(args.rotation_step_timeout),
     };
     let dev = config.dev;
     let server = coffer_server::start(config)

@@ -321,19 +321,28 @@ impl Iam {
             // AWS caps the account root's sessions at one hour.
             duration = duration.min(3600);
         }
+        let claims = self.session_claims(caller, ctx.account_id(), duration);
+        let token = seal_token(&self.sts, &claims)?;
+        let mut w = XmlWriter::new();
+        write_credentials(&mut w, &claims, &token);
+        Ok(w.into_string())
+    }
+
+    /// The claims of a new session for `caller` (root or an IAM user) lasting `duration` seconds.
+    fn session_claims(&self, caller: &Caller, account: &str, duration: i64) -> SessionClaims {
         let (akid, secret) = new_session_key();
         let now = self.clock.now_secs();
         let (issuer_type, issuer_name) = match caller.principal_type {
-            PrincipalType::Root => (IssuerType::Root, ctx.account_id().to_string()),
+            PrincipalType::Root => (IssuerType::Root, account.to_string()),
             _ => (
                 IssuerType::IamUser,
                 caller.user_name.clone().unwrap_or_default(),
             ),
         };
-        let claims = SessionClaims {
+        SessionClaims {
             akid,
             secret,
-            account: ctx.account_id().to_string(),
+            account: account.to_string(),
             principal_type: caller.principal_type.as_str().into(),
             principal_arn: caller.principal_arn.clone(),
             principal_id: caller.principal_id.clone(),
@@ -347,11 +356,20 @@ impl Iam {
             created_secs: now,
             expires_secs: now + duration,
             session_policy: None,
-        };
+        }
+    }
+
+    /// Session credentials of `account`'s root, minted by the server itself (for the rotation
+    /// functions it runs out of process): `(access key id, secret, session token)`. Like any
+    /// session they end at expiry or when the root key rotates.
+    pub fn root_session(
+        &self,
+        account: &str,
+        duration_secs: i64,
+    ) -> Result<(String, String, String), IamError> {
+        let claims = self.session_claims(&Caller::root(account, "coffer"), account, duration_secs);
         let token = seal_token(&self.sts, &claims)?;
-        let mut w = XmlWriter::new();
-        write_credentials(&mut w, &claims, &token);
-        Ok(w.into_string())
+        Ok((claims.akid, claims.secret, token))
     }
 }
 

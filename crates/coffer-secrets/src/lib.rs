@@ -24,10 +24,12 @@ pub mod password;
 mod policy;
 mod readcache;
 mod replica;
+mod rotation;
 mod validate;
 mod value_out;
 
 pub use error::SecretsError;
+pub use rotation::{InProcessApi, RotationHooks, RotationHost};
 
 pub use coffer_service::OperationSpec;
 
@@ -43,6 +45,7 @@ macro_rules! op {
 
 static OPERATIONS: &[OperationSpec] = &[
     op!("BatchGetSecretValue", true),
+    op!("CancelRotateSecret", false),
     op!("CreateSecret", false),
     op!("DeleteResourcePolicy", false),
     op!("DeleteSecret", false),
@@ -58,6 +61,7 @@ static OPERATIONS: &[OperationSpec] = &[
     op!("RemoveRegionsFromReplication", false),
     op!("ReplicateSecretToRegions", false),
     op!("RestoreSecret", false),
+    op!("RotateSecret", false),
     op!("StopReplicationToReplica", false),
     op!("TagResource", false),
     op!("UntagResource", false),
@@ -76,6 +80,8 @@ pub struct SecretsService {
     reads: readcache::ReadCaches,
     /// Records purges as service events in the purging batch (see `with_service_events`).
     service_events: Option<Arc<dyn coffer_service::audit::ServiceEventLog>>,
+    /// Installed by the server once the rotation scheduler exists.
+    rotation: rotation::Hooks,
 }
 
 /// Re-runs `$e` (an async attempt) while it fails with [`SecretsError::Conflict`], holding the
@@ -110,6 +116,7 @@ impl SecretsService {
             locks: coffer_service::locks::WriteLocks::new(),
             reads: readcache::ReadCaches::new(),
             service_events: None,
+            rotation: rotation::Hooks::new(),
         }
     }
 
@@ -122,7 +129,34 @@ impl SecretsService {
         self
     }
 
-    /// Every operation this service serves (RotateSecret/CancelRotateSecret come with rotation).
+    /// Puts the record of an action the service took by itself on `meta` (a purge, a rotation
+    /// step) into `batch`, the one carrying the action out, so both commit or neither does.
+    /// `details` must hold no secret value.
+    pub(crate) fn service_event(
+        &self,
+        batch: &mut coffer_store::WriteBatch,
+        account: &str,
+        meta: &model::SecretMeta,
+        event_name: &'static str,
+        time_ms: i64,
+        details: serde_json::Value,
+    ) {
+        if let Some(log) = &self.service_events {
+            let (k, v) = log.record(&coffer_service::audit::ServiceAction {
+                service: "secretsmanager",
+                event_name,
+                account_id: account,
+                region: &meta.region,
+                time_ms,
+                resource_arn: meta.arn.clone(),
+                resource_type: "AWS::SecretsManager::Secret",
+                details,
+            });
+            batch.put(k, v);
+        }
+    }
+
+    /// Every operation this service serves.
     pub fn operations() -> &'static [OperationSpec] {
         OPERATIONS
     }
@@ -191,6 +225,8 @@ impl SecretsService {
             "ReplicateSecretToRegions" => self.replicate_secret_to_regions(ctx, body).await,
             "RemoveRegionsFromReplication" => self.remove_regions_from_replication(ctx, body).await,
             "StopReplicationToReplica" => self.stop_replication_to_replica(ctx, body).await,
+            "RotateSecret" => self.rotate_secret(ctx, body).await,
+            "CancelRotateSecret" => self.cancel_rotate_secret(ctx, body).await,
             _ => Err(SecretsError::Wire {
                 code: "UnknownOperationException",
                 message: "The requested operation is not supported.".into(),

@@ -502,6 +502,7 @@ mod tests {
             replicas: vec![],
             owning_service: None,
             secret_type: None,
+            rotation: None,
         }
     }
 

@@ -5,6 +5,7 @@
 //! sm/{account}/{region}/version/{name}:{vid}     VersionRecord (JSON): encrypted value
 //! sm/{account}/{region}/access/{name}            AccessRecord (JSON): last-accessed days
 //! sm/deletion/{deletion_ms:020}/{account}/{region}/{name}   index of scheduled deletions
+//! sm/rotation/{due_ms:020}/{account}/{region}/{name}   index of due rotations
 //! ```
 //!
 //! Names cannot contain `:` (see [`crate::validate::secret_name`]), so `{name}:{vid}` is
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) const AWSCURRENT: &str = "AWSCURRENT";
 pub(crate) const AWSPREVIOUS: &str = "AWSPREVIOUS";
+pub(crate) const AWSPENDING: &str = "AWSPENDING";
 pub(crate) const DEFAULT_KMS_ALIAS: &str = "alias/aws/secretsmanager";
 
 /// AWS keeps at most this many versions, but never removes versions younger than a day.
@@ -38,6 +40,10 @@ pub(crate) struct VersionMeta {
     /// The key that encrypts this version's value (`None` = aws/secretsmanager).
     #[serde(default)]
     pub kms_key_id: Option<String>,
+    /// A version RotateSecret created for the rotation function to fill (AWSPENDING, no value
+    /// yet), as AWS does; PutSecretValue with its id writes the value.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub awaiting_value: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +92,9 @@ pub(crate) struct SecretMeta {
     pub replicas: Vec<Replica>,
     pub owning_service: Option<String>,
     pub secret_type: Option<String>,
+    /// Rotation configuration and state (see `crate::rotation`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<crate::rotation::RotationState>,
 }
 
 impl SecretMeta {
@@ -234,6 +243,28 @@ pub(crate) fn parse_deletion_key(key: &[u8]) -> Option<(String, String, String)>
     let region = it.next()?;
     let name = it.next()?;
     Some((account.to_owned(), region.to_owned(), name.to_owned()))
+}
+
+pub(crate) const ROTATION_PREFIX: &str = "sm/rotation/";
+
+pub(crate) fn rotation_key(due_ms: i64, account: &str, region: &str, name: &str) -> Vec<u8> {
+    format!(
+        "{ROTATION_PREFIX}{:020}/{account}/{region}/{name}",
+        due_ms.max(0)
+    )
+    .into_bytes()
+}
+
+/// Parses a rotation index key back into `(due_ms, account, region, name)`.
+pub(crate) fn parse_rotation_key(key: &[u8]) -> Option<(i64, String, String, String)> {
+    let s = std::str::from_utf8(key).ok()?;
+    let rest = s.strip_prefix(ROTATION_PREFIX)?;
+    let mut it = rest.splitn(4, '/');
+    let due = it.next()?.parse().ok()?;
+    let account = it.next()?;
+    let region = it.next()?;
+    let name = it.next()?;
+    Some((due, account.to_owned(), region.to_owned(), name.to_owned()))
 }
 
 /// Midnight UTC of the day containing `ms`, in seconds.

@@ -382,6 +382,9 @@ impl SecretsService {
         if let Some(d) = meta.deletion_ms {
             batch.delete(deletion_key(d, account, &meta.region, &meta.name));
         }
+        if let Some(d) = meta.rotation.as_ref().and_then(|r| r.due_ms) {
+            batch.delete(rotation_key(d, account, &meta.region, &meta.name));
+        }
     }
 
     /// Normalizes a KmsKeyId from a request: `None` for the AWS-managed key, otherwise the key's
@@ -437,6 +440,7 @@ impl SecretsService {
                 created_ms: now,
                 seq,
                 kms_key_id: meta.kms_key_id.clone(),
+                awaiting_value: false,
             },
         );
         meta.attach_stages(vid, stages);
@@ -549,6 +553,7 @@ impl SecretsService {
                     replicas: Vec::new(),
                     owning_service: None,
                     secret_type: input.secret_type.clone(),
+                    rotation: None,
                 };
                 let mut values = Vec::new();
                 if let Some((kind, bytes)) = value {
@@ -816,6 +821,18 @@ impl SecretsService {
             id,
             async {
                 let mut l = self.resolve_writable(ctx, id).await?;
+                if l.meta.versions.get(&vid).is_some_and(|v| v.awaiting_value) {
+                    return self
+                        .fill_awaiting(
+                            &mut l,
+                            account,
+                            &vid,
+                            kind,
+                            bytes,
+                            input.version_stages.as_deref(),
+                        )
+                        .await;
+                }
                 if let Some(existing) = l.meta.versions.get(&vid) {
                     if !self.same_value(account, &l.meta, &vid, kind, bytes).await? {
                         return Err(existing_version_error());
@@ -849,6 +866,41 @@ impl SecretsService {
             }
             .await
         )
+    }
+
+    /// PutSecretValue on the version RotateSecret staged without a value: the value is written
+    /// and the version keeps (or gets) the requested stages.
+    async fn fill_awaiting(
+        &self,
+        l: &mut Loaded,
+        account: &str,
+        vid: &str,
+        kind: ValueKind,
+        bytes: &[u8],
+        stages: Option<&[String]>,
+    ) -> Result<Obj, SecretsError> {
+        let now = self.now();
+        if let Some(v) = l.meta.versions.get_mut(vid) {
+            v.awaiting_value = false;
+            v.created_ms = now;
+        }
+        if let Some(stages) = stages {
+            l.meta.attach_stages(vid, stages);
+            check_stage_limit(&l.meta)?;
+        }
+        l.meta.changed_ms = now;
+        let values = [PlainVersion {
+            vid: vid.to_owned(),
+            kind,
+            plaintext: Zeroizing::new(bytes.to_vec()),
+        }];
+        let mut batch = WriteBatch::new();
+        batch.check(l.key.clone(), Some(&l.entry));
+        self.write_secret(&mut batch, account, &l.meta, &values, &[], &[])
+            .await?;
+        self.store.commit(batch).await?;
+        let stages = l.meta.versions[vid].stages.clone();
+        Ok(put_response(&l.meta, vid, &stages))
     }
 
     pub(crate) async fn update_secret(
@@ -911,9 +963,10 @@ impl SecretsService {
                         .versions
                         .iter()
                         .filter(|(_, v)| {
-                            v.stages
-                                .iter()
-                                .any(|s| s == AWSCURRENT || s == AWSPREVIOUS || s == "AWSPENDING")
+                            !v.awaiting_value
+                                && v.stages
+                                    .iter()
+                                    .any(|s| s == AWSCURRENT || s == AWSPREVIOUS || s == AWSPENDING)
                         })
                         .map(|(id, _)| id.clone())
                         .collect();
@@ -961,6 +1014,7 @@ impl SecretsService {
         let l = self.resolve(ctx, id).await?;
         let access = self.access_record(ctx.account_id(), &l.meta).await;
         let mut o = self.summary(&l.meta, &access, "VersionIdsToStages");
+        crate::rotation::rotation_status_json(&mut o, &l.meta);
         if !l.meta.replicas.is_empty() {
             o.insert(
                 "ReplicationStatus".into(),
@@ -1016,6 +1070,7 @@ impl SecretsService {
         if meta.is_replicated() {
             o.insert("PrimaryRegion".into(), json!(meta.primary_region()));
         }
+        crate::rotation::rotation_json(&mut o, meta);
         o
     }
 
@@ -1174,22 +1229,16 @@ impl SecretsService {
                             Some(l) if due => {
                                 batch.check(l.key.clone(), Some(&l.entry));
                                 self.erase(&mut batch, &account, &l.meta);
-                                if let Some(log) = &self.service_events {
-                                    let (k, v) =
-                                        log.record(&coffer_service::audit::ServiceAction {
-                                            service: "secretsmanager",
-                                            event_name: "DeleteSecret",
-                                            account_id: &account,
-                                            region: &region,
-                                            time_ms: now,
-                                            resource_arn: l.meta.arn.clone(),
-                                            resource_type: "AWS::SecretsManager::Secret",
-                                            details: serde_json::json!({
-                                                "reason": "The secret's recovery window ended."
-                                            }),
-                                        });
-                                    batch.put(k, v);
-                                }
+                                self.service_event(
+                                    &mut batch,
+                                    &account,
+                                    &l.meta,
+                                    "DeleteSecret",
+                                    now,
+                                    serde_json::json!({
+                                        "reason": "The secret's recovery window ended."
+                                    }),
+                                );
                             }
                             // A stale index entry (restored, or purged already).
                             _ => {

@@ -39,6 +39,9 @@ pub(crate) struct AppState {
     /// for their duration; sealing takes it out and waits for those clones to drop, so once
     /// sealing returns no request still holds the root key.
     services: RwLock<Option<Arc<Services>>>,
+    /// Notified when sealing starts: long background work (rotations) holding the services stops
+    /// rather than keep the root key alive.
+    pub sealing: tokio::sync::Notify,
 }
 
 /// Everything [`Services::new`] needs besides the root key.
@@ -58,6 +61,7 @@ pub(crate) struct ServiceDeps {
     pub event_sinks: Vec<Arc<dyn EventSink>>,
     /// Root credentials the operator configured (or the dev ones): stored on unseal if absent.
     pub wanted_root_credentials: Option<crate::RootCredentials>,
+    pub rotation: crate::rotation::RotationDeps,
 }
 
 /// The services of an unsealed server; built from the root key, dropped (and the key with them)
@@ -79,6 +83,7 @@ pub(crate) struct Services {
     pub parameters: ParametersService,
     pub kms: KmsService,
     pub cloudtrail: coffer_audit::CloudTrailService,
+    pub rotation: Arc<coffer_rotation::Scheduler>,
 }
 
 impl Services {
@@ -116,6 +121,7 @@ impl Services {
             secrets = secrets.with_service_events(log.clone());
         }
         let secrets = Arc::new(secrets);
+        let rotation = crate::rotation::scheduler(deps, &secrets, &iam);
         let reader = Arc::new(crate::secret_reader::SecretsReader(secrets.clone()));
         let mut parameters = ParametersService::new(store, keys.clone(), deps.clock.clone())
             .with_secret_reader(reader)
@@ -141,6 +147,7 @@ impl Services {
             keys,
             secrets,
             parameters,
+            rotation,
         })
     }
 }
@@ -158,6 +165,7 @@ impl AppState {
         boot: &Bootstrap,
         webhook: Option<crate::webhook::Webhook>,
         audit: Arc<coffer_audit::AuditLog>,
+        rotation: crate::rotation::RotationDeps,
     ) -> Self {
         let log_file = config.parameter_events_log.clone().or_else(|| {
             config
@@ -188,11 +196,13 @@ impl AppState {
                 parameter_limits: config.parameter_limits,
                 event_sinks,
                 wanted_root_credentials: boot.wanted_root_credentials.clone(),
+                rotation,
             },
             audit,
             parameter_events,
             sealer: crate::seal::Sealer::new(boot.store.clone(), config.data_dir.clone()),
             services: RwLock::new(None),
+            sealing: tokio::sync::Notify::new(),
         }
     }
 
@@ -238,6 +248,7 @@ impl AppState {
             .unwrap_or_else(|p| p.into_inner())
             .take();
         let mut services = taken?;
+        self.sealing.notify_waiters();
         self.audit.forget_signer();
         // In-flight requests hold clones; wait for them so the key is ours alone.
         loop {

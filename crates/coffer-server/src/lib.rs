@@ -16,6 +16,7 @@ mod listener;
 mod operation_access;
 mod operator_api;
 mod root_wrapped;
+mod rotation;
 mod seal;
 mod secret_reader;
 mod tasks;
@@ -64,6 +65,12 @@ pub struct ServerConfig {
     pub audit: AuditSettings,
     /// Wraps the opened store before anything uses it (tests inject faults with it).
     pub store_wrapper: Option<StoreWrapper>,
+    /// Rotation functions by name, addressable as `arn:aws:lambda:REGION:ACCOUNT:function:NAME`
+    /// in every account and region: `command:PROGRAM [ARGS]` (the event JSON on stdin) or an
+    /// `http(s)://` URL (the event JSON as a POST).
+    pub rotation_functions: Vec<(String, String)>,
+    /// How long one rotation step may run before it counts as failed.
+    pub rotation_step_timeout: std::time::Duration,
 }
 
 pub type StoreWrapper =
@@ -119,6 +126,8 @@ impl ServerConfig {
             auto_unseal: None,
             audit: AuditSettings::default(),
             store_wrapper: None,
+            rotation_functions: Vec::new(),
+            rotation_step_timeout: std::time::Duration::from_secs(300),
         }
     }
 }
@@ -159,7 +168,16 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let mut report = boot.report.clone();
     let tls = tls::acceptor(&config)?;
     report.tls_fingerprint = tls.generated_fingerprint;
-    let state = Arc::new(dispatch::AppState::new(&config, &boot, webhook, audit));
+    let rotation = rotation::RotationDeps {
+        registry: rotation::registry(&config)?,
+        step_timeout: config.rotation_step_timeout,
+        kick: Default::default(),
+        endpoint: Default::default(),
+        pass: Default::default(),
+    };
+    let state = Arc::new(dispatch::AppState::new(
+        &config, &boot, webhook, audit, rotation,
+    ));
     let wanted = boot.wanted_root_credentials.is_none() && !config.dev;
     let (start, created) = seal::on_start(
         &state.sealer,

@@ -38,11 +38,7 @@ pub struct RunningServer {
 impl RunningServer {
     /// `http://ADDR` or `https://ADDR`.
     pub fn endpoint(&self) -> String {
-        format!(
-            "{}://{}",
-            if self.tls { "https" } else { "http" },
-            self.addr
-        )
+        endpoint(self.tls, self.addr)
     }
 
     pub fn account_id(&self) -> &str {
@@ -51,6 +47,7 @@ impl RunningServer {
 
     /// Runs the background jobs once, now (tests advance the clock, then call this).
     pub async fn run_background_jobs(&self) {
+        crate::tasks::run_rotations(&self.state).await;
         crate::tasks::run_once(&self.state).await;
     }
 
@@ -102,6 +99,8 @@ pub(crate) async fn serve(
         .with_state(state.clone());
     let (stop, stop_rx) = watch::channel(false);
     let is_tls = tls.is_some();
+    // Before the first request: RotateSecret may start a rotation whose function calls back.
+    let _ = state.deps.rotation.endpoint.set(endpoint(is_tls, addr));
     let accept = tokio::spawn(accept_loop(listener, app, tls, stop_rx));
     Ok(RunningServer {
         addr,
@@ -112,6 +111,10 @@ pub(crate) async fn serve(
         accept,
         tasks,
     })
+}
+
+fn endpoint(tls: bool, addr: SocketAddr) -> String {
+    format!("{}://{addr}", if tls { "https" } else { "http" })
 }
 
 /// The connection a request arrived on.

@@ -64,8 +64,13 @@ async fn env() -> Env {
     let audit = coffer_audit::AuditLog::open(store.clone(), clock.clone(), false)
         .await
         .expect("audit log");
+    let secrets = SecretsService::new(store.clone(), keys.clone(), clock.clone());
+    secrets.set_rotation_hooks(coffer_secrets::RotationHooks {
+        functions: Arc::new(coffer_rotation::Registry::new(Default::default())),
+        kick: Default::default(),
+    });
     Env {
-        secrets: SecretsService::new(store.clone(), keys.clone(), clock.clone()),
+        secrets,
         parameters: ParametersService::new(store, keys.clone(), clock.clone()),
         kms: KmsService::new(keys, clock.clone()),
         cloudtrail: coffer_audit::CloudTrailService::new(audit, &[7; 32]),
@@ -110,6 +115,11 @@ fn secrets_input(op: &str) -> Option<serde_json::Value> {
         | "StopReplicationToReplica"
         | "ListResourcePolicies" => json!({"SecretId": "s1"}),
         "DeleteSecret" => json!({"SecretId": "s1", "RecoveryWindowInDays": 7}),
+        "CancelRotateSecret" => json!({"SecretId": "s1"}),
+        // Scheduled, not immediate: the secret stays as the later operations expect it.
+        "RotateSecret" => json!({"SecretId": "s1", "RotateImmediately": false,
+            "RotationLambdaARN": format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:coffer-postgresql-single-user"),
+            "RotationRules": {"AutomaticallyAfterDays": 30}}),
         "GetRandomPassword" | "ListSecrets" => json!({}),
         "PutResourcePolicy" => json!({"SecretId": "s1", "ResourcePolicy": RESOURCE_POLICY}),
         "PutSecretValue" => json!({"SecretId": "s1", "SecretString": "y"}),

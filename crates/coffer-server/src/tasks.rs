@@ -1,5 +1,6 @@
 //! Background jobs: purging secrets whose recovery window has passed, firing parameter policies,
-//! deleting KMS keys whose waiting period has passed and rotating KMS keys that are due.
+//! deleting KMS keys whose waiting period has passed and rotating KMS keys that are due; and, in
+//! a loop of their own, rotating secrets (also at once when RotateSecret kicks the scheduler).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,13 +11,50 @@ use crate::dispatch::AppState;
 
 pub(crate) fn spawn(state: Arc<AppState>, every: Duration) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            run_once(&state).await;
-        }
+        let periodic = async {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                run_once(&state).await;
+            }
+        };
+        // Rotations have their own loop so a long one does not hold up the other jobs.
+        let rotations = async {
+            let kick = &state.deps.rotation.kick;
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = kick.notified() => {}
+                }
+                run_rotations(&state).await;
+            }
+        };
+        tokio::join!(periodic, rotations);
     })
+}
+
+/// Runs the rotations due now, unless sealed. Sealing stops them midway (a rotation can take
+/// minutes, and sealing waits for every holder of the services): the interrupted version stays
+/// AWSPENDING and is resumed once the secret's lease expires after unseal.
+pub(crate) async fn run_rotations(state: &AppState) {
+    let _pass = state.deps.rotation.pass.lock().await;
+    // Listening before looking, so a seal in between is not missed.
+    let sealing = state.sealing.notified();
+    tokio::pin!(sealing);
+    sealing.as_mut().enable();
+    let Ok(services) = state.services() else {
+        return;
+    };
+    let now = state.deps.clock.now_millis();
+    tokio::select! {
+        r = services.rotation.run_due(now) => match r {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rotations = n, "rotations ran"),
+            Err(e) => tracing::warn!(error = %e, "running due rotations failed; will retry"),
+        },
+        _ = sealing => tracing::info!("sealing: running rotations stopped; they resume after unseal"),
+    }
 }
 
 pub(crate) async fn run_once(state: &AppState) {

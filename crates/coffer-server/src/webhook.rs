@@ -93,7 +93,7 @@ impl Webhook {
         })
     }
 
-    async fn post(&self, body: &str) -> Result<(), String> {
+    pub(crate) async fn post(&self, body: &str) -> Result<(), String> {
         let stream = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
             .await
             .map_err(|e| format!("connecting: {e}"))?;
