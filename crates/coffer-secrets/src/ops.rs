@@ -286,7 +286,54 @@ impl SecretsService {
         }
     }
 
+    /// Secrets Manager calls KMS as the caller (kms:Decrypt to read a version,
+    /// kms:GenerateDataKey to write one), so the key and its key policy take part;
+    /// aws/secretsmanager allows every caller of the account through the service.
+    async fn authorize_key(
+        &self,
+        ctx: &OpCtx<'_>,
+        action: &'static str,
+        meta: &SecretMeta,
+        key: Option<&str>,
+        vid: &str,
+    ) -> Result<(), coffer_kms::KeyUseError> {
+        self.keys
+            .authorize_use(
+                ctx,
+                action,
+                key.unwrap_or(DEFAULT_KMS_ALIAS),
+                "secretsmanager",
+                &[("SecretARN", meta.arn.as_str()), ("SecretVersionId", vid)],
+            )
+            .await
+    }
+
     // ----- writing -------------------------------------------------------------------------
+
+    /// The caller may have the secret's key encrypt each of `values` (before anything is
+    /// written).
+    async fn authorize_new_values(
+        &self,
+        ctx: &OpCtx<'_>,
+        meta: &SecretMeta,
+        values: &[PlainVersion],
+    ) -> Result<(), SecretsError> {
+        for v in values {
+            self.authorize_key(
+                ctx,
+                "kms:GenerateDataKey",
+                meta,
+                meta.kms_key_id.as_deref(),
+                &v.vid,
+            )
+            .await
+            .map_err(|e| match e {
+                coffer_kms::KeyUseError::Key(e) => encryption_error(e),
+                coffer_kms::KeyUseError::Denied(d) => d.into(),
+            })?;
+        }
+        Ok(())
+    }
 
     pub(crate) async fn encrypt_record(
         &self,
@@ -564,6 +611,7 @@ impl SecretsService {
                         plaintext: Zeroizing::new(bytes.to_vec()),
                     });
                 }
+                self.authorize_new_values(ctx, &meta, &values).await?;
                 let mut batch = WriteBatch::new();
                 batch.check(secret_key(account, region, name), None);
                 let installed = self
@@ -689,17 +737,8 @@ impl SecretsService {
             }
         };
         let account = ctx.account_id();
-        // Secrets Manager decrypts with kms:Decrypt as the caller, so the version's key (and its
-        // key policy) takes part; aws/secretsmanager allows every caller of the account.
         let kms = meta.versions[&vid].kms_key_id.as_deref();
-        self.keys
-            .authorize_use(
-                ctx,
-                "kms:Decrypt",
-                kms.unwrap_or(DEFAULT_KMS_ALIAS),
-                "secretsmanager",
-                &[("SecretARN", meta.arn.as_str()), ("SecretVersionId", &vid)],
-            )
+        self.authorize_key(ctx, "kms:Decrypt", meta, kms, &vid)
             .await
             .map_err(|e| match e {
                 coffer_kms::KeyUseError::Key(e) => decryption_error(e),
@@ -824,8 +863,8 @@ impl SecretsService {
                 if l.meta.versions.get(&vid).is_some_and(|v| v.awaiting_value) {
                     return self
                         .fill_awaiting(
+                            ctx,
                             &mut l,
-                            account,
                             &vid,
                             kind,
                             bytes,
@@ -856,6 +895,7 @@ impl SecretsService {
                     kind,
                     plaintext: Zeroizing::new(bytes.to_vec()),
                 }];
+                self.authorize_new_values(ctx, &l.meta, &values).await?;
                 let mut batch = WriteBatch::new();
                 batch.check(l.key.clone(), Some(&l.entry));
                 self.write_secret(&mut batch, account, &l.meta, &values, &dropped, &[])
@@ -872,13 +912,14 @@ impl SecretsService {
     /// and the version keeps (or gets) the requested stages.
     async fn fill_awaiting(
         &self,
+        ctx: &OpCtx<'_>,
         l: &mut Loaded,
-        account: &str,
         vid: &str,
         kind: ValueKind,
         bytes: &[u8],
         stages: Option<&[String]>,
     ) -> Result<Obj, SecretsError> {
+        let account = ctx.account_id();
         let now = self.now();
         if let Some(v) = l.meta.versions.get_mut(vid) {
             v.awaiting_value = false;
@@ -894,6 +935,7 @@ impl SecretsService {
             kind,
             plaintext: Zeroizing::new(bytes.to_vec()),
         }];
+        self.authorize_new_values(ctx, &l.meta, &values).await?;
         let mut batch = WriteBatch::new();
         batch.check(l.key.clone(), Some(&l.entry));
         self.write_secret(&mut batch, account, &l.meta, &values, &[], &[])
@@ -993,6 +1035,7 @@ impl SecretsService {
                     out.insert("VersionId".into(), json!(vid));
                 }
                 l.meta.changed_ms = now;
+                self.authorize_new_values(ctx, &l.meta, &values).await?;
                 let mut batch = WriteBatch::new();
                 batch.check(l.key.clone(), Some(&l.entry));
                 self.write_secret(&mut batch, account, &l.meta, &values, &dropped, &[])

@@ -19,7 +19,7 @@ async fn key_policies_decide_with_iam_for_an_iam_user() {
         .user_name("kuser")
         .policy_name("p")
         .policy_document(policy(&[
-            r#"{"Effect":"Allow","Action":["ssm:GetParameter","secretsmanager:GetSecretValue","kms:Decrypt","kms:Encrypt"],"Resource":"*"}"#,
+            r#"{"Effect":"Allow","Action":["ssm:GetParameter","secretsmanager:GetSecretValue","secretsmanager:PutSecretValue","kms:Decrypt","kms:Encrypt","kms:GenerateDataKey"],"Resource":"*"}"#,
         ]))
         .send()
         .await
@@ -123,6 +123,22 @@ async fn key_policies_decide_with_iam_for_an_iam_user() {
         .unwrap();
     assert!(msg.contains("kms:Decrypt"), "{msg}");
     assert!(!msg.contains("s3cr3t"), "{msg}");
+    // Writing a value needs kms:GenerateDataKey on the secret's key, key policy included.
+    let put = |id: &'static str| {
+        user_sm
+            .put_secret_value()
+            .secret_id(id)
+            .secret_string("n3w")
+            .send()
+    };
+    put("managed").await.unwrap();
+    let err = put("closed").await.unwrap_err();
+    assert_eq!(code(&err), "AccessDeniedException");
+    let msg = err
+        .as_service_error()
+        .and_then(|e| e.meta().message())
+        .unwrap();
+    assert!(msg.contains("kms:GenerateDataKey"), "{msg}");
 
     // Naming the user in the key policy lets it in without IAM's say.
     let named = format!(
@@ -142,4 +158,7 @@ async fn key_policies_decide_with_iam_for_an_iam_user() {
     );
     let value = user_sm.get_secret_value().secret_id("closed").send().await;
     assert_eq!(value.unwrap().secret_string(), Some("s3cr3t"));
+    // The statement naming the user grants Encrypt and Decrypt only.
+    let err = put("closed").await.unwrap_err();
+    assert_eq!(code(&err), "AccessDeniedException");
 }
