@@ -416,6 +416,54 @@ fn target_of(headers: &HeaderMap) -> &str {
         .unwrap_or("")
 }
 
+/// Authenticates a request of either protocol and tells the audit record who called. Sealed:
+/// nothing to authenticate against (access keys are root-sealed) and nothing to serve.
+async fn authenticate(
+    state: &AppState,
+    http: &axum::http::request::Parts,
+    body: &[u8],
+    call: &mut crate::audit::Call,
+) -> Result<
+    (
+        Arc<Services>,
+        coffer_core::Caller,
+        coffer_wire::sigv4::Verified,
+    ),
+    ErrorEnvelope,
+> {
+    let parts = RequestParts {
+        method: http.method.as_str(),
+        path: http.uri.path(),
+        query: http.uri.query().unwrap_or(""),
+        headers: &http.headers,
+    };
+    // Signature freshness is judged against real time, like AWS's front ends; the injectable clock
+    // drives the domain (deletion windows, dates), so tests can move it without breaking signing.
+    let now = coffer_core::Clock::now_secs(&coffer_core::SystemClock);
+    let services = state.services()?;
+    let (caller, verified) = services.credentials.authenticate(&parts, body, now).await?;
+    call.authenticated(&caller, &verified.region);
+    Ok((services, caller, verified))
+}
+
+/// The request's context. The caller's identity policies are resolved once, before the
+/// operation runs (the account root skips the lookup); every decision of the operation uses them.
+async fn request_context(
+    services: &Services,
+    caller: coffer_core::Caller,
+    verified: coffer_wire::sigv4::Verified,
+    request_id: &str,
+    transport: Option<crate::listener::Transport>,
+) -> RequestContext {
+    let authorizer = services.authorizer.for_caller(&caller).await;
+    RequestContext::new(caller, verified.region, request_id)
+        .with_authorizer(authorizer)
+        .with_transport(
+            transport.map(|t| t.source_ip),
+            transport.is_some_and(|t| t.tls),
+        )
+}
+
 // The request's parts as the HTTP layer hands them over, plus the audit record being filled.
 async fn handle_inner(
     state: &AppState,
@@ -425,22 +473,8 @@ async fn handle_inner(
     transport: Option<crate::listener::Transport>,
     call: &mut crate::audit::Call,
 ) -> Result<Vec<u8>, ErrorEnvelope> {
-    let (method, uri, headers) = (&http.method, &http.uri, &http.headers);
-    let parts = RequestParts {
-        method: method.as_str(),
-        path: uri.path(),
-        query: uri.query().unwrap_or(""),
-        headers,
-    };
-    // Signature freshness is judged against real time, like AWS's front ends; the injectable clock
-    // drives the domain (deletion windows, dates), so tests can move it without breaking signing.
-    let now = coffer_core::Clock::now_secs(&coffer_core::SystemClock);
-    // Sealed: nothing to authenticate against (access keys are root-sealed) and nothing to serve.
-    let services = state.services()?;
-    let (caller, verified) = services.credentials.authenticate(&parts, body, now).await?;
-    call.authenticated(&caller, &verified.region);
-
-    let target = target_of(headers);
+    let (services, caller, verified) = authenticate(state, http, body, call).await?;
+    let target = target_of(&http.headers);
     // CloudTrail's prefix has dots of its own: the operation is after the last one.
     let (prefix, operation) = target.rsplit_once('.').unwrap_or((target, ""));
     let (service, spec) = Service::from_target_prefix(prefix)
@@ -450,15 +484,7 @@ async fn handle_inner(
         let expected = service.signing_name().to_string();
         return Err(coffer_wire::sigv4::AuthError::WrongService { expected }.envelope());
     }
-    // The caller's identity policies are resolved once, before the operation runs (the account
-    // root skips the lookup); every decision of the operation uses them.
-    let authorizer = services.authorizer.for_caller(&caller).await;
-    let ctx = RequestContext::new(caller, verified.region, request_id)
-        .with_authorizer(authorizer)
-        .with_transport(
-            transport.map(|t| t.source_ip),
-            transport.is_some_and(|t| t.tls),
-        );
+    let ctx = request_context(&services, caller, verified, request_id, transport).await;
     // KMS calls are recorded like the others (eventSource kms.amazonaws.com).
     call.operation(service.signing_name(), spec.read_only);
     let run = async {
@@ -544,20 +570,8 @@ async fn handle_query(
         _ => coffer_iam::IAM_NAMESPACE,
     };
     let outcome = async {
-        let request = RequestParts {
-            method: parts.method.as_str(),
-            path: parts.uri.path(),
-            query: parts.uri.query().unwrap_or(""),
-            headers: &parts.headers,
-        };
-        let now = coffer_core::Clock::now_secs(&coffer_core::SystemClock);
         // Sealed: the ServiceUnavailable every data call gets (in the Query envelope).
-        let services = state.services()?;
-        let (caller, verified) = services
-            .credentials
-            .authenticate(&request, body, now)
-            .await?;
-        call.authenticated(&caller, &verified.region);
+        let (services, caller, verified) = authenticate(state, parts, body, &mut call).await?;
         let form = if parts.method == Method::GET {
             parts.uri.query().unwrap_or("").as_bytes()
         } else {
@@ -573,13 +587,7 @@ async fn handle_query(
             &params,
             coffer_iam::is_read_only(action),
         );
-        let authorizer = services.authorizer.for_caller(&caller).await;
-        let ctx = RequestContext::new(caller, verified.region, request_id)
-            .with_authorizer(authorizer)
-            .with_transport(
-                transport.map(|t| t.source_ip),
-                transport.is_some_and(|t| t.tls),
-            );
+        let ctx = request_context(&services, caller, verified, request_id, transport).await;
         let run = async {
             match service {
                 Service::Sts => services.iam.call_sts(&ctx, action, &params).await,
