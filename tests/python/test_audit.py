@@ -4,7 +4,6 @@ directory, before and after tampering with the export and with the database itse
 
 import json
 import os
-import sqlite3
 import subprocess
 
 from test_dropin import aws, aws_json
@@ -124,11 +123,14 @@ def test_export_and_verify_catch_tampering(tmp_path):
     p = coffer("audit", "verify", "--file", str(f), "--public-key", str(key), check=False)
     assert p.returncode == 1 and "record 2 was modified" in p.stdout, p.stdout
 
-    # The database itself: delete record 2's row.
-    db = sqlite3.connect(data / "coffer.db")
-    key2 = ("audit/r/%016x" % (~2 & 0xFFFFFFFFFFFFFFFF)).encode()
-    assert db.execute("DELETE FROM kv WHERE key = ?", (key2,)).rowcount == 1
-    db.commit()
-    db.close()
+    # The trail on disk itself: delete record 2's line from its segment file (JSON Lines,
+    # zero-filled past the end).
+    (seg,) = (data / "audit").glob("seg-*.log")
+    raw = seg.read_bytes()
+    text = raw[: raw.index(b"\0")] if b"\0" in raw else raw
+    lines = text.splitlines(keepends=True)
+    assert json.loads(lines[1])["seq"] == 2
+    kept = b"".join(lines[:1] + lines[2:])
+    seg.write_bytes(kept + b"\0" * (len(raw) - len(kept)))
     p = coffer("audit", "verify", "--data-dir", str(data), "--public-key", str(key), check=False)
     assert p.returncode == 1 and "record 2 is missing" in p.stdout, p.stdout

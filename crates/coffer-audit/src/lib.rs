@@ -1,10 +1,12 @@
 //! The audit trail. Every API call (and every action a service takes on its own) becomes one
 //! CloudTrail-format record, redacted by the operation's model shapes, chained by SHA-256 and
-//! sealed at intervals by Ed25519-signed digests; stored under `audit/` through the Store
-//! trait; served back through CloudTrail's `LookupEvents`; verified offline.
+//! sealed at intervals by Ed25519-signed digests; records kept in segment files beside the
+//! embedded store or as rows of the shared store ([`records`]), digests and intents under
+//! `audit/` in the store; served back through CloudTrail's `LookupEvents`; verified offline.
 //!
 //! Pure parts (no I/O): [`canonical`], [`chain`], [`digest`], [`record`], [`redact`],
-//! [`verify`], [`export`]. Storage and the appender: [`log`]. The API: [`lookup`].
+//! [`verify`], [`export`]. Storage: [`records`], [`segments`]; the appender: [`log`]. The API:
+//! [`lookup`].
 
 pub mod canonical;
 pub mod chain;
@@ -14,8 +16,10 @@ pub mod keys;
 pub mod log;
 pub mod lookup;
 pub mod record;
+pub mod records;
 pub mod redact;
 pub mod resources;
+pub mod segments;
 pub mod verify;
 
 pub use log::AuditLog;

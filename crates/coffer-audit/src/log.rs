@@ -1,23 +1,25 @@
-//! The audit log of one node: appends records to the shared chain, writes digests, sweeps
-//! intents and service events, prunes.
+//! The audit log of one node: appends records to the chain, writes digests, sweeps intents and
+//! service events, prunes.
 //!
 //! Appending: callers hand a record to the node's appender task and wait. The appender takes
-//! every record queued at that moment, chains them after the head it knows (sequence number +
-//! SHA-256 of the previous record) and commits them in ONE store batch, together with the new
-//! head and the removal of the calls' intents, guarded by a check that the head is still the one
-//! it chained to. So records cost one store write per batch, not per request (the embedded store
-//! then group-commits that batch with the services' writes under one fsync), and several nodes
-//! sharing one database keep one chain: on a conflict the appender re-reads the head and
-//! re-chains. A record is acknowledged only once its batch is committed.
+//! every record queued at that moment and hands them to the records' home ([`RecordStore`]) as
+//! ONE group: segment files write it with one `write` + one `fdatasync`; store rows commit it in
+//! one batch with the new head and the removal of the calls' intents, under a check on the head,
+//! so several nodes sharing one database keep one chain. A record is acknowledged only once its
+//! group is durable. Where the home cannot remove intents in the same write (segments), they are
+//! removed right after, and [`Settled`] plus a check at open keep a sweep from chaining them
+//! twice.
 //!
 //! Fail closed for mutating calls: while a mutating call runs, every batch it commits also puts
 //! the call's write-ahead intent (its record so far: who, what, the redacted request) — see
-//! [`AuditedStore`]. If audit keys cannot be written, the call's own batch fails with them and
-//! the call has no effect. If the store fails between the call's commit and the chaining of its
-//! record, the caller gets an internal error (as for any ambiguous outcome) and the intent is
+//! [`AuditedStore`]. If audit keys cannot be written, or the records' home is failing, the
+//! call's own batch fails and the call has no effect. If the record fails after the call's
+//! commit, the caller gets an internal error (as for any ambiguous outcome) and the intent is
 //! chained as the record by the next sweep: the effect is never unrecorded.
 
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +34,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::chain::{ChainEntry, GENESIS, Head};
 use crate::digest::{Digest, PublicKeyInfo, Signer};
 use crate::record::{ServiceEvent, format_time, parse_time};
+use crate::records::{KvRecords, Pending, RecordStore, parse_entry};
+use crate::segments::SegmentRecords;
 use crate::verify::{Anchor, Trail};
 use crate::{AuditError, canonical, keys};
 
@@ -39,6 +43,8 @@ use crate::{AuditError, canonical, keys};
 const MAX_BATCH: usize = 1024;
 /// Re-chaining attempts when another node moved the head meanwhile.
 const MAX_ATTEMPTS: usize = 16;
+/// Newest records searched at open for pending keys already chained (see `settle_recorded`).
+const SETTLE_WINDOW: usize = 100_000;
 /// An intent this old belongs to a call that died between its write and its record.
 pub const STALE_INTENT: Duration = Duration::from_secs(300);
 const SIGNING_KEY_PURPOSE: &str = "audit-signing-key";
@@ -60,6 +66,11 @@ struct StoredKey {
 
 pub struct AuditLog {
     store: Arc<dyn Store>,
+    records: Arc<dyn RecordStore>,
+    /// Pending keys (intents, service events) whose record is chained but whose removal from
+    /// the store is in flight (`false`) or failed (`true`): the sweep leaves the first alone and
+    /// removes the second instead of chaining them again.
+    settled: Settled,
     clock: SharedClock,
     /// Loaded at unseal ([`AuditLog::load_signer`]), dropped at seal: records are appended
     /// while sealed too (they need no key), digests wait for the next unseal.
@@ -91,11 +102,35 @@ impl AuditLog {
         clock: SharedClock,
         noop: bool,
     ) -> Result<Arc<Self>, AuditError> {
+        let records = Arc::new(KvRecords::new(store.clone()));
+        Self::open_with(store, records, clock, noop).await
+    }
+
+    /// As [`AuditLog::open`], with the chained records kept in `records` (the store keeps
+    /// digests, intents and service events).
+    pub async fn open_with(
+        store: Arc<dyn Store>,
+        records: Arc<dyn RecordStore>,
+        clock: SharedClock,
+        noop: bool,
+    ) -> Result<Arc<Self>, AuditError> {
+        let settled = Settled::default();
+        if !noop {
+            settle_recorded(&*store, &*records).await?;
+        }
         let (tx, rx) = mpsc::unbounded_channel();
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(appender(store.clone(), rx, stopped));
+        let task = tokio::spawn(appender(
+            store.clone(),
+            records.clone(),
+            settled.clone(),
+            rx,
+            stopped,
+        ));
         Ok(Arc::new(Self {
             store,
+            records,
+            settled,
             clock,
             signer: std::sync::RwLock::new(None),
             jobs: tx,
@@ -117,6 +152,7 @@ impl AuditLog {
             let _ = stop.send(());
             let _ = task.await;
         }
+        self.records.close().await;
     }
 
     pub fn now_millis(&self) -> i64 {
@@ -160,6 +196,7 @@ impl AuditLog {
         }
         Arc::new(AuditedStore {
             inner: self.store.clone(),
+            records: self.records.clone(),
         })
     }
 
@@ -223,27 +260,46 @@ impl AuditLog {
             return Ok(0);
         }
         let mut waits = Vec::new();
+        let mut settle = WriteBatch::new();
         let end = coffer_store::prefix_end(keys::SERVICE_EVENTS.as_bytes());
-        for (k, e) in self
+        let events = self
             .store
             .scan(keys::SERVICE_EVENTS.as_bytes(), &end, MAX_BATCH)
-            .await?
-        {
-            waits.push(self.submit(e.value.to_vec(), Some(k))?);
-        }
+            .await?;
         let stale = self.clock.now_millis() - STALE_INTENT.as_millis() as i64;
         let end = keys::pending_before(keys::INTENTS, stale);
-        for (k, e) in self
+        let intents = self
             .store
             .scan(keys::INTENTS.as_bytes(), &end, MAX_BATCH)
-            .await?
+            .await?;
+        for (k, e, intent) in events
+            .into_iter()
+            .map(|(k, e)| (k, e, false))
+            .chain(intents.into_iter().map(|(k, e)| (k, e, true)))
         {
+            match self.settled.state(&k) {
+                Some(Clearing::InFlight) => continue,
+                Some(Clearing::Failed) => {
+                    settle.delete(k);
+                    continue;
+                }
+                None => {}
+            }
+            if !intent {
+                waits.push(self.submit(e.value.to_vec(), Some(k))?);
+                continue;
+            }
             let mut record: Value = serde_json::from_slice(&e.value).unwrap_or_else(|_| json!({}));
             record["additionalEventData"] = json!({
                 "recoveredFromIntent": true,
                 "note": "the call wrote its intent but its outcome was not recorded",
             });
             waits.push(self.submit(canonical::to_vec(&record), Some(k))?);
+        }
+        if !settle.ops.is_empty() {
+            let keys: Vec<Vec<u8>> = settle.ops.iter().map(|(k, _)| k.clone()).collect();
+            self.store.commit(settle).await?;
+            self.settled.forget(&keys);
         }
         let n = waits.len();
         for w in waits {
@@ -267,7 +323,7 @@ impl AuditLog {
         for _ in 0..MAX_ATTEMPTS {
             // The head is one key, so this is a consistent (head seq, hash) pair; records appended
             // after it do not make the digest less true, so the head is not checked at commit.
-            let (head, _) = read_head(&*self.store).await?;
+            let head = self.records.head().await?;
             let last = last_digest(&*self.store).await?;
             if let Some(l) = &last
                 && l.end_sequence == head.seq
@@ -341,27 +397,21 @@ impl AuditLog {
                 .put(keys::ANCHOR, json_bytes(&anchor)?);
             self.store.commit(b).await?;
         }
-        let start = keys::record(anchor.seq - 1);
-        let end = coffer_store::prefix_end(keys::RECORDS.as_bytes());
-        let mut removed = 0;
-        loop {
-            let rows = self.store.scan(&start, &end, MAX_BATCH).await?;
-            if rows.is_empty() {
-                break;
-            }
-            let mut b = WriteBatch::new();
-            for (k, _) in &rows {
-                b.delete(k.clone());
-            }
-            self.store.commit(b).await?;
-            removed += rows.len();
-        }
+        let removed = self.records.remove_below(anchor.seq).await?;
         Ok(removed)
     }
 
-    /// Everything verification needs, read from the store.
+    /// Everything verification needs, from the store and the records' home. Digests are read
+    /// first, so every record they cover is in the entries read after.
     pub async fn read_trail(&self) -> Result<Trail, AuditError> {
-        read_trail(&*self.store).await
+        let digests = read_digests(&*self.store).await?;
+        let anchor = self
+            .store
+            .get(keys::ANCHOR)
+            .await?
+            .and_then(|e| serde_json::from_slice(&e.value).ok());
+        let (entries, head) = self.records.entries().await?;
+        Ok(assemble(entries, digests, anchor, head))
     }
 
     /// Newest-first records from `after` (exclusive; `None` = from the head), at most `limit`.
@@ -370,22 +420,7 @@ impl AuditLog {
         after: Option<u64>,
         limit: usize,
     ) -> Result<Vec<(u64, Bytes)>, AuditError> {
-        let start = match after {
-            Some(seq) => {
-                let mut k = keys::record(seq);
-                k.push(0);
-                k
-            }
-            None => keys::RECORDS.as_bytes().to_vec(),
-        };
-        let end = coffer_store::prefix_end(keys::RECORDS.as_bytes());
-        Ok(self
-            .store
-            .scan(&start, &end, limit)
-            .await?
-            .into_iter()
-            .filter_map(|(k, e)| Some((keys::record_seq(&k)?, e.value)))
-            .collect())
+        self.records.scan_newest(after, limit).await
     }
 }
 
@@ -464,17 +499,6 @@ fn json_bytes<T: Serialize>(v: &T) -> Result<Vec<u8>, AuditError> {
     serde_json::to_vec(v).map_err(|e| AuditError::Internal(e.to_string()))
 }
 
-async fn read_head(store: &dyn Store) -> Result<(Head, Option<Entry>), AuditError> {
-    match store.get(keys::HEAD).await? {
-        Some(e) => {
-            let h: Head = serde_json::from_slice(&e.value)
-                .map_err(|_| AuditError::Internal("unreadable audit chain head".into()))?;
-            Ok((h, Some(e)))
-        }
-        None => Ok((Head::EMPTY, None)),
-    }
-}
-
 async fn last_digest(store: &dyn Store) -> Result<Option<Digest>, AuditError> {
     let end = coffer_store::prefix_end(keys::DIGESTS.as_bytes());
     let rows = store.scan(keys::DIGESTS.as_bytes(), &end, 1).await?;
@@ -497,11 +521,41 @@ async fn read_digests(store: &dyn Store) -> Result<Vec<Digest>, AuditError> {
     Ok(out)
 }
 
-/// Reads a whole trail from `store` (records oldest first, each with the number its key names).
+/// Reads a whole trail kept as store rows (records included) from `store`.
 pub async fn read_trail(store: &dyn Store) -> Result<Trail, AuditError> {
     let end = coffer_store::prefix_end(keys::PREFIX);
     let rows = store.scan(keys::PREFIX, &end, usize::MAX).await?;
     trail_from_rows(rows.iter().map(|(k, e)| (k.as_slice(), e.value.as_ref())))
+}
+
+/// Reads the trail of a data directory as it is on disk, read-only, beside a running server:
+/// digests (and records an earlier version kept as rows) from the database, records from the
+/// segment files. Also returns the public key recorded beside the signing key.
+pub fn read_data_dir(dir: &Path) -> Result<(Trail, Option<PublicKeyInfo>), AuditError> {
+    let rows = coffer_store::embedded::read_prefix(dir, keys::PREFIX)?;
+    let key = rows
+        .iter()
+        .find(|(k, _)| k.as_slice() == keys::SIGNING_KEY)
+        .and_then(|(_, v)| stored_public_key(v));
+    let mut trail = trail_from_rows(rows.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))?;
+    let segments = SegmentRecords::read_dir(&segments_dir(dir))?;
+    if !segments.is_empty() {
+        // The store's head stopped moving when segments took over.
+        trail.head = None;
+        let floor = trail.anchor.map_or(0, |a| a.seq);
+        trail.entries.extend(
+            segments
+                .into_iter()
+                .filter(|e| e.seq >= floor)
+                .map(|e| (None, e)),
+        );
+    }
+    Ok((trail, key))
+}
+
+/// Where a data directory keeps its audit segments.
+pub fn segments_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("audit")
 }
 
 /// Builds a trail from raw `audit/` rows (any order), as read from a live store or straight
@@ -509,48 +563,53 @@ pub async fn read_trail(store: &dyn Store) -> Result<Trail, AuditError> {
 pub fn trail_from_rows<'a>(
     rows: impl Iterator<Item = (&'a [u8], &'a [u8])>,
 ) -> Result<Trail, AuditError> {
-    let mut t = Trail::default();
     let mut records = Vec::new();
     let mut digests = Vec::new();
+    let (mut head, mut anchor) = (None, None);
     for (k, v) in rows {
         if let Some(slot) = keys::record_seq(k) {
-            // An unreadable record is kept as an obviously modified one rather than skipped.
-            let entry = serde_json::from_slice::<ChainEntry>(v).unwrap_or(ChainEntry {
-                seq: slot,
-                prev: GENESIS,
-                hash: GENESIS,
-                record: Value::String(String::from_utf8_lossy(v).into_owned()),
-            });
-            records.push((slot, entry));
+            records.push((Some(slot), parse_entry(v, slot)));
         } else if k.starts_with(keys::DIGESTS.as_bytes()) {
             let d: Digest = serde_json::from_slice(v)
                 .map_err(|_| AuditError::Internal("unreadable digest".into()))?;
             digests.push(d);
         } else if k == keys::HEAD {
-            t.head = serde_json::from_slice(v).ok();
+            head = serde_json::from_slice(v).ok();
         } else if k == keys::ANCHOR {
-            t.anchor = serde_json::from_slice(v).ok();
+            anchor = serde_json::from_slice(v).ok();
         }
     }
     records.sort_by_key(|(slot, _)| *slot);
     digests.sort_by_key(|d| d.number);
-    let floor = t.anchor.map_or(0, |a| a.seq);
-    t.entries = records
-        .into_iter()
-        .filter(|(slot, _)| *slot >= floor)
-        .map(|(slot, e)| (Some(slot), e))
-        .collect();
-    t.digests = digests;
-    Ok(t)
+    Ok(assemble(records, digests, anchor, head))
+}
+
+/// A trail from its parts: records below the anchor (pruned away, or about to be) left out.
+fn assemble(
+    entries: Vec<(Option<u64>, ChainEntry)>,
+    digests: Vec<Digest>,
+    anchor: Option<Anchor>,
+    head: Option<Head>,
+) -> Trail {
+    let floor = anchor.map_or(0, |a| a.seq);
+    Trail {
+        entries: entries
+            .into_iter()
+            .filter(|(slot, e)| slot.unwrap_or(e.seq) >= floor)
+            .collect(),
+        digests,
+        anchor,
+        head,
+    }
 }
 
 async fn appender(
     store: Arc<dyn Store>,
+    records: Arc<dyn RecordStore>,
+    settled: Settled,
     mut rx: mpsc::UnboundedReceiver<Job>,
     mut stop: oneshot::Receiver<()>,
 ) {
-    // The head this node last committed (and the version of the head key), or None: re-read.
-    let mut known: Option<(Head, Option<Entry>)> = None;
     let mut stopping = false;
     loop {
         let first = if stopping {
@@ -580,59 +639,105 @@ async fn appender(
                 Err(_) => break,
             }
         }
-        let result = append_batch(&*store, &mut known, &jobs).await;
+        let batch: Vec<Pending> = jobs
+            .iter()
+            .map(|j| Pending {
+                record: &j.record,
+                clear: j.clear.as_deref(),
+            })
+            .collect();
+        let result = records.append(&batch).await;
+        if let Ok(false) = result {
+            let clears: Vec<Vec<u8>> = jobs.iter().filter_map(|j| j.clear.clone()).collect();
+            if !clears.is_empty() {
+                clear_later(store.clone(), settled.clone(), clears);
+            }
+        }
+        let result = result.map(|_| ());
         for j in jobs {
             let _ = j.done.send(result.clone());
         }
     }
 }
 
-async fn append_batch(
-    store: &dyn Store,
-    known: &mut Option<(Head, Option<Entry>)>,
-    jobs: &[Job],
-) -> Result<(), AuditError> {
-    for _ in 0..MAX_ATTEMPTS {
-        let (head, head_entry) = match known.take() {
-            Some(k) => k,
-            None => read_head(store).await?,
-        };
+/// Removes the pending keys of records just chained, off the appender's path (see
+/// [`Settled`]).
+fn clear_later(store: Arc<dyn Store>, settled: Settled, clears: Vec<Vec<u8>>) {
+    settled.set(&clears, Clearing::InFlight);
+    tokio::spawn(async move {
         let mut b = WriteBatch::new();
-        b.check(keys::HEAD, head_entry.as_ref());
-        let mut h = head;
-        for j in jobs {
-            let seq = h.seq + 1;
-            let (bytes, hash) = ChainEntry::encode(seq, &h.hash, &j.record);
-            b.put(keys::record(seq), bytes);
-            if let Some(k) = &j.clear {
-                b.delete(k.clone());
-            }
-            h = Head { seq, hash };
+        for k in &clears {
+            b.delete(k.clone());
         }
-        let head_bytes = json_bytes(&h)?;
-        b.put(keys::HEAD, head_bytes.clone());
         match store.commit(b).await {
-            Ok(version) => {
-                *known = Some((
-                    h,
-                    Some(Entry {
-                        version,
-                        value: head_bytes.into(),
-                    }),
-                ));
-                return Ok(());
-            }
-            // Another node appended: re-read its head and chain after it.
-            Err(StoreError::Conflict) => continue,
+            Ok(_) => settled.forget(&clears),
             Err(e) => {
-                tracing::error!(error = %e, "audit records could not be written");
-                return Err(e.into());
+                tracing::warn!(error = %e, "chained records' pending keys not removed; the sweep will");
+                settled.set(&clears, Clearing::Failed);
             }
+        }
+    });
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Clearing {
+    InFlight,
+    Failed,
+}
+
+/// Pending keys whose record is chained but whose removal is not (yet) committed.
+#[derive(Clone, Default)]
+struct Settled(Arc<std::sync::Mutex<HashMap<Vec<u8>, Clearing>>>);
+
+impl Settled {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, Clearing>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    fn set(&self, keys: &[Vec<u8>], state: Clearing) {
+        let mut m = self.lock();
+        for k in keys {
+            m.insert(k.clone(), state);
         }
     }
-    Err(AuditError::Unavailable(
-        "the audit chain head kept moving".into(),
-    ))
+    fn forget(&self, keys: &[Vec<u8>]) {
+        let mut m = self.lock();
+        for k in keys {
+            m.remove(k);
+        }
+    }
+    fn state(&self, key: &[u8]) -> Option<Clearing> {
+        self.lock().get(key).copied()
+    }
+}
+
+/// At open: removes pending keys whose record is already chained (a crash came between the
+/// record and the key's removal), so the sweep does not chain them twice.
+async fn settle_recorded(store: &dyn Store, records: &dyn RecordStore) -> Result<(), AuditError> {
+    let mut pending = Vec::new();
+    for prefix in [keys::SERVICE_EVENTS, keys::INTENTS] {
+        let end = coffer_store::prefix_end(prefix.as_bytes());
+        pending.extend(store.scan(prefix.as_bytes(), &end, usize::MAX).await?);
+    }
+    let id_of = |v: &[u8]| -> Option<String> {
+        let r: Value = serde_json::from_slice(v).ok()?;
+        r.get("eventID")?.as_str().map(str::to_string)
+    };
+    let ids: HashSet<String> = pending
+        .iter()
+        .filter_map(|(_, e)| id_of(&e.value))
+        .collect();
+    let found = records.recorded(&ids, SETTLE_WINDOW).await?;
+    if found.is_empty() {
+        return Ok(());
+    }
+    let mut b = WriteBatch::new();
+    for (k, e) in &pending {
+        if id_of(&e.value).is_some_and(|id| found.contains(&id)) {
+            b.delete(k.clone());
+        }
+    }
+    store.commit(b).await?;
+    Ok(())
 }
 
 #[derive(Clone)]
@@ -649,6 +754,7 @@ tokio::task_local! {
 /// call's intent.
 struct AuditedStore {
     inner: Arc<dyn Store>,
+    records: Arc<dyn RecordStore>,
 }
 
 #[async_trait]
@@ -667,7 +773,16 @@ impl Store for AuditedStore {
     }
 
     async fn commit(&self, mut batch: WriteBatch) -> coffer_store::Result<u64> {
-        let _ = INTENT.try_with(|i| batch.put(i.key.clone(), i.bytes.clone()).ops.len());
+        if INTENT
+            .try_with(|i| batch.put(i.key.clone(), i.bytes.clone()).ops.len())
+            .is_ok()
+            && self.records.failing()
+        {
+            // The call's record could not be written: refuse its effect (fail closed).
+            return Err(StoreError::Unavailable(
+                "audit records cannot be written".into(),
+            ));
+        }
         self.inner.commit(batch).await
     }
 }

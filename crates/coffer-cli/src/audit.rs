@@ -65,15 +65,8 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<()> {
 }
 
 fn read_data_dir(a: &SourceArgs) -> anyhow::Result<(Trail, Option<PublicKeyInfo>)> {
-    let rows = coffer_store::embedded::read_prefix(&a.data_dir, coffer_audit::keys::PREFIX)
-        .with_context(|| format!("reading {}", a.data_dir.display()))?;
-    let key = rows
-        .iter()
-        .find(|(k, _)| k.as_slice() == coffer_audit::keys::SIGNING_KEY)
-        .and_then(|(_, v)| coffer_audit::log::stored_public_key(v));
-    let trail =
-        coffer_audit::log::trail_from_rows(rows.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))?;
-    Ok((trail, key))
+    coffer_audit::log::read_data_dir(&a.data_dir)
+        .with_context(|| format!("reading {}", a.data_dir.display()))
 }
 
 fn verify(a: VerifyArgs) -> anyhow::Result<()> {

@@ -10,6 +10,12 @@ use coffer_server::{KekSource, RootCredentials, ServerConfig, TlsMode};
 
 mod operator;
 
+/// glibc's allocator serialises on arena locks when one thread frees what another allocated
+/// (every audited request hands its record to the audit writer thread): measured at a quarter
+/// of the worker threads' time under load. mimalloc's per-thread free lists avoid that.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod audit;
 
 #[derive(Parser)]
@@ -260,6 +266,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
             noop: args.unaudited_benchmark_baseline,
         },
         store_wrapper: None,
+        records_wrapper: None,
         rotation_functions: args.rotation_functions,
         rotation_step_timeout: std::time::Duration::from_secs(args.rotation_step_timeout),
     };

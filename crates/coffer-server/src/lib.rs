@@ -65,6 +65,8 @@ pub struct ServerConfig {
     pub audit: AuditSettings,
     /// Wraps the opened store before anything uses it (tests inject faults with it).
     pub store_wrapper: Option<StoreWrapper>,
+    /// Wraps the audit records' home likewise (tests make it fail).
+    pub records_wrapper: Option<RecordsWrapper>,
     /// Rotation functions by name, addressable as `arn:aws:lambda:REGION:ACCOUNT:function:NAME`
     /// in every account and region: `command:PROGRAM [ARGS]` (the event JSON on stdin) or an
     /// `http(s)://` URL (the event JSON as a POST).
@@ -75,6 +77,14 @@ pub struct ServerConfig {
 
 pub type StoreWrapper =
     Arc<dyn Fn(Arc<dyn coffer_store::Store>) -> Arc<dyn coffer_store::Store> + Send + Sync>;
+
+pub type RecordsWrapper = Arc<
+    dyn Fn(
+            Arc<dyn coffer_audit::records::RecordStore>,
+        ) -> Arc<dyn coffer_audit::records::RecordStore>
+        + Send
+        + Sync,
+>;
 
 /// The audit trail's settings.
 #[derive(Clone, Debug)]
@@ -126,6 +136,7 @@ impl ServerConfig {
             auto_unseal: None,
             audit: AuditSettings::default(),
             store_wrapper: None,
+            records_wrapper: None,
             rotation_functions: Vec::new(),
             rotation_step_timeout: std::time::Duration::from_secs(300),
         }
@@ -147,6 +158,39 @@ pub enum StartError {
 pub use coffer_audit;
 pub use listener::RunningServer;
 
+/// The audit log: records in segment files beside the embedded store (in the store itself
+/// when everything is in memory).
+async fn open_audit(
+    config: &ServerConfig,
+    store: &Arc<dyn coffer_store::Store>,
+) -> Result<Arc<coffer_audit::AuditLog>, coffer_audit::AuditError> {
+    use coffer_audit::records::{KvRecords, RecordStore};
+    let mut records: Arc<dyn RecordStore> = match &config.data_dir {
+        Some(dir) if !config.audit.noop => {
+            let base = coffer_audit::records::read_head(&**store).await?.0;
+            let dir = coffer_audit::log::segments_dir(dir);
+            Arc::new(
+                tokio::task::spawn_blocking(move || {
+                    coffer_audit::segments::SegmentRecords::open(&dir, base)
+                })
+                .await
+                .map_err(|e| coffer_audit::AuditError::Internal(e.to_string()))??,
+            )
+        }
+        _ => Arc::new(KvRecords::new(store.clone())),
+    };
+    if let Some(wrap) = &config.records_wrapper {
+        records = wrap(records);
+    }
+    coffer_audit::AuditLog::open_with(
+        store.clone(),
+        records,
+        config.clock.clone(),
+        config.audit.noop,
+    )
+    .await
+}
+
 /// Opens the store, bootstraps keys and credentials, binds the listener and starts serving.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     check_listen_policy(&config)?;
@@ -161,10 +205,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     if config.audit.noop {
         tracing::warn!("AUDITING IS OFF (--unaudited-benchmark-baseline): calls leave no record");
     }
-    let audit =
-        coffer_audit::AuditLog::open(boot.store.clone(), config.clock.clone(), config.audit.noop)
-            .await
-            .map_err(|e| StartError::Config(format!("audit log: {e}")))?;
+    let audit = open_audit(&config, &boot.store)
+        .await
+        .map_err(|e| StartError::Config(format!("audit log: {e}")))?;
     let mut report = boot.report.clone();
     let tls = tls::acceptor(&config)?;
     report.tls_fingerprint = tls.generated_fingerprint;

@@ -7,6 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_trait::async_trait;
 use aws_sdk_cloudtrail::types::{LookupAttribute, LookupAttributeKey};
 use aws_sdk_secretsmanager::primitives::Blob;
+use coffer_audit::AuditError;
+use coffer_audit::chain::{ChainEntry, Head};
+use coffer_audit::records::{Pending, RecordStore};
 use coffer_audit::verify::{Problem, verify};
 use coffer_core::Clock as _;
 use coffer_store::{Entry, Store, WriteBatch};
@@ -34,19 +37,18 @@ fn cloudtrail(s: &TestServer) -> aws_sdk_cloudtrail::Client {
     aws_sdk_cloudtrail::Client::from_conf(conf)
 }
 
-/// Every byte the data directory holds, as one lossy string per file.
+/// Every byte the data directory holds (audit segments included), per file.
 fn data_dir_text(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().is_file())
-        .map(|e| {
-            (
-                e.path().display().to_string(),
-                std::fs::read(e.path()).unwrap(),
-            )
-        })
-        .collect()
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().filter_map(|e| e.ok()) {
+        let path = e.path();
+        if path.is_dir() {
+            out.extend(data_dir_text(&path));
+        } else if path.is_file() {
+            out.push((path.display().to_string(), std::fs::read(&path).unwrap()));
+        }
+    }
+    out
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
@@ -356,7 +358,12 @@ async fn every_call_leaves_one_redacted_record_and_no_value_reaches_disk() {
 
 #[tokio::test]
 async fn lookup_events_filters_pages_and_refuses_bad_input() {
-    let s = TestServer::dev().await;
+    // Records as store rows (in memory) and in segment files (durable): one behaviour.
+    lookup_events_scenario(TestServer::dev().await).await;
+    lookup_events_scenario(TestServer::durable().await).await;
+}
+
+async fn lookup_events_scenario(s: TestServer) {
     let sm = s.sm();
     for i in 0..3 {
         sm.create_secret()
@@ -605,6 +612,7 @@ impl Store for AuditFault {
 
 #[tokio::test]
 async fn a_call_whose_record_cannot_be_written_fails_and_changes_nothing() {
+    // Records as rows of the in-memory store: the store refuses `audit/` writes.
     let fail = Arc::new(AtomicBool::new(false));
     let f = fail.clone();
     let s = TestServer::with_config(move |c| {
@@ -616,6 +624,70 @@ async fn a_call_whose_record_cannot_be_written_fails_and_changes_nothing() {
         }));
     })
     .await;
+    fails_closed(&s, &fail).await;
+}
+
+#[tokio::test]
+async fn a_call_whose_record_cannot_be_written_fails_and_changes_nothing_on_disk() {
+    // Records in segment files beside the embedded store: the segment writes fail.
+    let fail = Arc::new(AtomicBool::new(false));
+    let f = fail.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::durable_at(dir.path(), move |c| {
+        c.records_wrapper = Some(Arc::new(move |inner: Arc<dyn RecordStore>| {
+            Arc::new(RecordsFault {
+                inner,
+                fail: f.clone(),
+            }) as Arc<dyn RecordStore>
+        }));
+    })
+    .await;
+    fails_closed(&s, &fail).await;
+}
+
+/// Fails every append while `fail` is set.
+struct RecordsFault {
+    inner: Arc<dyn RecordStore>,
+    fail: Arc<AtomicBool>,
+}
+
+#[async_trait]
+impl RecordStore for RecordsFault {
+    async fn append(&self, batch: &[Pending<'_>]) -> Result<bool, AuditError> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(AuditError::Unavailable(
+                "segment not writable (test)".into(),
+            ));
+        }
+        self.inner.append(batch).await
+    }
+    async fn head(&self) -> Result<Head, AuditError> {
+        self.inner.head().await
+    }
+    async fn scan_newest(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, bytes::Bytes)>, AuditError> {
+        self.inner.scan_newest(after, limit).await
+    }
+    async fn entries(&self) -> Result<(Vec<(Option<u64>, ChainEntry)>, Option<Head>), AuditError> {
+        self.inner.entries().await
+    }
+    async fn remove_below(&self, seq: u64) -> Result<usize, AuditError> {
+        self.inner.remove_below(seq).await
+    }
+    fn failing(&self) -> bool {
+        self.fail.load(Ordering::SeqCst) || self.inner.failing()
+    }
+    async fn close(&self) {
+        self.inner.close().await
+    }
+}
+
+/// While `fail` is set, reads and writes fail with InternalFailure and change nothing; the
+/// trail stays whole.
+async fn fails_closed(s: &TestServer, fail: &AtomicBool) {
     let conf = aws_sdk_secretsmanager::Config::builder()
         .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
         .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
@@ -724,71 +796,66 @@ async fn tampering_with_the_stored_trail_is_named_by_sequence() {
     let dir = s._dir.as_ref().unwrap().path().to_path_buf();
     let s_dir = s._dir;
     s.server.shutdown().await; // seals with a digest
-    let store = coffer_store::embedded::EmbeddedStore::open(&dir).unwrap();
-    let trail = coffer_audit::log::read_trail(&store).await.unwrap();
+    let (trail, _) = coffer_audit::log::read_data_dir(&dir).unwrap();
     assert!(verify(&trail, &key).ok(), "{:?}", verify(&trail, &key));
+    assert_eq!(trail.entries.len(), 6);
     assert_eq!(trail.digests.last().unwrap().reason, "shutdown");
-    let rk = coffer_audit::keys::record;
-    let get = |seq| {
-        let store = &store;
-        async move { store.get(&rk(seq)).await.unwrap().unwrap() }
+    let problem = |edit: &dyn Fn(&mut Vec<Vec<u8>>)| {
+        let seg = segment_file(&dir);
+        let original = std::fs::read(&seg).unwrap();
+        let end = original
+            .iter()
+            .position(|b| *b == 0)
+            .unwrap_or(original.len());
+        let mut lines: Vec<Vec<u8>> = original[..end]
+            .split_inclusive(|b| *b == b'\n')
+            .map(<[u8]>::to_vec)
+            .collect();
+        edit(&mut lines);
+        let mut bytes = lines.concat();
+        bytes.resize(original.len().max(bytes.len()), 0);
+        std::fs::write(&seg, bytes).unwrap();
+        let (trail, _) = coffer_audit::log::read_data_dir(&dir).unwrap();
+        std::fs::write(&seg, original).unwrap();
+        verify(&trail, &key).problem
     };
 
-    // Edit record 3.
-    let orig3 = get(3).await;
-    let edited = String::from_utf8(orig3.value.to_vec())
-        .unwrap()
-        .replace("GetSecretValue", "DescribeSecret");
-    let mut b = WriteBatch::new();
-    b.put(rk(3), edited.into_bytes());
-    store.commit(b).await.unwrap();
+    let edit3 = |l: &mut Vec<Vec<u8>>| {
+        l[2] = String::from_utf8(l[2].clone())
+            .unwrap()
+            .replace("GetSecretValue", "DescribeSecret")
+            .into_bytes();
+    };
+    assert_eq!(problem(&edit3), Some(Problem::Modified { seq: 3 }));
     assert_eq!(
-        problem(&store, &key).await,
-        Some(Problem::Modified { seq: 3 })
-    );
-    let mut b = WriteBatch::new();
-    b.put(rk(3), orig3.value.clone());
-    store.commit(b).await.unwrap();
-    assert_eq!(problem(&store, &key).await, None);
-
-    // Delete record 4.
-    let orig4 = get(4).await;
-    let mut b = WriteBatch::new();
-    b.delete(rk(4));
-    store.commit(b).await.unwrap();
-    assert_eq!(
-        problem(&store, &key).await,
+        problem(&|l| {
+            l.remove(3);
+        }),
         Some(Problem::Missing { from: 4, to: 4 })
     );
-
-    // Swap 3 and 4 (reorder).
-    let mut b = WriteBatch::new();
-    b.put(rk(4), orig3.value.clone())
-        .put(rk(3), orig4.value.clone());
-    store.commit(b).await.unwrap();
     assert_eq!(
-        problem(&store, &key).await,
-        Some(Problem::Reordered { seq: 4, after: 2 })
+        problem(&|l| l.swap(2, 3)),
+        Some(Problem::Reordered { seq: 3, after: 4 })
     );
-    let mut b = WriteBatch::new();
-    b.put(rk(3), orig3.value.clone())
-        .put(rk(4), orig4.value.clone());
-    store.commit(b).await.unwrap();
-    assert_eq!(problem(&store, &key).await, None);
-
-    // Insert a record past the head.
-    let mut b = WriteBatch::new();
-    b.put(rk(7), orig3.value.clone());
-    store.commit(b).await.unwrap();
     assert_eq!(
-        problem(&store, &key).await,
-        Some(Problem::Inserted { seq: 7 })
+        problem(&|l| {
+            let copy = l[2].clone();
+            l.push(copy);
+        }),
+        Some(Problem::Inserted { seq: 3 })
     );
+    assert_eq!(problem(&|_| {}), None, "the file is back as it was");
     drop(s_dir);
 }
 
-async fn problem(store: &dyn Store, key: &[u8]) -> Option<Problem> {
-    verify(&coffer_audit::log::read_trail(store).await.unwrap(), key).problem
+/// The one audit segment of a small data directory.
+fn segment_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let segs: Vec<_> = std::fs::read_dir(coffer_audit::log::segments_dir(dir))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(segs.len(), 1, "{segs:?}");
+    segs.into_iter().next().unwrap()
 }
 
 #[tokio::test]

@@ -1,0 +1,221 @@
+//! Where chained records live. Two homes behind one trait:
+//!
+//! - [`KvRecords`]: rows in the shared [`Store`] (`audit/r/...` + `audit/head`), chained under a
+//!   check on the head so several nodes sharing one database keep one chain. Used for the
+//!   in-memory store and for shared databases.
+//! - [`crate::segments::SegmentRecords`]: append-only segment files beside the embedded store,
+//!   one `write` + one `fdatasync` per group of records and no B-tree, so auditing a read costs
+//!   a few microseconds instead of a database row (see BENCHMARKS.md "Audit").
+//!
+//! Both chain records in the order given, make them durable before returning, and serve them
+//! back newest first.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use coffer_store::{Entry, Store, StoreError, WriteBatch};
+use serde_json::Value;
+
+use crate::AuditError;
+use crate::chain::{ChainEntry, GENESIS, Head};
+use crate::keys;
+
+/// Re-chaining attempts when another node moved the head meanwhile.
+const MAX_ATTEMPTS: usize = 16;
+
+/// One record to chain, and the pending key (intent or service event) it settles.
+pub struct Pending<'a> {
+    pub record: &'a [u8],
+    pub clear: Option<&'a [u8]>,
+}
+
+#[async_trait]
+pub trait RecordStore: Send + Sync {
+    /// Chains `batch` after the head, in order, and makes it durable. Returns whether the
+    /// `clear` keys were removed in the same durable write; if not, the caller removes them.
+    async fn append(&self, batch: &[Pending<'_>]) -> Result<bool, AuditError>;
+
+    /// The last chained record's number and hash.
+    async fn head(&self) -> Result<Head, AuditError>;
+
+    /// Stored entries (ChainEntry bytes) newest first, below `after` (exclusive; `None` = from
+    /// the head), at most `limit`.
+    async fn scan_newest(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, Bytes)>, AuditError>;
+
+    /// Every stored entry in stored order, for verification: (the number its key names, when
+    /// the home has keys; the entry), and the head as the home records it, when it does.
+    async fn entries(&self) -> Result<(Vec<(Option<u64>, ChainEntry)>, Option<Head>), AuditError>;
+
+    /// Removes records numbered below `seq` (a sealed prune point); may keep some in a shared
+    /// unit of storage. Returns how many were removed.
+    async fn remove_below(&self, seq: u64) -> Result<usize, AuditError>;
+
+    /// Of `ids`, the event ids among the newest `window` records: pending keys whose record was
+    /// written but whose removal was lost (a crash between the two) are settled, not chained
+    /// twice. Homes that clear in the same write answer none.
+    async fn recorded(
+        &self,
+        _ids: &HashSet<String>,
+        _window: usize,
+    ) -> Result<HashSet<String>, AuditError> {
+        Ok(HashSet::new())
+    }
+
+    /// True while appends are known to fail: mutating calls are then refused before they
+    /// change anything (fail closed).
+    fn failing(&self) -> bool {
+        false
+    }
+
+    /// Finishes what is in flight and lets go of files.
+    async fn close(&self) {}
+}
+
+/// Records as rows of the shared store (see the module docs).
+pub struct KvRecords {
+    store: Arc<dyn Store>,
+    /// The head this node last committed (with the head key's entry), or None: re-read.
+    known: tokio::sync::Mutex<Option<(Head, Option<Entry>)>>,
+}
+
+impl KvRecords {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            known: tokio::sync::Mutex::new(None),
+        }
+    }
+}
+
+#[async_trait]
+impl RecordStore for KvRecords {
+    async fn append(&self, batch: &[Pending<'_>]) -> Result<bool, AuditError> {
+        let mut known = self.known.lock().await;
+        for _ in 0..MAX_ATTEMPTS {
+            let (head, head_entry) = match known.take() {
+                Some(k) => k,
+                None => read_head(&*self.store).await?,
+            };
+            let mut b = WriteBatch::new();
+            b.check(keys::HEAD, head_entry.as_ref());
+            let mut h = head;
+            for p in batch {
+                let seq = h.seq + 1;
+                let (bytes, hash) = ChainEntry::encode(seq, &h.hash, p.record);
+                b.put(keys::record(seq), bytes);
+                if let Some(k) = p.clear {
+                    b.delete(k.to_vec());
+                }
+                h = Head { seq, hash };
+            }
+            let head_bytes =
+                serde_json::to_vec(&h).map_err(|e| AuditError::Internal(e.to_string()))?;
+            b.put(keys::HEAD, head_bytes.clone());
+            match self.store.commit(b).await {
+                Ok(version) => {
+                    *known = Some((
+                        h,
+                        Some(Entry {
+                            version,
+                            value: head_bytes.into(),
+                        }),
+                    ));
+                    return Ok(true);
+                }
+                // Another node appended: re-read its head and chain after it.
+                Err(StoreError::Conflict) => continue,
+                Err(e) => {
+                    tracing::error!(error = %e, "audit records could not be written");
+                    return Err(e.into());
+                }
+            }
+        }
+        Err(AuditError::Unavailable(
+            "the audit chain head kept moving".into(),
+        ))
+    }
+
+    async fn head(&self) -> Result<Head, AuditError> {
+        Ok(read_head(&*self.store).await?.0)
+    }
+
+    async fn scan_newest(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, Bytes)>, AuditError> {
+        let start = match after {
+            Some(seq) => {
+                let mut k = keys::record(seq);
+                k.push(0);
+                k
+            }
+            None => keys::RECORDS.as_bytes().to_vec(),
+        };
+        let end = coffer_store::prefix_end(keys::RECORDS.as_bytes());
+        Ok(self
+            .store
+            .scan(&start, &end, limit)
+            .await?
+            .into_iter()
+            .filter_map(|(k, e)| Some((keys::record_seq(&k)?, e.value)))
+            .collect())
+    }
+
+    async fn entries(&self) -> Result<(Vec<(Option<u64>, ChainEntry)>, Option<Head>), AuditError> {
+        // One scan: the records and the head as one consistent view.
+        let end = coffer_store::prefix_end(keys::PREFIX);
+        let rows = self.store.scan(keys::PREFIX, &end, usize::MAX).await?;
+        let t = crate::log::trail_from_rows(
+            rows.iter().map(|(k, e)| (k.as_slice(), e.value.as_ref())),
+        )?;
+        Ok((t.entries, t.head))
+    }
+
+    async fn remove_below(&self, seq: u64) -> Result<usize, AuditError> {
+        let start = keys::record(seq.saturating_sub(1));
+        let end = coffer_store::prefix_end(keys::RECORDS.as_bytes());
+        let mut removed = 0;
+        loop {
+            let rows = self.store.scan(&start, &end, 1024).await?;
+            if rows.is_empty() {
+                return Ok(removed);
+            }
+            let mut b = WriteBatch::new();
+            for (k, _) in &rows {
+                b.delete(k.clone());
+            }
+            self.store.commit(b).await?;
+            removed += rows.len();
+        }
+    }
+}
+
+/// The head recorded in the store (`audit/head`) and its entry.
+pub async fn read_head(store: &dyn Store) -> Result<(Head, Option<Entry>), AuditError> {
+    match store.get(keys::HEAD).await? {
+        Some(e) => {
+            let h: Head = serde_json::from_slice(&e.value)
+                .map_err(|_| AuditError::Internal("unreadable audit chain head".into()))?;
+            Ok((h, Some(e)))
+        }
+        None => Ok((Head::EMPTY, None)),
+    }
+}
+
+/// An entry as stored; an unreadable one is kept as an obviously modified record (numbered
+/// `seq`) rather than skipped, so verification names it.
+pub fn parse_entry(bytes: &[u8], seq: u64) -> ChainEntry {
+    serde_json::from_slice::<ChainEntry>(bytes).unwrap_or(ChainEntry {
+        seq,
+        prev: GENESIS,
+        hash: GENESIS,
+        record: Value::String(String::from_utf8_lossy(bytes).into_owned()),
+    })
+}
