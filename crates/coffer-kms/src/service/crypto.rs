@@ -101,8 +101,8 @@ impl KmsService {
         plaintext: &[u8],
         context: &Option<BTreeMap<String, String>>,
     ) -> Result<(Vec<u8>, String), KmsError> {
-        self.authorize_ref(ctx, key).await?;
         let pairs = validate::context(context);
+        self.authorize_ref(ctx, key, &pairs).await?;
         let blob = self
             .keys
             .encrypt(ctx.account_id(), &ctx.region, key, plaintext, &pairs)
@@ -124,8 +124,9 @@ impl KmsService {
         validate::blob("ciphertextBlob", blob, MAX_CIPHERTEXT)?;
         let id = crate::ciphertext_key_id(blob)
             .ok_or_else(|| KmsError::InvalidCiphertext(String::new()))?;
+        let pairs = validate::context(context);
         // Authorized on the key the blob names; a blob naming no key here cannot decrypt.
-        match self.authorize_ref(ctx, &id).await {
+        match self.authorize_ref(ctx, &id, &pairs).await {
             Err(KmsError::NotFound(_)) => return Err(KmsError::InvalidCiphertext(String::new())),
             r => r?,
         }
@@ -144,7 +145,6 @@ impl KmsService {
                 ));
             }
         }
-        let pairs = validate::context(context);
         let plain = self
             .keys
             .decrypt(ctx.account_id(), &ctx.region, blob, &pairs)

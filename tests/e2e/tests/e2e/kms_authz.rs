@@ -162,3 +162,126 @@ async fn key_policies_decide_with_iam_for_an_iam_user() {
     let err = put("closed").await.unwrap_err();
     assert_eq!(code(&err), "AccessDeniedException");
 }
+
+#[tokio::test]
+async fn grants_let_their_grantee_use_the_key_until_revoked() {
+    use aws_sdk_kms::types::{GrantConstraints, GrantOperation};
+    let s = TestServer::dev().await;
+    let root_kms = s.kms();
+    let iam = iam(&s);
+    let (akid, secret) = user_with_key(&iam, "grantee", "/").await;
+    let grantee = format!("arn:aws:iam::{ACCOUNT}:user/grantee");
+    // Secrets Manager reads are allowed by IAM; nothing allows any KMS action.
+    iam.put_user_policy()
+        .user_name("grantee")
+        .policy_name("p")
+        .policy_document(policy(&[
+            r#"{"Effect":"Allow","Action":"secretsmanager:GetSecretValue","Resource":"*"}"#,
+        ]))
+        .send()
+        .await
+        .unwrap();
+    let kms = s.kms_with("us-east-1", &akid, &secret);
+    let key = root_kms.create_key().send().await.unwrap();
+    let key = key.key_metadata().unwrap().key_id().to_string();
+    let blob = root_kms
+        .encrypt()
+        .key_id(&key)
+        .plaintext(Blob::new("granted"))
+        .send()
+        .await
+        .unwrap()
+        .ciphertext_blob()
+        .unwrap()
+        .clone();
+    let decrypt = || kms.decrypt().ciphertext_blob(blob.clone()).send();
+    let e = decrypt().await.unwrap_err();
+    assert_eq!(code(&e), "AccessDeniedException");
+
+    let g = root_kms
+        .create_grant()
+        .key_id(&key)
+        .grantee_principal(&grantee)
+        .operations(GrantOperation::Decrypt)
+        .send()
+        .await
+        .unwrap();
+    let out = decrypt().await.unwrap();
+    assert_eq!(out.plaintext().unwrap().as_ref(), b"granted");
+    // Secrets Manager's kms:Decrypt check on the secret's key sees the grant too.
+    let sm = s.sm();
+    sm.create_secret()
+        .name("granted")
+        .secret_string("s3cr3t")
+        .kms_key_id(&key)
+        .send()
+        .await
+        .unwrap();
+    let user_sm = s.sm_with("us-east-1", &akid, &secret);
+    let read = || user_sm.get_secret_value().secret_id("granted").send();
+    assert_eq!(read().await.unwrap().secret_string(), Some("s3cr3t"));
+    // Only the granted operation.
+    let e = kms
+        .encrypt()
+        .key_id(&key)
+        .plaintext(Blob::new("x"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "AccessDeniedException");
+
+    root_kms
+        .revoke_grant()
+        .key_id(&key)
+        .grant_id(g.grant_id().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let e = decrypt().await.unwrap_err();
+    assert_eq!(code(&e), "AccessDeniedException");
+    let e = read().await.unwrap_err();
+    assert_eq!(code(&e), "AccessDeniedException");
+
+    // A grant constrained to one encryption context allows no other.
+    root_kms
+        .create_grant()
+        .key_id(&key)
+        .grantee_principal(&grantee)
+        .operations(GrantOperation::Decrypt)
+        .constraints(
+            GrantConstraints::builder()
+                .encryption_context_equals("app", "billing")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let under = |app: &'static str| {
+        let root_kms = root_kms.clone();
+        let key = key.clone();
+        async move {
+            root_kms
+                .encrypt()
+                .key_id(key)
+                .plaintext(Blob::new("ctx"))
+                .encryption_context("app", app)
+                .send()
+                .await
+                .unwrap()
+                .ciphertext_blob()
+                .unwrap()
+                .clone()
+        }
+    };
+    let open = |blob: Blob, app: &'static str| {
+        kms.decrypt()
+            .ciphertext_blob(blob)
+            .encryption_context("app", app)
+            .send()
+    };
+    open(under("billing").await, "billing").await.unwrap();
+    let e = open(under("payroll").await, "payroll").await.unwrap_err();
+    assert_eq!(code(&e), "AccessDeniedException");
+    let e = decrypt().await.unwrap_err();
+    assert_eq!(code(&e), "AccessDeniedException");
+}
