@@ -281,6 +281,106 @@ async fn re_encrypt_needs_from_on_the_source_and_to_on_the_destination() {
     e.call(&both, "ReEncrypt", body).await.unwrap();
 }
 
+const LOCKOUT: &str = "MalformedPolicyDocumentException: The new key policy will not allow you to update the key policy in the future.";
+
+#[tokio::test]
+async fn a_key_policy_that_would_lock_the_caller_out_is_refused_unless_bypassed() {
+    let e = env();
+    let other = r#"{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:user/other"},"Action":"kms:*","Resource":"*"}"#;
+    let admin = e.user(Ok(vec![allow("kms:*", "*")])).await;
+    let create = |policy: Option<String>, bypass: Option<bool>| {
+        let mut body = json!({});
+        if let Some(p) = policy {
+            body["Policy"] = json!(p);
+        }
+        if let Some(b) = bypass {
+            body["BypassPolicyLockoutSafetyCheck"] = json!(b);
+        }
+        body
+    };
+    // The default policy, given or not, delegates to IAM, which allows PutKeyPolicy.
+    e.call(&admin, "CreateKey", create(None, None))
+        .await
+        .unwrap();
+    e.call(
+        &admin,
+        "CreateKey",
+        create(Some(key_policy(&[DELEGATE])), None),
+    )
+    .await
+    .unwrap();
+    let closed = key_policy(&[other]);
+    assert_eq!(
+        e.call(
+            &admin,
+            "CreateKey",
+            create(Some(closed.clone()), Some(false))
+        )
+        .await
+        .unwrap_err(),
+        LOCKOUT
+    );
+    e.call(
+        &admin,
+        "CreateKey",
+        create(Some(closed.clone()), Some(true)),
+    )
+    .await
+    .unwrap();
+    // Delegating to IAM is not enough when IAM does not allow PutKeyPolicy either.
+    let creator = e.user(Ok(vec![allow("kms:CreateKey", "*")])).await;
+    assert_eq!(
+        e.call(
+            &creator,
+            "CreateKey",
+            create(Some(key_policy(&[DELEGATE])), None)
+        )
+        .await
+        .unwrap_err(),
+        LOCKOUT
+    );
+    e.call(&creator, "CreateKey", create(None, None))
+        .await
+        .unwrap();
+
+    // PutKeyPolicy alike; the refused policy is not stored.
+    let key = e.key(None).await;
+    let put = |policy: &str, bypass: bool| {
+        json!({"KeyId": key, "PolicyName": "default", "Policy": policy,
+               "BypassPolicyLockoutSafetyCheck": bypass})
+    };
+    assert_eq!(
+        e.call(&admin, "PutKeyPolicy", put(&closed, false))
+            .await
+            .unwrap_err(),
+        LOCKOUT
+    );
+    let p = e
+        .call(&root(), "GetKeyPolicy", json!({"KeyId": key}))
+        .await
+        .unwrap();
+    assert!(p["Policy"].as_str().unwrap().contains(":root"), "{p}");
+    // A statement naming the caller with PutKeyPolicy keeps it in.
+    let named = format!(
+        r#"{{"Effect":"Allow","Principal":{{"AWS":"{USER}"}},"Action":"kms:PutKeyPolicy","Resource":"*"}}"#
+    );
+    let with_me = key_policy(&[other, &named]);
+    e.call(&admin, "PutKeyPolicy", put(&with_me, false))
+        .await
+        .unwrap();
+    e.call(&admin, "PutKeyPolicy", put(&closed, true))
+        .await
+        .unwrap();
+    // Bypassed, the caller is now locked out; the account root is never.
+    denied(
+        e.call(&admin, "PutKeyPolicy", put(&with_me, true)).await,
+        "because no resource-based policy allows the kms:PutKeyPolicy action",
+    );
+    e.call(&root(), "PutKeyPolicy", put(&closed, false))
+        .await
+        .unwrap();
+}
+
 const GRANTEE: &str = "arn:aws:iam::123456789012:user/grantee";
 
 impl Env {

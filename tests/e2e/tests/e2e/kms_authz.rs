@@ -164,6 +164,73 @@ async fn key_policies_decide_with_iam_for_an_iam_user() {
 }
 
 #[tokio::test]
+async fn key_policy_lockout_safety_check() {
+    let s = TestServer::dev().await;
+    let iam = iam(&s);
+    let (akid, secret) = user_with_key(&iam, "keyadmin", "/").await;
+    iam.put_user_policy()
+        .user_name("keyadmin")
+        .policy_name("p")
+        .policy_document(policy(&[
+            r#"{"Effect":"Allow","Action":"kms:*","Resource":"*"}"#,
+        ]))
+        .send()
+        .await
+        .unwrap();
+    let kms = s.kms_with("us-east-1", &akid, &secret);
+    let other = policy(&[&format!(
+        r#"{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{ACCOUNT}:user/other"}},"Action":"kms:*","Resource":"*"}}"#
+    )]);
+    fn expect_lockout<E, R>(e: &aws_sdk_kms::error::SdkError<E, R>)
+    where
+        E: aws_sdk_kms::error::ProvideErrorMetadata,
+    {
+        assert_eq!(
+            crate::kms_keys::message(e),
+            "The new key policy will not allow you to update the key policy in the future."
+        );
+        let code = e.as_service_error().and_then(|e| e.code());
+        assert_eq!(code, Some("MalformedPolicyDocumentException"));
+    }
+    // The default key policy passes; one leaving the caller out does not, unless bypassed.
+    let key = kms.create_key().send().await.unwrap();
+    let key = key.key_metadata().unwrap().key_id().to_string();
+    let e = kms.create_key().policy(&other).send().await.unwrap_err();
+    expect_lockout(&e);
+    kms.create_key()
+        .policy(&other)
+        .bypass_policy_lockout_safety_check(true)
+        .send()
+        .await
+        .unwrap();
+    let e = kms
+        .put_key_policy()
+        .key_id(&key)
+        .policy(&other)
+        .send()
+        .await
+        .unwrap_err();
+    expect_lockout(&e);
+    kms.put_key_policy()
+        .key_id(&key)
+        .policy(&other)
+        .bypass_policy_lockout_safety_check(true)
+        .send()
+        .await
+        .unwrap();
+    // Now the caller cannot change the policy back.
+    let e = kms
+        .put_key_policy()
+        .key_id(&key)
+        .policy(&other)
+        .bypass_policy_lockout_safety_check(true)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "AccessDeniedException");
+}
+
+#[tokio::test]
 async fn grants_let_their_grantee_use_the_key_until_revoked() {
     use aws_sdk_kms::types::{GrantConstraints, GrantOperation};
     let s = TestServer::dev().await;
