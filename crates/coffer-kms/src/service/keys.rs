@@ -122,6 +122,7 @@ pub(crate) fn key_metadata(rec: &KeyRecord) -> Value {
         "KeySpec": "SYMMETRIC_DEFAULT",
         "EncryptionAlgorithms": ["SYMMETRIC_DEFAULT"],
         "MultiRegion": false,
+        "CurrentKeyMaterialId": crate::material_id(&rec.arn, rec.current_version),
     });
     if rec.key_state == KeyState::PendingDeletion
         && let Some(d) = rec.deletion_ms
@@ -688,13 +689,19 @@ impl KmsService {
             )));
         }
         not_pending(&rec)?;
-        let scope = coffer_service::token::scope(&["ListKeyRotations", &rec.arn]);
+        // ALL_KEY_MATERIAL adds the key's first material to the rotations.
+        let all = i.include_key_material.as_deref() == Some("ALL_KEY_MATERIAL");
+        let scope = coffer_service::token::scope(&[
+            "ListKeyRotations",
+            &rec.arn,
+            if all { "all" } else { "rotations" },
+        ]);
         let after = self.marker_position(&scope, i.marker.as_deref())?;
         let after: u32 = after.and_then(|a| a.parse().ok()).unwrap_or(0);
         let rotations: Vec<_> = rec
             .materials
             .iter()
-            .filter(|m| m.version > after && m.rotated_ms.is_some())
+            .filter(|m| m.version > after && (all || m.rotated_ms.is_some()))
             .collect();
         let truncated = rotations.len() > limit;
         let page = &rotations[..rotations.len().min(limit)];
@@ -704,11 +711,22 @@ impl KmsService {
             Value::Array(
                 page.iter()
                     .map(|m| {
-                        json!({
+                        let mut e = json!({
                             "KeyId": rec.key_id,
-                            "RotationDate": ts(m.rotated_ms.unwrap_or_default()),
-                            "RotationType": m.rotation_type.as_deref().unwrap_or("AUTOMATIC"),
-                        })
+                            "KeyMaterialId": crate::material_id(&rec.arn, m.version),
+                            "KeyMaterialState": if m.version == rec.current_version {
+                                "CURRENT"
+                            } else {
+                                "NON_CURRENT"
+                            },
+                        });
+                        // The first material has no rotation date or type.
+                        if let Some(at) = m.rotated_ms {
+                            e["RotationDate"] = ts(at);
+                            e["RotationType"] =
+                                json!(m.rotation_type.as_deref().unwrap_or("AUTOMATIC"));
+                        }
+                        e
                     })
                     .collect(),
             ),
