@@ -167,6 +167,8 @@ impl TagLookup for std::collections::BTreeMap<String, String> {
 #[error("{message}")]
 pub struct AccessDenied {
     pub message: String,
+    /// Why: an explicit deny cannot be overcome by another grant of access (a KMS grant).
+    pub reason: DenyReason,
 }
 
 /// Why a request is denied, which picks AWS's wording.
@@ -201,7 +203,16 @@ impl AccessDenied {
             message: format!(
                 "User: {principal_arn} is not authorized to perform: {action} on resource: {resource} {tail}"
             ),
+            reason,
         }
+    }
+
+    /// Whether a policy denied explicitly (rather than nothing allowing).
+    pub fn is_explicit(&self) -> bool {
+        matches!(
+            self.reason,
+            DenyReason::ExplicitDenyIdentity | DenyReason::ExplicitDenyResource
+        )
     }
 }
 

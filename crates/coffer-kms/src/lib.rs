@@ -252,6 +252,25 @@ pub fn ciphertext_key_id(blob: &[u8]) -> Option<String> {
         .map(|u| u.hyphenated().to_string())
 }
 
+/// The material version a ciphertext blob was encrypted under, if the blob is one of ours.
+pub fn ciphertext_version(blob: &[u8]) -> Option<u32> {
+    (blob.len() >= BLOB_HEADER_LEN && blob[0] == BLOB_FORMAT_V1)
+        .then(|| u32::from_be_bytes([blob[17], blob[18], blob[19], blob[20]]))
+}
+
+/// What KMS reports as the `KeyMaterialId` of material version `version` of the key `key_arn`:
+/// 64 lowercase hex digits, derived from the ARN and the version, so each rotation's material
+/// has its own id and every node reports the same one without storing it. Nothing secret goes
+/// in.
+pub fn material_id(key_arn: &str, version: u32) -> String {
+    hex::encode(coffer_crypto::sha256(&[
+        b"coffer-kms-material-id\0",
+        key_arn.as_bytes(),
+        b"\0",
+        &version.to_be_bytes(),
+    ]))
+}
+
 /// The stored form of an alias.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AliasRecord {

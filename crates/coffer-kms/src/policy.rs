@@ -91,12 +91,64 @@ pub enum KeyUseError {
     Denied(coffer_core::authz::AccessDenied),
 }
 
+/// A key as an authorization sees it.
+pub(crate) struct KeyView<'a> {
+    pub key_id: &'a str,
+    pub arn: &'a str,
+    pub policy: &'a str,
+    pub tags: &'a Vec<coffer_service::tags::Tag>,
+}
+
+impl crate::KeyAccess {
+    pub(crate) fn view(&self) -> KeyView<'_> {
+        KeyView {
+            key_id: &self.key_id,
+            arn: &self.arn,
+            policy: &self.policy,
+            tags: &self.tags,
+        }
+    }
+}
+
 impl crate::Keyring {
+    /// KMS's rule for the action of `ctx` on a key: decided on the key's ARN with the key policy
+    /// as the resource policy, so IAM policies count only where the key policy delegates to the
+    /// account, a statement naming the caller allows by itself, and an explicit deny in either
+    /// denies. The key's tags are behind `aws:ResourceTag/*`, `keys` are the request's own
+    /// condition keys. Where the policies do not allow (and nothing denies explicitly), a grant
+    /// for the caller may ([`crate::service::GrantUse`] says what it is asked to allow).
+    pub(crate) async fn authorize_key(
+        &self,
+        ctx: &coffer_service::opctx::OpCtx<'_>,
+        key: KeyView<'_>,
+        keys: &[coffer_core::authz::ConditionKey<'_>],
+        usage: crate::service::GrantUse<'_>,
+    ) -> Result<(), KeyUseError> {
+        let denied = match ctx.check(
+            key.arn,
+            Some(key.tags),
+            coffer_core::authz::ResourcePolicy::KeyPolicy(key.policy),
+            keys,
+        ) {
+            Ok(()) => return Ok(()),
+            Err(d) if d.is_explicit() => return Err(KeyUseError::Denied(d)),
+            Err(d) => d,
+        };
+        if self
+            .grant_allows(ctx, key.key_id, ctx.action, usage)
+            .await
+            .map_err(KeyUseError::Key)?
+        {
+            return Ok(());
+        }
+        Err(KeyUseError::Denied(denied))
+    }
+
     /// Authorizes `action` (e.g. `kms:Decrypt`) on `key` for a service (`service`, e.g. `ssm`)
     /// acting for the caller, as KMS does when that service calls it: on the key's ARN, with
-    /// the key policy taking part, `kms:ViaService` and the encryption context as condition
-    /// keys. AWS managed keys allow this to everyone in the account; customer keys follow
-    /// their policy (by default: whatever IAM allows).
+    /// the key policy and the key's grants taking part, `kms:ViaService` and the encryption
+    /// context as condition keys. AWS managed keys allow this to everyone in the account;
+    /// customer keys follow their policy (by default: whatever IAM allows) and grants.
     pub async fn authorize_use(
         &self,
         ctx: &coffer_service::opctx::OpCtx<'_>,
@@ -127,13 +179,12 @@ impl crate::Keyring {
                 .zip(context)
                 .map(|(n, (_, v))| coffer_core::authz::ConditionKey::str(n, v)),
         );
-        ctx.with_action(action)
-            .check(
-                &access.arn,
-                Some(&access.tags),
-                coffer_core::authz::ResourcePolicy::KeyPolicy(&access.policy),
-                &keys,
-            )
-            .map_err(KeyUseError::Denied)
+        self.authorize_key(
+            &ctx.with_action(action),
+            access.view(),
+            &keys,
+            crate::service::GrantUse::Context(context),
+        )
+        .await
     }
 }

@@ -79,8 +79,12 @@ const DELEGATE: &str = r#"{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123
 
 impl Env {
     async fn user(&self, source: Result<Vec<String>, String>) -> RequestContext {
+        self.user_as(USER, source).await
+    }
+
+    async fn user_as(&self, arn: &str, source: Result<Vec<String>, String>) -> RequestContext {
         let mut caller = Caller::root(ACCOUNT, "AKIDUSER");
-        caller.principal_arn = USER.into();
+        caller.principal_arn = arn.into();
         let shared = PolicyAuthorizer::new(Arc::new(Source(source)), self.clock.clone());
         let authz = shared.for_caller(&caller).await;
         RequestContext::new(caller, "us-east-1", "req").with_authorizer(authz)
@@ -275,4 +279,326 @@ async fn re_encrypt_needs_from_on_the_source_and_to_on_the_destination() {
         ]))
         .await;
     e.call(&both, "ReEncrypt", body).await.unwrap();
+}
+
+const LOCKOUT: &str = "MalformedPolicyDocumentException: The new key policy will not allow you to update the key policy in the future.";
+
+#[tokio::test]
+async fn a_key_policy_that_would_lock_the_caller_out_is_refused_unless_bypassed() {
+    let e = env();
+    let other = r#"{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:user/other"},"Action":"kms:*","Resource":"*"}"#;
+    let admin = e.user(Ok(vec![allow("kms:*", "*")])).await;
+    let create = |policy: Option<String>, bypass: Option<bool>| {
+        let mut body = json!({});
+        if let Some(p) = policy {
+            body["Policy"] = json!(p);
+        }
+        if let Some(b) = bypass {
+            body["BypassPolicyLockoutSafetyCheck"] = json!(b);
+        }
+        body
+    };
+    // The default policy, given or not, delegates to IAM, which allows PutKeyPolicy.
+    e.call(&admin, "CreateKey", create(None, None))
+        .await
+        .unwrap();
+    e.call(
+        &admin,
+        "CreateKey",
+        create(Some(key_policy(&[DELEGATE])), None),
+    )
+    .await
+    .unwrap();
+    let closed = key_policy(&[other]);
+    assert_eq!(
+        e.call(
+            &admin,
+            "CreateKey",
+            create(Some(closed.clone()), Some(false))
+        )
+        .await
+        .unwrap_err(),
+        LOCKOUT
+    );
+    e.call(
+        &admin,
+        "CreateKey",
+        create(Some(closed.clone()), Some(true)),
+    )
+    .await
+    .unwrap();
+    // Delegating to IAM is not enough when IAM does not allow PutKeyPolicy either.
+    let creator = e.user(Ok(vec![allow("kms:CreateKey", "*")])).await;
+    assert_eq!(
+        e.call(
+            &creator,
+            "CreateKey",
+            create(Some(key_policy(&[DELEGATE])), None)
+        )
+        .await
+        .unwrap_err(),
+        LOCKOUT
+    );
+    e.call(&creator, "CreateKey", create(None, None))
+        .await
+        .unwrap();
+
+    // PutKeyPolicy alike; the refused policy is not stored.
+    let key = e.key(None).await;
+    let put = |policy: &str, bypass: bool| {
+        json!({"KeyId": key, "PolicyName": "default", "Policy": policy,
+               "BypassPolicyLockoutSafetyCheck": bypass})
+    };
+    assert_eq!(
+        e.call(&admin, "PutKeyPolicy", put(&closed, false))
+            .await
+            .unwrap_err(),
+        LOCKOUT
+    );
+    let p = e
+        .call(&root(), "GetKeyPolicy", json!({"KeyId": key}))
+        .await
+        .unwrap();
+    assert!(p["Policy"].as_str().unwrap().contains(":root"), "{p}");
+    // A statement naming the caller with PutKeyPolicy keeps it in.
+    let named = format!(
+        r#"{{"Effect":"Allow","Principal":{{"AWS":"{USER}"}},"Action":"kms:PutKeyPolicy","Resource":"*"}}"#
+    );
+    let with_me = key_policy(&[other, &named]);
+    e.call(&admin, "PutKeyPolicy", put(&with_me, false))
+        .await
+        .unwrap();
+    e.call(&admin, "PutKeyPolicy", put(&closed, true))
+        .await
+        .unwrap();
+    // Bypassed, the caller is now locked out; the account root is never.
+    denied(
+        e.call(&admin, "PutKeyPolicy", put(&with_me, true)).await,
+        "because no resource-based policy allows the kms:PutKeyPolicy action",
+    );
+    e.call(&root(), "PutKeyPolicy", put(&closed, false))
+        .await
+        .unwrap();
+}
+
+const GRANTEE: &str = "arn:aws:iam::123456789012:user/grantee";
+
+impl Env {
+    async fn grant(&self, key: &str, grantee: &str, ops: &[&str], constraints: Value) -> Value {
+        let mut body = json!({"KeyId": key, "GranteePrincipal": grantee, "Operations": ops});
+        if !constraints.is_null() {
+            body["Constraints"] = constraints;
+        }
+        self.call(&root(), "CreateGrant", body).await.unwrap()
+    }
+
+    async fn encrypt_with(&self, key: &str, context: Value) -> String {
+        let body =
+            json!({"KeyId": key, "Plaintext": B64.encode(b"hi"), "EncryptionContext": context});
+        let out = self.call(&root(), "Encrypt", body).await.unwrap();
+        out["CiphertextBlob"].as_str().unwrap().to_owned()
+    }
+}
+
+#[tokio::test]
+async fn a_grant_allows_its_operations_to_its_grantee_until_revoked() {
+    let e = env();
+    let key = e.key(None).await;
+    let blob = e.encrypt(&root(), &key).await.unwrap();
+    let grantee = e.user_as(GRANTEE, Ok(vec![])).await;
+    let decrypt = || e.call(&grantee, "Decrypt", json!({"CiphertextBlob": blob}));
+    denied(
+        decrypt().await,
+        "because no identity-based policy allows the kms:Decrypt action",
+    );
+    let g = e.grant(&key, GRANTEE, &["Decrypt"], Value::Null).await;
+    let out = decrypt().await.unwrap();
+    assert_eq!(out["Plaintext"], json!(B64.encode(b"hi")));
+    // Only the grant's operations, only for its grantee.
+    denied(e.encrypt(&grantee, &key).await, "kms:Encrypt action");
+    denied(
+        e.call(&grantee, "DescribeKey", json!({"KeyId": key})).await,
+        "kms:DescribeKey action",
+    );
+    let stranger = e.user(Ok(vec![])).await;
+    denied(
+        e.call(&stranger, "Decrypt", json!({"CiphertextBlob": blob}))
+            .await,
+        "kms:Decrypt action",
+    );
+    e.call(
+        &root(),
+        "RevokeGrant",
+        json!({"KeyId": key, "GrantId": g["GrantId"]}),
+    )
+    .await
+    .unwrap();
+    denied(decrypt().await, "kms:Decrypt action");
+}
+
+#[tokio::test]
+async fn grant_constraints_bind_the_encryption_context() {
+    let e = env();
+    let key = e.key(None).await;
+    let grantee = e.user_as(GRANTEE, Ok(vec![])).await;
+    e.grant(
+        &key,
+        GRANTEE,
+        &["Decrypt", "DescribeKey"],
+        json!({"EncryptionContextEquals": {"app": "billing"}}),
+    )
+    .await;
+    let decrypt = |blob: String, context: Value| {
+        e.call(
+            &grantee,
+            "Decrypt",
+            json!({"CiphertextBlob": blob, "EncryptionContext": context}),
+        )
+    };
+    let billing = e.encrypt_with(&key, json!({"app": "billing"})).await;
+    decrypt(billing.clone(), json!({"app": "billing"}))
+        .await
+        .unwrap();
+    let payroll = e.encrypt_with(&key, json!({"app": "payroll"})).await;
+    denied(
+        decrypt(payroll, json!({"app": "payroll"})).await,
+        "kms:Decrypt action",
+    );
+    // Equals means no more pairs either.
+    let more = e
+        .encrypt_with(&key, json!({"app": "billing", "env": "prod"}))
+        .await;
+    denied(
+        decrypt(more.clone(), json!({"app": "billing", "env": "prod"})).await,
+        "kms:Decrypt action",
+    );
+    // The constraint does not apply to DescribeKey.
+    e.call(&grantee, "DescribeKey", json!({"KeyId": key}))
+        .await
+        .unwrap();
+
+    // A subset constraint: its pairs must be there (names without case), others may be.
+    let other = "arn:aws:iam::123456789012:user/subset";
+    e.grant(
+        &key,
+        other,
+        &["Decrypt"],
+        json!({"EncryptionContextSubset": {"APP": "billing"}}),
+    )
+    .await;
+    let subset = e.user_as(other, Ok(vec![])).await;
+    e.call(
+        &subset,
+        "Decrypt",
+        json!({"CiphertextBlob": more, "EncryptionContext": {"app": "billing", "env": "prod"}}),
+    )
+    .await
+    .unwrap();
+    denied(
+        e.call(
+            &subset,
+            "Decrypt",
+            json!({"CiphertextBlob": billing, "EncryptionContext": {"app": "Billing"}}),
+        )
+        .await,
+        "kms:Decrypt action",
+    );
+}
+
+#[tokio::test]
+async fn an_explicit_deny_beats_a_grant() {
+    let e = env();
+    let deny = format!(
+        r#"{{"Effect":"Deny","Principal":{{"AWS":"{GRANTEE}"}},"Action":"kms:Decrypt","Resource":"*"}}"#
+    );
+    let key = e.key(Some(&key_policy(&[DELEGATE, &deny]))).await;
+    let blob = e.encrypt(&root(), &key).await.unwrap();
+    e.grant(&key, GRANTEE, &["Decrypt"], Value::Null).await;
+    let grantee = e.user_as(GRANTEE, Ok(vec![])).await;
+    denied(
+        e.call(&grantee, "Decrypt", json!({"CiphertextBlob": blob}))
+            .await,
+        "with an explicit deny in a resource-based policy",
+    );
+}
+
+#[tokio::test]
+async fn grants_to_create_grants_and_to_retire_them() {
+    let e = env();
+    let key = e.key(None).await;
+    e.grant(
+        &key,
+        GRANTEE,
+        &["CreateGrant", "Decrypt"],
+        json!({"EncryptionContextSubset": {"app": "billing"}}),
+    )
+    .await;
+    let grantee = e.user_as(GRANTEE, Ok(vec![])).await;
+    let create = |ops: Value, constraints: Value| {
+        e.call(
+            &grantee,
+            "CreateGrant",
+            json!({"KeyId": key, "GranteePrincipal": USER, "Operations": ops,
+                   "RetiringPrincipal": GRANTEE, "Constraints": constraints}),
+        )
+    };
+    // No more operations than the grant, and at least its constraint.
+    denied(
+        create(
+            json!(["Encrypt"]),
+            json!({"EncryptionContextSubset": {"app": "billing"}}),
+        )
+        .await,
+        "kms:CreateGrant action",
+    );
+    denied(
+        create(
+            json!(["Decrypt"]),
+            json!({"EncryptionContextSubset": {"env": "prod"}}),
+        )
+        .await,
+        "kms:CreateGrant action",
+    );
+    let g = create(
+        json!(["Decrypt"]),
+        json!({"EncryptionContextEquals": {"app": "billing", "env": "prod"}}),
+    )
+    .await
+    .unwrap();
+    // Without a constraint the operations still bound what may be granted.
+    let free = "arn:aws:iam::123456789012:user/free";
+    e.grant(&key, free, &["CreateGrant", "Decrypt"], Value::Null)
+        .await;
+    let free = e.user_as(free, Ok(vec![])).await;
+    let delegate = |ops: Value| {
+        e.call(
+            &free,
+            "CreateGrant",
+            json!({"KeyId": key, "GranteePrincipal": USER, "Operations": ops}),
+        )
+    };
+    denied(
+        delegate(json!(["Decrypt", "Encrypt"])).await,
+        "kms:CreateGrant action",
+    );
+    delegate(json!(["Decrypt"])).await.unwrap();
+    // The retiring principal retires it without any policy allowing RetireGrant; others may not.
+    let user = e.user(Ok(vec![])).await;
+    denied(
+        e.call(&user, "RetireGrant", json!({"GrantToken": g["GrantToken"]}))
+            .await,
+        "kms:RetireGrant action",
+    );
+    e.call(
+        &grantee,
+        "RetireGrant",
+        json!({"GrantToken": g["GrantToken"]}),
+    )
+    .await
+    .unwrap();
+    let listed = e
+        .call(&root(), "ListGrants", json!({"KeyId": key}))
+        .await
+        .unwrap();
+    assert_eq!(listed["Grants"].as_array().unwrap().len(), 3, "{listed}");
 }

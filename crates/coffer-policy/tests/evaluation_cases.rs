@@ -156,6 +156,7 @@ const GSV: &str = "secretsmanager:GetSecretValue";
 const PUT: &str = "secretsmanager:PutSecretValue";
 const DESC: &str = "secretsmanager:DescribeSecret";
 const CREATE: &str = "secretsmanager:CreateSecret";
+const ROTATE: &str = "secretsmanager:RotateSecret";
 const PARAM_PROD: &str = "arn:aws:ssm:us-east-1:111122223333:parameter/prod/db/password";
 const PARAM_DEV: &str = "arn:aws:ssm:us-east-1:111122223333:parameter/dev/db/password";
 const GP: &str = "ssm:GetParameter";
@@ -505,6 +506,70 @@ fn evaluation_table() {
                 Implicit,
             ),
             Q(GSV, SECRET, Alice, &[], Allow),
+        ],
+    );
+
+    // Rotate only with one function (AWS's secretsmanager:RotationLambdaARN example), and a
+    // guard on the function already attached (secretsmanager:resource/AllowRotationLambdaArn).
+    n += run(
+        "rotation function",
+        &[
+            r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"secretsmanager:RotateSecret","Resource":"*",
+            "Condition":{"ArnEquals":{"secretsmanager:RotationLambdaARN":"arn:aws:lambda:us-east-1:111122223333:function:rot"}}}}"#,
+            r#"{"Version":"2012-10-17","Statement":{"Effect":"Deny","Action":"secretsmanager:*","Resource":"*",
+            "Condition":{"StringLike":{"secretsmanager:resource/AllowRotationLambdaArn":"*:function:legacy-*"}}}}"#,
+        ],
+        Res::None,
+        &[
+            Q(
+                ROTATE,
+                SECRET,
+                Alice,
+                &[
+                    "secretsmanager:RotationLambdaARN=arn:aws:lambda:us-east-1:111122223333:function:rot",
+                ],
+                Allow,
+            ),
+            Q(
+                ROTATE,
+                SECRET,
+                Alice,
+                &[
+                    "secretsmanager:RotationLambdaARN=arn:aws:lambda:us-east-1:111122223333:function:other",
+                ],
+                Implicit,
+            ),
+            // Rotating with the attached function (no ARN in the request): the key is absent.
+            Q(ROTATE, SECRET, Alice, &[], Implicit),
+            Q(
+                ROTATE,
+                SECRET,
+                Alice,
+                &[
+                    "secretsmanager:RotationLambdaARN=arn:aws:lambda:us-east-1:111122223333:function:rot",
+                    "secretsmanager:resource/AllowRotationLambdaArn=arn:aws:lambda:us-east-1:111122223333:function:legacy-1",
+                ],
+                DenyId,
+            ),
+            Q(
+                ROTATE,
+                SECRET,
+                Alice,
+                &[
+                    "secretsmanager:RotationLambdaARN=arn:aws:lambda:us-east-1:111122223333:function:rot",
+                    "secretsmanager:resource/AllowRotationLambdaArn=arn:aws:lambda:us-east-1:111122223333:function:rot",
+                ],
+                Allow,
+            ),
+            Q(
+                GSV,
+                SECRET,
+                Alice,
+                &[
+                    "secretsmanager:resource/AllowRotationLambdaArn=arn:aws:lambda:us-east-1:111122223333:function:legacy-2",
+                ],
+                DenyId,
+            ),
         ],
     );
 

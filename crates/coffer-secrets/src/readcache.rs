@@ -112,23 +112,45 @@ impl SecretsService {
     }
 
     /// Finds the secret `id` names and authorizes the context's action on it (its ARN, tags
-    /// and resource policy, with `secretsmanager:SecretId`) before anything else reads it. A
-    /// secret that does not exist is authorized against the ARN the caller named, so callers
-    /// without access learn nothing about which secrets exist.
+    /// and resource policy, with `secretsmanager:SecretId` and, when the secret has a rotation
+    /// function, `secretsmanager:resource/AllowRotationLambdaArn`) before anything else reads
+    /// it. A secret that does not exist is authorized against the ARN the caller named, so
+    /// callers without access learn nothing about which secrets exist.
     pub(crate) async fn resolve_with(
         &self,
         ctx: &OpCtx<'_>,
         id: &str,
         usage: Use,
     ) -> Result<SharedLoaded, SecretsError> {
-        let sid = [ConditionKey::str("secretsmanager:SecretId", id)];
+        let sid = ConditionKey::str("secretsmanager:SecretId", id);
         match self.find_with(ctx, id, usage).await {
             Ok(l) => {
                 let policy = match &l.meta.policy {
                     Some(p) => ResourcePolicy::Combined(p),
                     None => ResourcePolicy::None,
                 };
-                ctx.check(&l.meta.arn, Some(&l.meta.tags), policy, &sid)?;
+                // Every action on a secret resource carries the rotation function attached
+                // to it, as AWS's Secret resource type documents.
+                let lambda = l
+                    .meta
+                    .rotation
+                    .as_ref()
+                    .and_then(|r| r.lambda_arn.as_deref());
+                let with_lambda;
+                let keys: &[ConditionKey<'_>] = match lambda {
+                    Some(arn) => {
+                        with_lambda = [
+                            sid,
+                            ConditionKey::str(
+                                "secretsmanager:resource/AllowRotationLambdaArn",
+                                arn,
+                            ),
+                        ];
+                        &with_lambda
+                    }
+                    None => std::slice::from_ref(&sid),
+                };
+                ctx.check(&l.meta.arn, Some(&l.meta.tags), policy, keys)?;
                 Ok(l)
             }
             Err(e @ SecretsError::ResourceNotFound(_)) => {
@@ -141,7 +163,7 @@ impl SecretsService {
                         ctx.partition()
                     )
                 };
-                ctx.check(&named, None, ResourcePolicy::None, &sid)?;
+                ctx.check(&named, None, ResourcePolicy::None, &[sid])?;
                 Err(e)
             }
             Err(e) => Err(e),

@@ -12,6 +12,7 @@
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
+use coffer_core::authz::ConditionKey;
 use coffer_core::{Caller, RequestContext};
 use coffer_rotation::registry::FunctionCheck;
 use coffer_rotation::schedule::{self, Rules, Schedule};
@@ -235,6 +236,14 @@ impl SecretsService {
             .rotation_lambda_arn
             .as_deref()
             .filter(|a| !a.is_empty());
+        // secretsmanager:RotationLambdaARN: the function the request names.
+        let keys: Vec<ConditionKey<'_>> = ctx
+            .keys
+            .iter()
+            .cloned()
+            .chain(lambda_in.map(|a| ConditionKey::str("secretsmanager:RotationLambdaARN", a)))
+            .collect();
+        let ctx = &ctx.with_keys(&keys);
         let out = retry!(
             self,
             ctx,

@@ -364,6 +364,99 @@ async fn describe_shows_rotation_and_cancel_turns_it_off() {
     assert_eq!(e.describe("app").await["RotationEnabled"], json!(true));
 }
 
+/// Allows everything and records each request's action with its condition keys (`name=value`).
+#[derive(Default)]
+struct Recording(std::sync::Mutex<Vec<(String, Vec<String>)>>);
+
+impl coffer_core::authz::Authorizer for Recording {
+    fn authorize(
+        &self,
+        _ctx: &RequestContext,
+        req: &coffer_core::authz::AccessRequest<'_>,
+    ) -> Result<(), coffer_core::authz::AccessDenied> {
+        let keys = req
+            .keys
+            .iter()
+            .map(|k| match &k.value {
+                coffer_core::authz::KeyValue::Str(v) => format!("{}={v}", k.name),
+                coffer_core::authz::KeyValue::List(l) => format!("{}={l:?}", k.name),
+            })
+            .collect();
+        self.0.lock().unwrap().push((req.action.to_owned(), keys));
+        Ok(())
+    }
+}
+
+impl Recording {
+    /// The keys of the last request for `action`, forgetting what was recorded.
+    fn take_keys(&self, action: &str) -> Vec<String> {
+        let mut seen = self.0.lock().unwrap();
+        let keys = seen
+            .iter()
+            .rev()
+            .find(|(a, _)| a == action)
+            .map(|(_, k)| k.clone())
+            .unwrap_or_else(|| panic!("no {action} decision in {seen:?}"));
+        seen.clear();
+        keys
+    }
+}
+
+#[tokio::test]
+async fn rotation_function_arns_reach_the_authorization_request() {
+    let e = env();
+    e.ok("CreateSecret", json!({"Name": "app", "SecretString": "{}"}))
+        .await;
+    let rec = Arc::new(Recording::default());
+    let mut user = Caller::root(ACCOUNT, "AKIDUSER");
+    user.principal_arn = format!("arn:aws:iam::{ACCOUNT}:user/rotator");
+    let ctx = RequestContext::new(user, REGION, "req").with_authorizer(rec.clone());
+    let call = |op: &'static str, body: Value| {
+        let ctx = &ctx;
+        let svc = &e.svc;
+        async move {
+            svc.call(ctx, op, body.to_string().as_bytes())
+                .await
+                .unwrap_or_else(|err| panic!("{op}: {err}"))
+        }
+    };
+    let f = lambda("coffer-postgresql-single-user");
+    let sid = "secretsmanager:SecretId=app".to_owned();
+
+    // No function attached yet: only the request's own ARN.
+    call(
+        "RotateSecret",
+        json!({"SecretId": "app", "RotationLambdaARN": f, "RotateImmediately": false}),
+    )
+    .await;
+    assert_eq!(
+        rec.take_keys("secretsmanager:RotateSecret"),
+        [format!("secretsmanager:RotationLambdaARN={f}"), sid.clone()]
+    );
+    // Now every action on the secret carries the attached function.
+    let attached = format!("secretsmanager:resource/AllowRotationLambdaArn={f}");
+    call("DescribeSecret", json!({"SecretId": "app"})).await;
+    assert_eq!(
+        rec.take_keys("secretsmanager:DescribeSecret"),
+        [sid.clone(), attached.clone()]
+    );
+    call("GetSecretValue", json!({"SecretId": "app"})).await;
+    assert!(
+        rec.take_keys("secretsmanager:GetSecretValue")
+            .contains(&attached)
+    );
+    // RotateSecret without an ARN reuses the attached function: no RotationLambdaARN key.
+    call(
+        "RotateSecret",
+        json!({"SecretId": "app", "RotateImmediately": false}),
+    )
+    .await;
+    assert_eq!(
+        rec.take_keys("secretsmanager:RotateSecret"),
+        [sid, attached]
+    );
+}
+
 // ----- scheduler ------------------------------------------------------------------------------
 
 #[tokio::test]

@@ -140,7 +140,7 @@ impl KmsService {
         };
         let mut alias: AliasRecord = crate::parse(&old, "alias record")?;
         // The key the alias leaves is authorized too.
-        self.authorize_ref(ctx, &alias.target_key_id).await?;
+        self.authorize_ref(ctx, &alias.target_key_id, &[]).await?;
         alias.target_key_id = rec.key_id.clone();
         alias.last_updated_date = Some(self.now_ms() / 1000);
         let mut batch = WriteBatch::new();
@@ -175,7 +175,7 @@ impl KmsService {
             )));
         };
         let alias: AliasRecord = crate::parse(&old, "alias record")?;
-        self.authorize_ref(ctx, &alias.target_key_id).await?;
+        self.authorize_ref(ctx, &alias.target_key_id, &[]).await?;
         let mut batch = WriteBatch::new();
         batch.check(ak.clone(), Some(&old)).delete(ak);
         self.store.commit(batch).await?;

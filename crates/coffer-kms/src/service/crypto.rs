@@ -83,6 +83,13 @@ struct RandomIn {
     recipient: Option<serde_json::Value>,
 }
 
+/// Adds `member`: the `KeyMaterialId` of the material that encrypted `blob` under the key `arn`.
+fn put_material_id(out: &mut Obj, member: &str, arn: &str, blob: &[u8]) {
+    if let Some(v) = crate::ciphertext_version(blob) {
+        out.insert(member.into(), json!(crate::material_id(arn, v)));
+    }
+}
+
 fn no_recipient(r: &Option<serde_json::Value>) -> Result<(), KmsError> {
     if r.is_some() {
         return Err(KmsError::UnsupportedOperation(
@@ -101,8 +108,8 @@ impl KmsService {
         plaintext: &[u8],
         context: &Option<BTreeMap<String, String>>,
     ) -> Result<(Vec<u8>, String), KmsError> {
-        self.authorize_ref(ctx, key).await?;
         let pairs = validate::context(context);
+        self.authorize_ref(ctx, key, &pairs).await?;
         let blob = self
             .keys
             .encrypt(ctx.account_id(), &ctx.region, key, plaintext, &pairs)
@@ -124,8 +131,9 @@ impl KmsService {
         validate::blob("ciphertextBlob", blob, MAX_CIPHERTEXT)?;
         let id = crate::ciphertext_key_id(blob)
             .ok_or_else(|| KmsError::InvalidCiphertext(String::new()))?;
+        let pairs = validate::context(context);
         // Authorized on the key the blob names; a blob naming no key here cannot decrypt.
-        match self.authorize_ref(ctx, &id).await {
+        match self.authorize_ref(ctx, &id, &pairs).await {
             Err(KmsError::NotFound(_)) => return Err(KmsError::InvalidCiphertext(String::new())),
             r => r?,
         }
@@ -144,7 +152,6 @@ impl KmsService {
                 ));
             }
         }
-        let pairs = validate::context(context);
         let plain = self
             .keys
             .decrypt(ctx.account_id(), &ctx.region, blob, &pairs)
@@ -197,6 +204,7 @@ impl KmsService {
         out.insert("KeyId".into(), json!(arn));
         out.insert("Plaintext".into(), json!(B64.encode(&*plain)));
         out.insert("EncryptionAlgorithm".into(), json!("SYMMETRIC_DEFAULT"));
+        put_material_id(&mut out, "KeyMaterialId", &arn, blob);
         Ok(out)
     }
 
@@ -233,6 +241,8 @@ impl KmsService {
             .seal(&to, dest, &plain, &i.destination_encryption_context)
             .await?;
         let mut out = Obj::new();
+        put_material_id(&mut out, "SourceKeyMaterialId", &source_arn, blob);
+        put_material_id(&mut out, "DestinationKeyMaterialId", &arn, &new_blob);
         out.insert("CiphertextBlob".into(), json!(B64.encode(new_blob)));
         out.insert("SourceKeyId".into(), json!(source_arn));
         out.insert("KeyId".into(), json!(arn));
@@ -289,6 +299,7 @@ impl KmsService {
             .seal(ctx, key, &data_key, &i.encryption_context)
             .await?;
         let mut out = Obj::new();
+        put_material_id(&mut out, "KeyMaterialId", &arn, &blob);
         out.insert("CiphertextBlob".into(), json!(B64.encode(blob)));
         if with_plaintext {
             out.insert("Plaintext".into(), json!(B64.encode(&*data_key)));

@@ -156,3 +156,12 @@ impl From<KeyError> for KmsError {
         }
     }
 }
+
+impl From<crate::KeyUseError> for KmsError {
+    fn from(e: crate::KeyUseError) -> Self {
+        match e {
+            crate::KeyUseError::Key(k) => k.into(),
+            crate::KeyUseError::Denied(d) => d.into(),
+        }
+    }
+}

@@ -1,11 +1,17 @@
-//! Grants: CreateGrant, ListGrants, RetireGrant, RevokeGrant. Grants are stored and listed, but
-//! not enforced: a grant does not allow its grantee anything, and every grant operation is
-//! authorized like any other key operation (the action on the key, with its key policy), so
-//! RetireGrant also needs `kms:RetireGrant` where AWS would let the retiring principal or
-//! grantee retire without it.
+//! Grants: CreateGrant, ListGrants, RetireGrant, RevokeGrant, and what a grant allows.
+//!
+//! A grant lets its grantee principal (a user or role ARN, matched against the caller and a
+//! role session's role) perform the grant's operations on its key where neither the key policy
+//! nor IAM allows them; an explicit deny in either still wins (see [`Keyring::authorize_key`]).
+//! Encryption-context constraints apply to the cryptographic operations only (keys compared
+//! without case, values with), not to DescribeKey, CreateGrant or RetireGrant. A grant allowing
+//! CreateGrant allows grants with no more operations and at least its constraint; one allowing
+//! RetireGrant lets its grantee retire that grant. A grant's retiring principal may retire it.
 //!
 //! Record: `kms/grant/{account}/{region}/{key id}/{grant id}`. A grant token is a tamper-checked
 //! token naming the key and the grant, so RetireGrant can find the grant from the token alone.
+//! Grants are read from the store when a decision needs them (only after the policies did not
+//! allow), so a revoked grant stops allowing at once.
 
 use std::collections::BTreeMap;
 
@@ -16,7 +22,7 @@ use serde_json::{Value, json};
 
 use super::validate;
 use super::{KmsError, KmsService, Obj, input, required};
-use crate::KeyState;
+use crate::{EncryptionContext, KeyError, KeyState, Keyring};
 
 const GRANT_OPERATIONS: &[&str] = &[
     "Decrypt",
@@ -66,7 +72,7 @@ fn grant_key(account: &str, region: &str, key_id: &str, grant_id: &str) -> Vec<u
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Constraints {
+pub(crate) struct Constraints {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     encryption_context_equals: Option<BTreeMap<String, String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -123,6 +129,146 @@ impl GrantRecord {
             && self.retiring_principal == other.retiring_principal
             && self.operations == other.operations
             && self.constraints == other.constraints
+    }
+}
+
+/// What a decision asks of a grant besides its grantee and operation.
+#[derive(Clone, Copy)]
+pub(crate) enum GrantUse<'a> {
+    /// An operation with the request's encryption context (empty when it has none).
+    Context(EncryptionContext<'a>),
+    /// CreateGrant of a grant with these operations and constraints.
+    Create(&'a [String], Option<&'a Constraints>),
+    /// RetireGrant of the grant with this id.
+    Retire(&'a str),
+}
+
+/// Operations a grant's encryption-context constraint does not apply to.
+const UNCONSTRAINED: &[&str] = &["DescribeKey", "CreateGrant", "RetireGrant"];
+
+/// `want`'s pairs all appear in `have` (names without case, values exactly).
+fn pairs_within<'a>(
+    want: impl IntoIterator<Item = (&'a str, &'a str)>,
+    have: EncryptionContext<'_>,
+) -> bool {
+    want.into_iter().all(|(k, v)| {
+        have.iter()
+            .any(|(hk, hv)| hk.eq_ignore_ascii_case(k) && *hv == v)
+    })
+}
+
+fn map_pairs(m: &BTreeMap<String, String>) -> Vec<(&str, &str)> {
+    m.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+impl Constraints {
+    /// Whether a request with encryption context `context` meets the constraint.
+    fn admits(&self, context: EncryptionContext<'_>) -> bool {
+        if let Some(eq) = &self.encryption_context_equals {
+            return eq.len() == context.len() && pairs_within(map_pairs(eq), context);
+        }
+        self.encryption_context_subset
+            .as_ref()
+            .is_none_or(|sub| pairs_within(map_pairs(sub), context))
+    }
+
+    /// Whether a grant constrained by `new` is at least as strict as this constraint.
+    fn covered_by(&self, new: Option<&Constraints>) -> bool {
+        let Some(new) = new else {
+            return false;
+        };
+        match (
+            &self.encryption_context_equals,
+            &self.encryption_context_subset,
+        ) {
+            (Some(eq), _) => new
+                .encryption_context_equals
+                .as_ref()
+                .is_some_and(|n| n.len() == eq.len() && pairs_within(map_pairs(eq), &map_pairs(n))),
+            (None, Some(sub)) => new
+                .encryption_context_equals
+                .as_ref()
+                .or(new.encryption_context_subset.as_ref())
+                .is_some_and(|n| pairs_within(map_pairs(sub), &map_pairs(n))),
+            (None, None) => true,
+        }
+    }
+}
+
+impl GrantRecord {
+    /// Whether this grant lets `caller` perform `operation` (a grant operation name) as `usage`
+    /// describes.
+    fn allows(&self, caller: &coffer_core::Caller, operation: &str, usage: GrantUse<'_>) -> bool {
+        let grantee = self.grantee_principal == caller.principal_arn
+            || self.grantee_principal == caller.principal_arn_for_policy();
+        if let GrantUse::Retire(id) = usage {
+            let retiring = self.retiring_principal.as_deref().is_some_and(|r| {
+                r == caller.principal_arn || r == caller.principal_arn_for_policy()
+            });
+            return id == self.grant_id
+                && (retiring || (grantee && self.operations.iter().any(|o| o == "RetireGrant")));
+        }
+        if !grantee || !self.operations.iter().any(|o| o == operation) {
+            return false;
+        }
+        if let GrantUse::Create(ops, _) = usage
+            && !ops.iter().all(|o| self.operations.contains(o))
+        {
+            return false;
+        }
+        let Some(c) = &self.constraints else {
+            return true;
+        };
+        match usage {
+            GrantUse::Create(_, new) => c.covered_by(new),
+            _ if UNCONSTRAINED.contains(&operation) => true,
+            GrantUse::Context(context) => c.admits(context),
+            GrantUse::Retire(_) => false,
+        }
+    }
+}
+
+impl Keyring {
+    /// Whether a grant on the key `key_id` (in the caller's account and region) lets the caller
+    /// perform `action` (`kms:Decrypt`, ...) as `usage` describes.
+    pub(crate) async fn grant_allows(
+        &self,
+        ctx: &coffer_core::RequestContext,
+        key_id: &str,
+        action: &str,
+        usage: GrantUse<'_>,
+    ) -> Result<bool, KeyError> {
+        let Some(operation) = action
+            .strip_prefix("kms:")
+            .filter(|o| GRANT_OPERATIONS.contains(o))
+        else {
+            return Ok(false);
+        };
+        let (account, region) = (ctx.account_id(), ctx.region.as_str());
+        let entries = match usage {
+            GrantUse::Retire(id) => self
+                .store()
+                .get(&grant_key(account, region, key_id, id))
+                .await?
+                .into_iter()
+                .collect(),
+            _ => {
+                let prefix = grant_prefix(account, region, key_id);
+                self.store()
+                    .scan(&prefix, &coffer_store::prefix_end(&prefix), usize::MAX)
+                    .await?
+                    .into_iter()
+                    .map(|(_, e)| e)
+                    .collect::<Vec<_>>()
+            }
+        };
+        for e in entries {
+            let g: GrantRecord = crate::parse(&e, "grant record")?;
+            if g.allows(&ctx.caller, operation, usage) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 }
 
@@ -276,7 +422,9 @@ impl KmsService {
             }
             None => None,
         };
-        let (rec, entry) = self.load(ctx, key).await?;
+        let (rec, entry) = self
+            .load_for(ctx, key, GrantUse::Create(ops, constraints.as_ref()))
+            .await?;
         match rec.key_state {
             KeyState::Enabled => {}
             s => return Err(KmsError::state(&rec.arn, s)),
@@ -420,7 +568,7 @@ impl KmsService {
         id: &str,
         dry_run: bool,
     ) -> Result<(), KmsError> {
-        let (rec, _) = self.load(ctx, key).await?;
+        let (rec, _) = self.load_for(ctx, key, GrantUse::Retire(id)).await?;
         let gk = grant_key(ctx.account_id(), &ctx.region, &rec.key_id, id);
         let Some(entry) = self.store.get(&gk).await? else {
             return Err(KmsError::NotFound(format!(

@@ -1,6 +1,7 @@
 //! Keys: create, describe, list, describe-update, enable/disable, deletion with a waiting period,
 //! rotation (automatic and on demand), tags and key policies; and the background work.
 
+use coffer_core::authz::ResourcePolicy;
 use coffer_service::opctx::OpCtx;
 use coffer_service::tags::Tag;
 use coffer_store::WriteBatch;
@@ -78,6 +79,29 @@ fn check_policy(doc: &str) -> Result<(), KmsError> {
     Ok(())
 }
 
+/// KMS's key policy lockout safety check: unless bypassed, a new key policy must let the caller
+/// make a subsequent PutKeyPolicy on the key, decided as that request would be (the policy as
+/// the key policy, with the caller's IAM policies where it delegates to the account).
+fn check_lockout(
+    ctx: &OpCtx<'_>,
+    arn: &str,
+    tags: &Vec<Tag>,
+    doc: &str,
+    bypass: Option<bool>,
+) -> Result<(), KmsError> {
+    if bypass == Some(true) {
+        return Ok(());
+    }
+    ctx.with_action("kms:PutKeyPolicy")
+        .check(arn, Some(tags), ResourcePolicy::KeyPolicy(doc), &[])
+        .map_err(|_| {
+            KmsError::MalformedPolicyDocument(
+                "The new key policy will not allow you to update the key policy in the future."
+                    .into(),
+            )
+        })
+}
+
 /// `KeyMetadata` of a record.
 pub(crate) fn key_metadata(rec: &KeyRecord) -> Value {
     let mut m = json!({
@@ -98,6 +122,7 @@ pub(crate) fn key_metadata(rec: &KeyRecord) -> Value {
         "KeySpec": "SYMMETRIC_DEFAULT",
         "EncryptionAlgorithms": ["SYMMETRIC_DEFAULT"],
         "MultiRegion": false,
+        "CurrentKeyMaterialId": crate::material_id(&rec.arn, rec.current_version),
     });
     if rec.key_state == KeyState::PendingDeletion
         && let Some(d) = rec.deletion_ms
@@ -143,7 +168,6 @@ struct CreateKeyIn {
     key_spec: Option<String>,
     origin: Option<String>,
     custom_key_store_id: Option<String>,
-    #[allow(dead_code)]
     bypass_policy_lockout_safety_check: Option<bool>,
     tags: Option<Vec<TagIn>>,
     multi_region: Option<bool>,
@@ -232,7 +256,6 @@ struct PutPolicyIn {
     key_id: Option<String>,
     policy_name: Option<String>,
     policy: Option<String>,
-    #[allow(dead_code)]
     bypass_policy_lockout_safety_check: Option<bool>,
 }
 
@@ -309,13 +332,9 @@ impl KmsService {
         if i.multi_region == Some(true) {
             return unsupported("A multi-Region key");
         }
-        let policy = match i.policy {
-            Some(p) => {
-                check_policy(&p)?;
-                p
-            }
-            None => crate::policy::default_policy(ctx.partition(), ctx.account_id()),
-        };
+        if let Some(p) = &i.policy {
+            check_policy(p)?;
+        }
         let tags = to_tags(i.tags.unwrap_or_default());
         let mut deduped: Vec<Tag> = Vec::new();
         if coffer_service::tags::merge(&mut deduped, tags, MAX_TAGS).is_err() {
@@ -324,10 +343,22 @@ impl KmsService {
                     .into(),
             ));
         }
-
         let account = ctx.account_id();
         let key_id = Uuid::new_v4().hyphenated().to_string();
         let arn = key_arn(ctx.partition(), &ctx.region, account, &key_id);
+        let policy = match i.policy {
+            Some(p) => {
+                check_lockout(
+                    ctx,
+                    &arn,
+                    &deduped,
+                    &p,
+                    i.bypass_policy_lockout_safety_check,
+                )?;
+                p
+            }
+            None => crate::policy::default_policy(ctx.partition(), ctx.account_id()),
+        };
         let material = self.keys.new_material(&arn, 1)?;
         let rec = KeyRecord {
             key_id: key_id.clone(),
@@ -658,13 +689,19 @@ impl KmsService {
             )));
         }
         not_pending(&rec)?;
-        let scope = coffer_service::token::scope(&["ListKeyRotations", &rec.arn]);
+        // ALL_KEY_MATERIAL adds the key's first material to the rotations.
+        let all = i.include_key_material.as_deref() == Some("ALL_KEY_MATERIAL");
+        let scope = coffer_service::token::scope(&[
+            "ListKeyRotations",
+            &rec.arn,
+            if all { "all" } else { "rotations" },
+        ]);
         let after = self.marker_position(&scope, i.marker.as_deref())?;
         let after: u32 = after.and_then(|a| a.parse().ok()).unwrap_or(0);
         let rotations: Vec<_> = rec
             .materials
             .iter()
-            .filter(|m| m.version > after && m.rotated_ms.is_some())
+            .filter(|m| m.version > after && (all || m.rotated_ms.is_some()))
             .collect();
         let truncated = rotations.len() > limit;
         let page = &rotations[..rotations.len().min(limit)];
@@ -674,11 +711,22 @@ impl KmsService {
             Value::Array(
                 page.iter()
                     .map(|m| {
-                        json!({
+                        let mut e = json!({
                             "KeyId": rec.key_id,
-                            "RotationDate": ts(m.rotated_ms.unwrap_or_default()),
-                            "RotationType": m.rotation_type.as_deref().unwrap_or("AUTOMATIC"),
-                        })
+                            "KeyMaterialId": crate::material_id(&rec.arn, m.version),
+                            "KeyMaterialState": if m.version == rec.current_version {
+                                "CURRENT"
+                            } else {
+                                "NON_CURRENT"
+                            },
+                        });
+                        // The first material has no rotation date or type.
+                        if let Some(at) = m.rotated_ms {
+                            e["RotationDate"] = ts(at);
+                            e["RotationType"] =
+                                json!(m.rotation_type.as_deref().unwrap_or("AUTOMATIC"));
+                        }
+                        e
                     })
                     .collect(),
             ),
@@ -804,6 +852,13 @@ impl KmsService {
         self.mutate(ctx, key, |rec, _| {
             Self::customer_only(ctx, rec, "kms:PutKeyPolicy")?;
             not_pending(rec)?;
+            check_lockout(
+                ctx,
+                &rec.arn,
+                &rec.tags,
+                policy,
+                i.bypass_policy_lockout_safety_check,
+            )?;
             rec.policy = Some(policy.to_owned());
             Ok(())
         })

@@ -3,10 +3,10 @@
 //! rotation, tags, key policies and grants.
 //!
 //! Authorization: an operation on a key decides its action on the key's ARN with the key policy
-//! as resource policy ([`authorize_key`]) once the reference (id, key ARN, alias name or ARN) is
-//! resolved and before anything of the key is returned or changed; operations without a key
-//! (CreateKey, ListKeys, ListAliases, GenerateRandom) decide on `*`. Grants are stored but do
-//! not authorize anything.
+//! as resource policy, then the key's grants ([`Keyring::authorize_key`]), once the reference
+//! (id, key ARN, alias name or ARN) is resolved and before anything of the key is returned or
+//! changed; operations without a key (CreateKey, ListKeys, ListAliases, GenerateRandom) decide
+//! on `*`.
 //!
 //! Every mutating operation reads the key record, changes it and commits one
 //! [`WriteBatch`] guarded by a check on what it read (retried on conflict under the key's write
@@ -17,7 +17,6 @@ use std::sync::Arc;
 
 use std::sync::atomic::AtomicBool;
 
-use coffer_core::authz::ResourcePolicy;
 use coffer_core::{RequestContext, SharedClock};
 use coffer_service::OperationSpec;
 use coffer_service::opctx::OpCtx;
@@ -35,6 +34,7 @@ mod keys;
 mod validate;
 
 pub use error::KmsError;
+pub(crate) use grants::GrantUse;
 
 pub(crate) type Obj = Map<String, Value>;
 
@@ -233,6 +233,16 @@ impl KmsService {
         ctx: &OpCtx<'_>,
         key: &str,
     ) -> Result<(KeyRecord, Entry), KmsError> {
+        self.load_for(ctx, key, GrantUse::Context(&[])).await
+    }
+
+    /// [`Self::load`], telling a grant what it is asked to allow.
+    pub(crate) async fn load_for(
+        &self,
+        ctx: &OpCtx<'_>,
+        key: &str,
+        usage: GrantUse<'_>,
+    ) -> Result<(KeyRecord, Entry), KmsError> {
         validate::key_id("keyId", key)?;
         let kref = self
             .keys
@@ -243,13 +253,26 @@ impl KmsService {
             .load_by_id(ctx, &kref.key_id)
             .await?
             .ok_or_else(|| error::not_found(&Self::display_arn(ctx, key)))?;
-        authorize_key(ctx, &rec.arn, &rec.policy_text(), &rec.tags)?;
+        let policy = rec.policy_text();
+        let view = crate::policy::KeyView {
+            key_id: &rec.key_id,
+            arn: &rec.arn,
+            policy: &policy,
+            tags: &rec.tags,
+        };
+        self.keys.authorize_key(ctx, view, &[], usage).await?;
         Ok((rec, entry))
     }
 
     /// Authorizes the context's action on the key `key` names without reading its record when
-    /// the keyring has its policy cached (the cryptographic operations' path).
-    pub(crate) async fn authorize_ref(&self, ctx: &OpCtx<'_>, key: &str) -> Result<(), KmsError> {
+    /// the keyring has its policy cached (the cryptographic operations' path); `context` is the
+    /// request's encryption context, which a grant's constraint may require.
+    pub(crate) async fn authorize_ref(
+        &self,
+        ctx: &OpCtx<'_>,
+        key: &str,
+        context: crate::EncryptionContext<'_>,
+    ) -> Result<(), KmsError> {
         if ctx.root_fast_path() {
             return Ok(());
         }
@@ -258,7 +281,10 @@ impl KmsService {
             .key_access(ctx.account_id(), &ctx.region, key)
             .await
             .map_err(|e| Self::key_err(ctx, key, e))?;
-        authorize_key(ctx, &a.arn, &a.policy, &a.tags)
+        self.keys
+            .authorize_key(ctx, a.view(), &[], GrantUse::Context(context))
+            .await?;
+        Ok(())
     }
 
     pub(crate) async fn load_by_id(
@@ -326,20 +352,6 @@ impl KmsService {
     pub(crate) fn now_ms(&self) -> i64 {
         self.clock.now_millis()
     }
-}
-
-/// KMS's rule for the action of `ctx` on a key: decided on the key's ARN with the key policy as
-/// the resource policy, so IAM policies count only where the key policy delegates to the
-/// account, a statement naming the caller allows by itself, and an explicit deny in either
-/// denies. The key's tags are behind `aws:ResourceTag/*`.
-pub(crate) fn authorize_key(
-    ctx: &OpCtx<'_>,
-    arn: &str,
-    policy: &str,
-    tags: &Vec<coffer_service::tags::Tag>,
-) -> Result<(), KmsError> {
-    ctx.check(arn, Some(tags), ResourcePolicy::KeyPolicy(policy), &[])?;
-    Ok(())
 }
 
 /// Decodes an operation's input.

@@ -162,3 +162,193 @@ async fn key_policies_decide_with_iam_for_an_iam_user() {
     let err = put("closed").await.unwrap_err();
     assert_eq!(code(&err), "AccessDeniedException");
 }
+
+#[tokio::test]
+async fn key_policy_lockout_safety_check() {
+    let s = TestServer::dev().await;
+    let iam = iam(&s);
+    let (akid, secret) = user_with_key(&iam, "keyadmin", "/").await;
+    iam.put_user_policy()
+        .user_name("keyadmin")
+        .policy_name("p")
+        .policy_document(policy(&[
+            r#"{"Effect":"Allow","Action":"kms:*","Resource":"*"}"#,
+        ]))
+        .send()
+        .await
+        .unwrap();
+    let kms = s.kms_with("us-east-1", &akid, &secret);
+    let other = policy(&[&format!(
+        r#"{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{ACCOUNT}:user/other"}},"Action":"kms:*","Resource":"*"}}"#
+    )]);
+    fn expect_lockout<E, R>(e: &aws_sdk_kms::error::SdkError<E, R>)
+    where
+        E: aws_sdk_kms::error::ProvideErrorMetadata,
+    {
+        assert_eq!(
+            crate::kms_keys::message(e),
+            "The new key policy will not allow you to update the key policy in the future."
+        );
+        let code = e.as_service_error().and_then(|e| e.code());
+        assert_eq!(code, Some("MalformedPolicyDocumentException"));
+    }
+    // The default key policy passes; one leaving the caller out does not, unless bypassed.
+    let key = kms.create_key().send().await.unwrap();
+    let key = key.key_metadata().unwrap().key_id().to_string();
+    let e = kms.create_key().policy(&other).send().await.unwrap_err();
+    expect_lockout(&e);
+    kms.create_key()
+        .policy(&other)
+        .bypass_policy_lockout_safety_check(true)
+        .send()
+        .await
+        .unwrap();
+    let e = kms
+        .put_key_policy()
+        .key_id(&key)
+        .policy(&other)
+        .send()
+        .await
+        .unwrap_err();
+    expect_lockout(&e);
+    kms.put_key_policy()
+        .key_id(&key)
+        .policy(&other)
+        .bypass_policy_lockout_safety_check(true)
+        .send()
+        .await
+        .unwrap();
+    // Now the caller cannot change the policy back.
+    let e = kms
+        .put_key_policy()
+        .key_id(&key)
+        .policy(&other)
+        .bypass_policy_lockout_safety_check(true)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "AccessDeniedException");
+}
+
+#[tokio::test]
+async fn grants_let_their_grantee_use_the_key_until_revoked() {
+    use aws_sdk_kms::types::{GrantConstraints, GrantOperation};
+    let s = TestServer::dev().await;
+    let root_kms = s.kms();
+    let iam = iam(&s);
+    let (akid, secret) = user_with_key(&iam, "grantee", "/").await;
+    let grantee = format!("arn:aws:iam::{ACCOUNT}:user/grantee");
+    // Secrets Manager reads are allowed by IAM; nothing allows any KMS action.
+    iam.put_user_policy()
+        .user_name("grantee")
+        .policy_name("p")
+        .policy_document(policy(&[
+            r#"{"Effect":"Allow","Action":"secretsmanager:GetSecretValue","Resource":"*"}"#,
+        ]))
+        .send()
+        .await
+        .unwrap();
+    let kms = s.kms_with("us-east-1", &akid, &secret);
+    let key = root_kms.create_key().send().await.unwrap();
+    let key = key.key_metadata().unwrap().key_id().to_string();
+    let blob = root_kms
+        .encrypt()
+        .key_id(&key)
+        .plaintext(Blob::new("granted"))
+        .send()
+        .await
+        .unwrap()
+        .ciphertext_blob()
+        .unwrap()
+        .clone();
+    let decrypt = || kms.decrypt().ciphertext_blob(blob.clone()).send();
+    let e = decrypt().await.unwrap_err();
+    assert_eq!(code(&e), "AccessDeniedException");
+
+    let g = root_kms
+        .create_grant()
+        .key_id(&key)
+        .grantee_principal(&grantee)
+        .operations(GrantOperation::Decrypt)
+        .send()
+        .await
+        .unwrap();
+    let out = decrypt().await.unwrap();
+    assert_eq!(out.plaintext().unwrap().as_ref(), b"granted");
+    // Secrets Manager's kms:Decrypt check on the secret's key sees the grant too.
+    let sm = s.sm();
+    sm.create_secret()
+        .name("granted")
+        .secret_string("s3cr3t")
+        .kms_key_id(&key)
+        .send()
+        .await
+        .unwrap();
+    let user_sm = s.sm_with("us-east-1", &akid, &secret);
+    let read = || user_sm.get_secret_value().secret_id("granted").send();
+    assert_eq!(read().await.unwrap().secret_string(), Some("s3cr3t"));
+    // Only the granted operation.
+    let e = kms
+        .encrypt()
+        .key_id(&key)
+        .plaintext(Blob::new("x"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "AccessDeniedException");
+
+    root_kms
+        .revoke_grant()
+        .key_id(&key)
+        .grant_id(g.grant_id().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let e = decrypt().await.unwrap_err();
+    assert_eq!(code(&e), "AccessDeniedException");
+    let e = read().await.unwrap_err();
+    assert_eq!(code(&e), "AccessDeniedException");
+
+    // A grant constrained to one encryption context allows no other.
+    root_kms
+        .create_grant()
+        .key_id(&key)
+        .grantee_principal(&grantee)
+        .operations(GrantOperation::Decrypt)
+        .constraints(
+            GrantConstraints::builder()
+                .encryption_context_equals("app", "billing")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let under = |app: &'static str| {
+        let root_kms = root_kms.clone();
+        let key = key.clone();
+        async move {
+            root_kms
+                .encrypt()
+                .key_id(key)
+                .plaintext(Blob::new("ctx"))
+                .encryption_context("app", app)
+                .send()
+                .await
+                .unwrap()
+                .ciphertext_blob()
+                .unwrap()
+                .clone()
+        }
+    };
+    let open = |blob: Blob, app: &'static str| {
+        kms.decrypt()
+            .ciphertext_blob(blob)
+            .encryption_context("app", app)
+            .send()
+    };
+    open(under("billing").await, "billing").await.unwrap();
+    let e = open(under("payroll").await, "payroll").await.unwrap_err();
+    assert_eq!(code(&e), "AccessDeniedException");
+    let e = decrypt().await.unwrap_err();
+    assert_eq!(code(&e), "AccessDeniedException");
+}

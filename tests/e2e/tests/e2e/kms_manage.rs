@@ -338,3 +338,105 @@ async fn grants_created_listed_retired_and_revoked() {
         .unwrap_err();
     assert_code(&err, "DisabledException");
 }
+
+#[tokio::test]
+async fn key_material_ids_follow_rotation() {
+    let s = TestServer::dev().await;
+    let kms = s.kms();
+    let id = new_key(&kms).await;
+    let current = || async {
+        kms.describe_key()
+            .key_id(&id)
+            .send()
+            .await
+            .unwrap()
+            .key_metadata()
+            .unwrap()
+            .current_key_material_id()
+            .unwrap()
+            .to_owned()
+    };
+    let data_key = || async {
+        kms.generate_data_key()
+            .key_id(&id)
+            .number_of_bytes(32)
+            .send()
+            .await
+            .unwrap()
+            .key_material_id()
+            .unwrap()
+            .to_owned()
+    };
+    let first = current().await;
+    assert_eq!(first.len(), 64, "{first}");
+    assert!(
+        first
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    );
+    assert_eq!(data_key().await, first);
+    let blob = kms
+        .encrypt()
+        .key_id(&id)
+        .plaintext(Blob::new("m"))
+        .send()
+        .await
+        .unwrap()
+        .ciphertext_blob()
+        .unwrap()
+        .clone();
+    let decrypt = || async {
+        kms.decrypt()
+            .ciphertext_blob(blob.clone())
+            .send()
+            .await
+            .unwrap()
+            .key_material_id()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(decrypt().await, first);
+
+    // A rotation brings new material with a new id; the old ciphertext keeps naming its own.
+    kms.rotate_key_on_demand().key_id(&id).send().await.unwrap();
+    let second = current().await;
+    assert_eq!(second.len(), 64);
+    assert_ne!(second, first);
+    assert_eq!(data_key().await, second);
+    assert_eq!(decrypt().await, first);
+    let re = kms
+        .re_encrypt()
+        .ciphertext_blob(blob.clone())
+        .destination_key_id(&id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(re.source_key_material_id(), Some(first.as_str()));
+    assert_eq!(re.destination_key_material_id(), Some(second.as_str()));
+
+    use aws_sdk_kms::types::{IncludeKeyMaterial, KeyMaterialState};
+    let r = kms.list_key_rotations().key_id(&id).send().await.unwrap();
+    let [rot] = r.rotations() else {
+        panic!("{r:?}")
+    };
+    assert_eq!(rot.key_material_id(), Some(second.as_str()));
+    assert_eq!(rot.key_material_state(), Some(&KeyMaterialState::Current));
+    let all = kms
+        .list_key_rotations()
+        .key_id(&id)
+        .include_key_material(IncludeKeyMaterial::AllKeyMaterial)
+        .send()
+        .await
+        .unwrap();
+    let [orig, rot] = all.rotations() else {
+        panic!("{all:?}")
+    };
+    assert_eq!(orig.key_material_id(), Some(first.as_str()));
+    assert_eq!(
+        orig.key_material_state(),
+        Some(&KeyMaterialState::NonCurrent)
+    );
+    assert!(orig.rotation_date().is_none() && orig.rotation_type().is_none());
+    assert_eq!(rot.key_material_id(), Some(second.as_str()));
+    assert_eq!(rot.rotation_type(), Some(&RotationType::OnDemand));
+}

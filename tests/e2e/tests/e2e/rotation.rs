@@ -378,3 +378,76 @@ async fn external_command_runs_a_python_handler_in_aws_template_style() {
         "a rotated value reached the audit trail"
     );
 }
+
+#[tokio::test]
+async fn rotate_secret_policy_conditions_on_the_rotation_function() {
+    let s = TestServer::dev().await;
+    let sm = s.sm();
+    let iam = crate::iam_util::iam(&s);
+    let (akid, key) = crate::iam_util::user_with_key(&iam, "rotator", "/").await;
+    let allowed = lambda("coffer-postgresql-single-user");
+    let other = lambda("coffer-mysql-single-user");
+    // RotateSecret only with the allowed function (AWS's RotationLambdaARN example), and
+    // DescribeSecret only while that function is the one attached to the secret.
+    iam.put_user_policy()
+        .user_name("rotator")
+        .policy_name("p")
+        .policy_document(crate::iam_util::policy(&[
+            &format!(
+                r#"{{"Effect":"Allow","Action":"secretsmanager:RotateSecret","Resource":"*",
+                "Condition":{{"StringEquals":{{"secretsmanager:RotationLambdaARN":"{allowed}"}}}}}}"#
+            ),
+            &format!(
+                r#"{{"Effect":"Allow","Action":"secretsmanager:DescribeSecret","Resource":"*",
+                "Condition":{{"StringEquals":{{"secretsmanager:resource/AllowRotationLambdaArn":"{allowed}"}}}}}}"#
+            ),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    sm.create_secret()
+        .name("rot-authz")
+        .secret_string("{}")
+        .send()
+        .await
+        .unwrap();
+    let user = s.sm_with("us-east-1", &akid, &key);
+    let rotate = |f: &str| {
+        user.rotate_secret()
+            .secret_id("rot-authz")
+            .rotation_lambda_arn(f)
+            .rotate_immediately(false)
+            .rotation_rules(
+                RotationRulesType::builder()
+                    .automatically_after_days(30)
+                    .build(),
+            )
+            .send()
+    };
+    let describe = || user.describe_secret().secret_id("rot-authz").send();
+    // No function attached yet: the resource key is absent, StringEquals does not match.
+    let e = describe().await.unwrap_err();
+    assert_eq!(crate::harness::code(&e), "AccessDeniedException");
+
+    let e = rotate(&other).await.unwrap_err();
+    assert_eq!(crate::harness::code(&e), "AccessDeniedException");
+    let msg = e
+        .as_service_error()
+        .and_then(|e| e.meta().message())
+        .unwrap();
+    assert!(msg.contains("secretsmanager:RotateSecret"), "{msg}");
+    rotate(&allowed).await.unwrap();
+    let d = describe().await.unwrap();
+    assert_eq!(d.rotation_lambda_arn(), Some(allowed.as_str()));
+
+    // The root attaches the other function: the resource key no longer matches.
+    sm.rotate_secret()
+        .secret_id("rot-authz")
+        .rotation_lambda_arn(&other)
+        .rotate_immediately(false)
+        .send()
+        .await
+        .unwrap();
+    let e = describe().await.unwrap_err();
+    assert_eq!(crate::harness::code(&e), "AccessDeniedException");
+}
