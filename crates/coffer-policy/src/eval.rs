@@ -92,6 +92,10 @@ struct Stmt {
     principal: Option<(bool, PrincipalSet)>,
     not_action: bool,
     actions: Box<[Glob]>,
+    /// The services (lowercase action prefixes) an `Action` element can match, when each of its
+    /// patterns names one literally; `None` when it may match any (`*`, `NotAction`, ...). Lets
+    /// evaluation skip most statements of a large policy with a string compare.
+    services: Option<Box<[Box<str>]>>,
     /// `None`: no resource element (trust policies) — matches any resource.
     resources: Option<(bool, Box<[Glob]>)>,
     conditions: Box<[Cond]>,
@@ -159,14 +163,28 @@ impl CompiledPolicy {
                             .collect(),
                     )
                 });
+                let actions: Box<[Glob]> = actions
+                    .iter()
+                    .map(|a| Glob::new(a, true, false, true))
+                    .collect();
+                let services = if not_action {
+                    None
+                } else {
+                    actions
+                        .iter()
+                        .map(|g| {
+                            g.literal_prefix()
+                                .and_then(|p| p.split_once(':'))
+                                .map(|(svc, _)| Box::<str>::from(svc))
+                        })
+                        .collect::<Option<Box<[Box<str>]>>>()
+                };
                 Stmt {
                     allow: s.effect == Effect::Allow,
                     principal,
                     not_action,
-                    actions: actions
-                        .iter()
-                        .map(|a| Glob::new(a, true, false, true))
-                        .collect(),
+                    actions,
+                    services,
                     resources,
                     conditions: s
                         .conditions
@@ -441,11 +459,10 @@ fn match_aws_ids(ids: &[Box<str>], who: &RequestPrincipal<'_>) -> PrincipalMatch
 }
 
 /// Whether the statement applies to the request, ignoring its principal element.
-fn statement_applies(s: &Stmt, req: &Request<'_>, vars: &CtxVars<'_>) -> bool {
-    let action_hit = s
-        .actions
-        .iter()
-        .any(|g| g.matches(req.action, vars) == Some(true));
+/// `action` is the request's action, lowercased (action patterns are compiled lowercased and
+/// without variables).
+fn statement_applies(s: &Stmt, req: &Request<'_>, action: &str, vars: &CtxVars<'_>) -> bool {
+    let action_hit = s.actions.iter().any(|g| g.matches_folded(action));
     if action_hit == s.not_action {
         return false;
     }
@@ -562,7 +579,14 @@ impl CompiledPolicy {
     pub fn evaluate(&self, req: &Request<'_>) -> PolicyOutcome {
         let vars = CtxVars(req.context);
         let mut out = PolicyOutcome::default();
+        let service = req.action.split_once(':').map_or(req.action, |(s, _)| s);
+        let mut action: Option<String> = None;
         for s in self.statements.iter() {
+            if let Some(services) = &s.services
+                && !services.iter().any(|x| x.eq_ignore_ascii_case(service))
+            {
+                continue;
+            }
             let pm = match_principal(s, &req.principal);
             if pm == PrincipalMatch::No {
                 continue;
@@ -571,7 +595,8 @@ impl CompiledPolicy {
                 // Already known; only a Deny could change the outcome.
                 continue;
             }
-            if !statement_applies(s, req, &vars) {
+            let action = action.get_or_insert_with(|| req.action.to_ascii_lowercase());
+            if !statement_applies(s, req, action, &vars) {
                 continue;
             }
             if s.allow {

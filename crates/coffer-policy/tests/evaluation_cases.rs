@@ -177,6 +177,31 @@ fn evaluation_table() {
         ],
     );
 
+    // Statements are pre-sorted by the services their actions name: mixed case, `*` and
+    // NotAction must all still reach the statements they match.
+    n += run(
+        "service prefilter",
+        &[r#"{"Version":"2012-10-17","Statement":[
+            {"Effect":"Allow","Action":["ssm:GetParameter","SecretsManager:Get*"],"Resource":"*"},
+            {"Effect":"Allow","Action":"*","Resource":"arn:aws:secretsmanager:*:*:secret:dev/*"},
+            {"Effect":"Allow","NotAction":["kms:*","ssm:*","secretsmanager:*"],"Resource":"*"},
+            {"Effect":"Deny","Action":"KMS:Decrypt","Resource":"*",
+             "Condition":{"StringEquals":{"aws:username":"alice"}}}]}"#],
+        Res::None,
+        &[
+            Q(GSV, SECRET, Alice, &[], Allow),
+            Q("secretsmanager:getsecretvalue", SECRET, Alice, &[], Allow),
+            Q(GP, PARAM_PROD, Alice, &[], Allow),
+            Q("ssm:GetParameters", PARAM_PROD, Alice, &[], Implicit),
+            Q(DESC, SECRET, Alice, &[], Implicit),
+            Q(PUT, OTHER_SECRET, Alice, &[], Allow),
+            Q(PUT, SECRET, Alice, &[], Implicit),
+            Q("kms:Decrypt", KEY, Alice, &[], DenyId),
+            Q("kms:Encrypt", KEY, Alice, &[], Implicit),
+            Q("iam:GetUser", "*", Alice, &[], Allow),
+        ],
+    );
+
     // Secrets Manager: read one secret (AWS "Permission to read one secret").
     n += run(
         "read one secret",
