@@ -9,16 +9,19 @@ use serde_json::Value;
 pub fn write(v: &Value, out: &mut Vec<u8>) {
     match v {
         Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort_unstable();
             out.push(b'{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
+            // serde_json's default map is sorted already; sort only if it is not (with
+            // `preserve_order` turned on by some dependency).
+            if map.keys().is_sorted() {
+                for (i, (k, v)) in map.iter().enumerate() {
+                    member(i, k, v, out);
                 }
-                write_str(k, out);
-                out.push(b':');
-                write(&map[k], out);
+            } else {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort_unstable();
+                for (i, k) in keys.into_iter().enumerate() {
+                    member(i, k, &map[k], out);
+                }
             }
             out.push(b'}');
         }
@@ -38,6 +41,15 @@ pub fn write(v: &Value, out: &mut Vec<u8>) {
             let _ = serde_json::to_writer(&mut *out, other);
         }
     }
+}
+
+fn member(i: usize, k: &str, v: &Value, out: &mut Vec<u8>) {
+    if i > 0 {
+        out.push(b',');
+    }
+    write_str(k, out);
+    out.push(b':');
+    write(v, out);
 }
 
 fn write_str(s: &str, out: &mut Vec<u8>) {

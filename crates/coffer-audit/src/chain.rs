@@ -43,8 +43,14 @@ impl ChainEntry {
     /// Chains `record` (given in canonical form) after `prev` as number `seq`, and returns the
     /// stored bytes (the record embedded verbatim) and the new hash.
     pub fn encode(seq: u64, prev: &Hash, canonical_record: &[u8]) -> (Vec<u8>, Hash) {
-        let hash = link_hash(seq, prev, canonical_record);
         let mut out = Vec::with_capacity(canonical_record.len() + 180);
+        let hash = Self::encode_into(seq, prev, canonical_record, &mut out);
+        (out, hash)
+    }
+
+    /// [`ChainEntry::encode`], appending to `out`.
+    pub fn encode_into(seq: u64, prev: &Hash, canonical_record: &[u8], out: &mut Vec<u8>) -> Hash {
+        let hash = link_hash(seq, prev, canonical_record);
         out.extend_from_slice(b"{\"seq\":");
         out.extend_from_slice(seq.to_string().as_bytes());
         out.extend_from_slice(b",\"prev\":\"");
@@ -54,7 +60,7 @@ impl ChainEntry {
         out.extend_from_slice(b"\",\"record\":");
         out.extend_from_slice(canonical_record);
         out.push(b'}');
-        (out, hash)
+        hash
     }
 
     /// The hash this entry's content gives (equal to `hash` unless it was tampered with).

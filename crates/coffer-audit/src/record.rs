@@ -48,6 +48,11 @@ pub struct ApiCall {
 
 impl ApiCall {
     pub fn to_record(&self) -> Value {
+        self.clone().into_record()
+    }
+
+    /// The record, moving the call's values into it (the request path builds one per call).
+    pub fn into_record(self) -> Value {
         let identity = match &self.caller {
             Some(c) => user_identity(c),
             None => {
@@ -68,16 +73,16 @@ impl ApiCall {
             &self.recipient_account_id,
         );
         r.insert("userIdentity".into(), identity);
-        r.insert("sourceIPAddress".into(), json!(self.source_ip));
-        r.insert("userAgent".into(), json!(self.user_agent));
-        r.insert("requestParameters".into(), self.request_parameters.clone());
-        r.insert("responseElements".into(), self.response_elements.clone());
-        if let Some((code, message)) = &self.error {
-            r.insert("errorCode".into(), json!(code));
-            r.insert("errorMessage".into(), json!(message));
+        r.insert("sourceIPAddress".into(), Value::String(self.source_ip));
+        r.insert("userAgent".into(), Value::String(self.user_agent));
+        r.insert("requestParameters".into(), self.request_parameters);
+        r.insert("responseElements".into(), self.response_elements);
+        if let Some((code, message)) = self.error {
+            r.insert("errorCode".into(), Value::String(code));
+            r.insert("errorMessage".into(), Value::String(message));
         }
-        r.insert("requestID".into(), json!(self.request_id));
-        r.insert("eventID".into(), json!(self.event_id));
+        r.insert("requestID".into(), Value::String(self.request_id));
+        r.insert("eventID".into(), Value::String(self.event_id));
         r.insert("readOnly".into(), json!(self.read_only));
         if !self.resources.is_empty() {
             r.insert(

@@ -31,11 +31,27 @@ pub struct Pending<'a> {
     pub clear: Option<&'a [u8]>,
 }
 
+/// A record handed straight to the home's writer: resolves once it is durable.
+pub type Submitted = Result<tokio::sync::oneshot::Receiver<Result<(), AuditError>>, AuditError>;
+
 #[async_trait]
 pub trait RecordStore: Send + Sync {
     /// Chains `batch` after the head, in order, and makes it durable. Returns whether the
     /// `clear` keys were removed in the same durable write; if not, the caller removes them.
     async fn append(&self, batch: &[Pending<'_>]) -> Result<bool, AuditError>;
+
+    /// Whether [`RecordStore::submit`] is served (segments: a read's record then skips the
+    /// appender task, and the writer groups what arrives meanwhile).
+    fn has_writer(&self) -> bool {
+        false
+    }
+
+    /// Hands one record that settles no pending key straight to the home's own writer.
+    fn submit(&self, _record: Vec<u8>) -> Submitted {
+        Err(AuditError::Internal(
+            "this record home has no writer of its own".into(),
+        ))
+    }
 
     /// The last chained record's number and hash.
     async fn head(&self) -> Result<Head, AuditError>;

@@ -30,7 +30,7 @@ use tokio::sync::oneshot;
 
 use crate::AuditError;
 use crate::chain::{ChainEntry, Head};
-use crate::records::{Pending, RecordStore, parse_entry};
+use crate::records::{Pending, RecordStore, Submitted, parse_entry};
 
 /// A segment is closed once it holds this much.
 const SEGMENT_BYTES: u64 = 64 << 20;
@@ -343,19 +343,41 @@ fn libc_o_direct() -> i32 {
     }
 }
 
+/// Records written in one group at most.
+const MAX_GROUP: usize = 4096;
+
 fn writer_loop(shared: Arc<Shared>, rx: mpsc::Receiver<Write>) {
     let mut tail: Option<Tail> = None;
-    while let Ok(w) = rx.recv() {
-        let result = write_group(&shared, &mut tail, &w.records);
+    while let Ok(first) = rx.recv() {
+        // Everything queued meanwhile (single records sent straight by the request path, and
+        // the appender's batches) goes in one group: one write, one fdatasync.
+        let mut writes = vec![first];
+        let mut n = writes[0].records.len();
+        while n < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(w) => {
+                    n += w.records.len();
+                    writes.push(w);
+                }
+                Err(_) => break,
+            }
+        }
+        let records: Vec<&[u8]> = writes
+            .iter()
+            .flat_map(|w| w.records.iter().map(Vec::as_slice))
+            .collect();
+        let result = write_group(&shared, &mut tail, &records);
         shared.failing.store(result.is_err(), Ordering::SeqCst);
-        let _ = w.reply.send(result);
+        for w in writes {
+            let _ = w.reply.send(result.clone());
+        }
     }
 }
 
 fn write_group(
     shared: &Shared,
     tail: &mut Option<Tail>,
-    records: &[Vec<u8>],
+    records: &[&[u8]],
 ) -> Result<(), AuditError> {
     let mut head = shared.read().head;
     if tail.as_ref().is_none_or(|t| t.end >= shared.segment_bytes) {
@@ -366,8 +388,7 @@ fn write_group(
     let mut offsets = Vec::with_capacity(records.len());
     for r in records {
         let seq = head.seq + 1;
-        let (bytes, hash) = ChainEntry::encode(seq, &head.hash, r);
-        buf.extend_from_slice(&bytes);
+        let hash = ChainEntry::encode_into(seq, &head.hash, r, &mut buf);
         buf.push(b'\n');
         offsets.push(
             u32::try_from(t.end + buf.len() as u64)
@@ -419,6 +440,21 @@ fn open_tail(shared: &Shared, next_seq: u64) -> Result<Tail, AuditError> {
 }
 
 impl SegmentRecords {
+    fn send(
+        &self,
+        records: Vec<Vec<u8>>,
+    ) -> Result<oneshot::Receiver<Result<(), AuditError>>, AuditError> {
+        let (reply, answer) = oneshot::channel();
+        self.writes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .ok_or_else(|| AuditError::Unavailable("audit writer stopped".into()))?
+            .send(Write { records, reply })
+            .map_err(|_| AuditError::Unavailable("audit writer stopped".into()))?;
+        Ok(answer)
+    }
+
     /// (file, first line start, line ends) of the lines numbered `lo..=hi`, per segment,
     /// newest segment first.
     fn locate(&self, after: Option<u64>, limit: usize) -> Vec<(Arc<File>, PathBuf, Vec<u32>, u64)> {
@@ -456,19 +492,19 @@ impl SegmentRecords {
 #[async_trait]
 impl RecordStore for SegmentRecords {
     async fn append(&self, batch: &[Pending<'_>]) -> Result<bool, AuditError> {
-        let (reply, answer) = oneshot::channel();
         let records = batch.iter().map(|p| p.record.to_vec()).collect();
-        self.writes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .ok_or_else(|| AuditError::Unavailable("audit writer stopped".into()))?
-            .send(Write { records, reply })
-            .map_err(|_| AuditError::Unavailable("audit writer stopped".into()))?;
-        answer
+        self.send(records)?
             .await
             .map_err(|_| AuditError::Unavailable("audit writer stopped".into()))??;
         Ok(false)
+    }
+
+    fn has_writer(&self) -> bool {
+        true
+    }
+
+    fn submit(&self, record: Vec<u8>) -> Submitted {
+        self.send(vec![record])
     }
 
     async fn head(&self) -> Result<Head, AuditError> {

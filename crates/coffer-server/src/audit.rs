@@ -125,43 +125,49 @@ impl Call {
         if self.read_only || state.audit.is_noop() {
             return call.await;
         }
-        let request = self.redacted_request(body);
+        let request = self.redacted_request(&self.parsed_request(body));
         let key = state.audit.intent_key(&self.request_id);
-        let intent = self.api_call(state, &request, Value::Null, None, Vec::new());
+        let mut intent = self.api_call(state, request.clone(), Value::Null, None, Vec::new());
+        intent.caller = self.caller.clone();
         self.request = Some(request);
         self.intent_key = Some(key.clone());
         state
             .audit
-            .with_intent(key, &intent.to_record(), call)
+            .with_intent(key, &intent.into_record(), call)
             .await
     }
 
-    fn redacted_request(&self, body: &[u8]) -> Value {
+    /// The request as JSON: the Query parameters, or the parsed body (`Null` when it is not
+    /// JSON).
+    fn parsed_request(&self, body: &[u8]) -> Value {
+        if let Some(p) = &self.parsed {
+            p.clone()
+        } else if body.is_empty() {
+            Value::Object(Default::default())
+        } else {
+            serde_json::from_slice(body).unwrap_or(Value::Null)
+        }
+    }
+
+    fn redacted_request(&self, parsed: &Value) -> Value {
         let (Some(service), Some(_)) = (self.service, &self.caller) else {
             return Value::Null;
         };
         let Some(model) = coffer_audit::redact::model(service) else {
             return Value::Null;
         };
-        let parsed: Value = if let Some(p) = &self.parsed {
-            p.clone()
-        } else if body.is_empty() {
-            Value::Object(Default::default())
-        } else {
-            match serde_json::from_slice(body) {
-                Ok(v) => v,
-                Err(_) => return Value::Null,
-            }
-        };
+        if parsed.is_null() {
+            return Value::Null;
+        }
         model
-            .redact(self.operation_name(), Side::Input, &parsed)
+            .redact(self.operation_name(), Side::Input, parsed)
             .unwrap_or(Value::Null)
     }
 
     fn api_call(
         &self,
         state: &AppState,
-        request: &Value,
+        request: Value,
         response: Value,
         error: Option<&ErrorEnvelope>,
         resources: Vec<coffer_audit::record::Resource>,
@@ -178,9 +184,9 @@ impl Call {
             region,
             source_ip: self.source_ip.clone(),
             user_agent: self.user_agent.clone(),
-            caller: self.caller.clone(),
+            caller: None,
             claimed_access_key_id: None,
-            request_parameters: request.clone(),
+            request_parameters: request,
             response_elements: response,
             error: error.map(|e| (e.code.clone(), e.message.clone())),
             request_id: self.request_id.clone(),
@@ -203,9 +209,11 @@ impl Call {
         if state.audit.is_noop() {
             return result;
         }
+        let parsed =
+            (self.request.is_none() || self.caller.is_some()).then(|| self.parsed_request(body));
         let request = match self.request.take() {
             Some(r) => r,
-            None => self.redacted_request(body),
+            None => self.redacted_request(parsed.as_ref().unwrap_or(&Value::Null)),
         };
         let (response, error) = match &result {
             Ok(payload) if !self.read_only => {
@@ -221,18 +229,24 @@ impl Call {
         };
         let resources = match (self.service, &self.caller) {
             (Some(service), Some(_)) => {
-                let raw: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+                // Query-protocol bodies are not JSON: resources come from the result alone.
+                let raw = match (&self.parsed, &parsed) {
+                    (None, Some(p)) => p,
+                    _ => &Value::Null,
+                };
                 coffer_audit::resources::resources(
                     service,
                     &state.account_id,
                     self.region.as_deref().unwrap_or_default(),
-                    &raw,
+                    raw,
                     result.as_ref().ok().map(Vec::as_slice),
                 )
             }
             _ => Vec::new(),
         };
-        let mut call = self.api_call(state, &request, response, error, resources);
+        let mut call = self.api_call(state, request, response, error, resources);
+        // The record owns the caller from here (no second copy per call).
+        call.caller = self.caller.take();
         if call.caller.is_none()
             && let Some((akid, region)) = claimed_scope(headers)
         {
@@ -241,7 +255,11 @@ impl Call {
                 call.region = region;
             }
         }
-        match state.audit.append(&call.to_record(), self.intent_key).await {
+        match state
+            .audit
+            .append(&call.into_record(), self.intent_key)
+            .await
+        {
             Ok(()) => result,
             Err(e) => {
                 tracing::error!(error = %e, request_id = %self.request_id, "audit record not written; failing the call");
