@@ -1143,3 +1143,54 @@ impl LambdaService {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        let r = |m: &str, p: &str| route(m, p).map(|(s, n)| (s.name, n));
+        assert_eq!(
+            r("POST", "/2015-03-31/functions"),
+            Some(("CreateFunction", None))
+        );
+        assert_eq!(
+            r("GET", "/2015-03-31/functions/"),
+            Some(("ListFunctions", None))
+        );
+        assert_eq!(
+            r("POST", "/2015-03-31/functions/f/invocations"),
+            Some(("Invoke", Some("f".into())))
+        );
+        assert_eq!(
+            r(
+                "GET",
+                "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A1%3Afunction%3Af/configuration"
+            ),
+            Some((
+                "GetFunctionConfiguration",
+                Some("arn:aws:lambda:us-east-1:1:function:f".into())
+            ))
+        );
+        assert_eq!(r("PATCH", "/2015-03-31/functions/f"), None);
+        assert_eq!(r("GET", "/2015-03-31/functions/f/aliases"), None);
+        assert_eq!(r("GET", "/2016-01-01/functions"), None);
+    }
+
+    #[test]
+    fn validation() {
+        assert!(LambdaService::check_runtime("python3.12").is_ok());
+        assert!(LambdaService::check_runtime("python3.").is_err());
+        assert!(LambdaService::check_runtime("nodejs20.x").is_err());
+        assert!(LambdaService::check_handler("lambda_function.lambda_handler").is_ok());
+        assert!(LambdaService::check_handler("pkg/mod.fn").is_ok());
+        assert!(LambdaService::check_handler("handler").is_err());
+        assert!(LambdaService::check_handler("a..b").is_err());
+        assert!(LambdaService::check_timeout(0).is_err());
+        assert!(LambdaService::check_timeout(900).is_ok());
+        assert!(valid_name("my-rotator_1"));
+        assert!(!valid_name("a:b"));
+        assert!(!valid_name(""));
+    }
+}

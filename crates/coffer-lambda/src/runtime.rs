@@ -14,6 +14,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const SHIM: &str = include_str!("shim.py");
 /// How much of a function's log (stderr) is kept: AWS's `LogType: Tail` returns the last 4 KB.
 pub const LOG_TAIL: usize = 4096;
+/// The largest result a synchronous invocation returns (AWS's 6 MB).
+pub const MAX_RESPONSE: usize = 6 * 1024 * 1024;
 
 /// Where and with what functions run.
 #[derive(Debug, Clone)]
@@ -157,25 +159,28 @@ impl Runtime {
                     let _ = s.write_all(&event).await;
                 }
             };
-            let mut out = Vec::new();
-            let mut err = Vec::new();
-            let read_out = async {
-                if let Some(mut s) = stdout {
-                    let _ = s.read_to_end(&mut out).await;
-                }
-            };
-            let read_err = async {
-                if let Some(mut s) = stderr {
-                    let _ = s.read_to_end(&mut err).await;
-                }
-            };
-            tokio::join!(feed, read_out, read_err);
+            let (_, out, err) = tokio::join!(
+                feed,
+                read_bounded(stdout, MAX_RESPONSE + 1, false),
+                read_bounded(stderr, LOG_TAIL, true)
+            );
             (child.wait().await, out, err)
         };
         match tokio::time::timeout(inv.timeout, run).await {
             Ok((status, out, err)) => {
-                let log = String::from_utf8_lossy(&err);
-                let log_tail = tail(&log, LOG_TAIL).to_owned();
+                let log_tail = String::from_utf8_lossy(&err).into_owned();
+                if out.len() > MAX_RESPONSE {
+                    return Outcome {
+                        payload: runtime_error(
+                            "Function.ResponseSizeTooLarge",
+                            format!(
+                                "Response payload size exceeded maximum allowed payload size ({MAX_RESPONSE} bytes)."
+                            ),
+                        ),
+                        failed: true,
+                        log_tail,
+                    };
+                }
                 match serde_json::from_slice::<Value>(&out) {
                     Ok(mut v) if v.get("ok").is_some() => Outcome {
                         failed: v["ok"] != Value::Bool(true),
@@ -211,6 +216,37 @@ impl Runtime {
     }
 }
 
+/// Reads a child's stream to its end, keeping at most `max` bytes: the first ones, or the last
+/// ones when `keep_tail` (a function's log can be endless; memory is not).
+async fn read_bounded(
+    stream: Option<impl tokio::io::AsyncRead + Unpin>,
+    max: usize,
+    keep_tail: bool,
+) -> Vec<u8> {
+    let mut kept = Vec::new();
+    let Some(mut s) = stream else {
+        return kept;
+    };
+    let mut buf = [0u8; 8192];
+    loop {
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if keep_tail {
+                    kept.extend_from_slice(&buf[..n]);
+                    if kept.len() > max {
+                        kept.drain(..kept.len() - max);
+                    }
+                } else if kept.len() < max {
+                    let take = n.min(max - kept.len());
+                    kept.extend_from_slice(&buf[..take]);
+                }
+            }
+        }
+    }
+    kept
+}
+
 /// What every function's environment starts from: a `PATH` and a locale, nothing else of the
 /// server's.
 fn base_env() -> Vec<(&'static str, String)> {
@@ -223,4 +259,75 @@ fn base_env() -> Vec<(&'static str, String)> {
         ("PYTHONUNBUFFERED", "1".into()),
         ("PYTHONDONTWRITEBYTECODE", "1".into()),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn python() -> Option<String> {
+        let ok = std::process::Command::new("python3")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !ok && std::env::var_os("CI").is_some() {
+            panic!("python3 is required under CI");
+        }
+        ok.then(|| "python3".to_owned())
+    }
+
+    async fn run(handler: &str, source: &str, timeout_ms: u64) -> Option<Outcome> {
+        let py = python()?;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("app.py"), source).unwrap();
+        let rt = Runtime::new(Some(py), dir.path().join("cache"));
+        Some(
+            rt.invoke(Invocation {
+                code_dir: dir.path(),
+                handler,
+                timeout: Duration::from_millis(timeout_ms),
+                env: vec![("AWS_LAMBDA_FUNCTION_NAME".into(), "f".into())],
+                event: br#"{"x": 1}"#,
+            })
+            .await,
+        )
+    }
+
+    const APP: &str = "import sys, time\n\
+def ok(event, context):\n    print('to the log')\n    sys.stderr.write('x' * 10000)\n    return {'x': event['x'], 'name': context.function_name}\n\
+def bad(event, context):\n    raise RuntimeError('nope')\n\
+def slow(event, context):\n    time.sleep(20)\n\
+def huge(event, context):\n    return 'y' * (7 * 1024 * 1024)\n";
+
+    #[tokio::test]
+    async fn results_errors_timeouts_and_bounds() {
+        let Some(o) = run("app.ok", APP, 10_000).await else {
+            return;
+        };
+        assert!(!o.failed, "{:?}", o.payload);
+        assert_eq!(o.payload, json!({"x": 1, "name": "f"}));
+        assert_eq!(
+            o.log_tail.len(),
+            LOG_TAIL,
+            "only the end of the log is kept"
+        );
+
+        let o = run("app.bad", APP, 10_000).await.unwrap();
+        assert!(o.failed);
+        assert_eq!(o.payload["errorType"], "RuntimeError");
+        assert_eq!(o.payload["errorMessage"], "nope");
+
+        let o = run("app.missing", APP, 10_000).await.unwrap();
+        assert_eq!(o.payload["errorType"], "Runtime.HandlerNotFound");
+        let o = run("nomodule.f", APP, 10_000).await.unwrap();
+        assert_eq!(o.payload["errorType"], "Runtime.ImportModuleError");
+
+        let started = std::time::Instant::now();
+        let o = run("app.slow", APP, 500).await.unwrap();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(o.payload["errorType"], "Sandbox.Timedout");
+
+        let o = run("app.huge", APP, 10_000).await.unwrap();
+        assert_eq!(o.payload["errorType"], "Function.ResponseSizeTooLarge");
+    }
 }
