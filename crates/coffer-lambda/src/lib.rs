@@ -365,13 +365,11 @@ impl LambdaService {
                     "GetFunction" => {
                         let l = self.load(ctx, &fname, &arn).await?;
                         let config = self.configuration(ctx, &l.record).await?;
+                        // No Code.Location: the zip is not served back (AWS's is a presigned S3
+                        // URL).
                         Response::json(
                             200,
-                            &json!({"Configuration": config, "Code": {
-                                "RepositoryType": "S3",
-                                "Location": format!("{}{API_PREFIX}/{fname}/code",
-                                    self.endpoint.get().map(String::as_str).unwrap_or("")),
-                            }}),
+                            &json!({"Configuration": config, "Code": {"RepositoryType": "S3"}}),
                         )
                     }
                     "GetFunctionConfiguration" => {
@@ -393,7 +391,7 @@ impl LambdaService {
                         }
                     }
                     "UpdateFunctionCode" | "UpdateFunctionConfiguration" => {
-                        self.update(ctx, &fname, &arn, name == "UpdateFunctionCode", req.body)
+                        self.update(&op, &fname, &arn, name == "UpdateFunctionCode", req.body)
                             .await?
                     }
                     "AddPermission" => self.add_permission(ctx, &fname, &arn, req.body).await?,
@@ -813,12 +811,13 @@ impl LambdaService {
 
     async fn update(
         &self,
-        ctx: &RequestContext,
+        op: &OpCtx<'_>,
         name: &str,
         arn: &str,
         code: bool,
         body: &[u8],
     ) -> Result<Response, LambdaError> {
+        let ctx = op.ctx;
         let input: ConfigInput = parse(body)?;
         let l = self.load(ctx, name, arn).await?;
         let mut r = l.record;
@@ -849,13 +848,7 @@ impl LambdaService {
                 r.description = d;
             }
             if let Some(role) = input.role {
-                let decided = AtomicBool::new(false);
-                let spec = OPERATIONS
-                    .iter()
-                    .find(|o| o.name == "UpdateFunctionConfiguration")
-                    .expect("row");
-                self.check_role(&OpCtx::new(ctx, spec, &decided), &role)
-                    .await?;
+                self.check_role(op, &role).await?;
                 r.role = role;
             }
             if let Some(env) = input.environment {

@@ -124,9 +124,17 @@ pub(crate) async fn handle(
             let expected = coffer_lambda::SIGNING_NAME.to_string();
             return Err(coffer_wire::sigv4::AuthError::WrongService { expected }.envelope());
         }
-        // The record names the operation; its parameters are not recorded (no Lambda model in
-        // the redaction tables yet, and the body may be an invocation's event).
-        let form = format!("Action={}", spec.name);
+        // The record names the operation and the function, never the body (code, environment,
+        // an invocation's event). Request parameters are redacted by the service's model, and
+        // coffer-audit has no Lambda model yet: until it has, they are left out.
+        let mut form = format!("Action={}", spec.name);
+        if let Some(f) = &function {
+            form.push_str("&FunctionName=");
+            form.extend(percent_encoding::utf8_percent_encode(
+                f,
+                percent_encoding::NON_ALPHANUMERIC,
+            ));
+        }
         let params = coffer_wire::query::QueryParams::parse(form.as_bytes())
             .map_err(|e| ErrorEnvelope::internal_failure(e.to_string()))?;
         call.query_operation(coffer_lambda::SIGNING_NAME, &params, spec.read_only);

@@ -183,6 +183,29 @@ async fn functions_are_deployed_invoked_updated_and_deleted() {
     );
     let listed = lambda.list_functions().send().await.unwrap();
     assert_eq!(listed.functions().len(), 1);
+    for name in ["more-a", "more-b"] {
+        create().function_name(name).send().await.unwrap();
+    }
+    let page = lambda.list_functions().max_items(2).send().await.unwrap();
+    let names: Vec<_> = page
+        .functions()
+        .iter()
+        .filter_map(|f| f.function_name())
+        .collect();
+    assert_eq!(names, ["hello", "more-a"]);
+    let rest = lambda
+        .list_functions()
+        .marker(page.next_marker().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let names: Vec<_> = rest
+        .functions()
+        .iter()
+        .filter_map(|f| f.function_name())
+        .collect();
+    assert_eq!(names, ["more-b"]);
+    assert!(rest.next_marker().is_none());
 
     // A result, with the function's log on request.
     let out = lambda
