@@ -148,6 +148,10 @@ struct ServerArgs {
     /// Seconds one rotation step may run before it counts as failed.
     #[arg(long, env = "COFFER_ROTATION_STEP_TIMEOUT", default_value_t = 300)]
     rotation_step_timeout: u64,
+    /// The Python interpreter functions deployed through the Lambda API run with (it should
+    /// provide boto3, as AWS's managed runtime does).
+    #[arg(long, env = "COFFER_LAMBDA_PYTHON", default_value = "python3")]
+    lambda_python: String,
 }
 
 fn name_spec(s: &str) -> Result<(String, String), String> {
@@ -269,6 +273,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         records_wrapper: None,
         rotation_functions: args.rotation_functions,
         rotation_step_timeout: std::time::Duration::from_secs(args.rotation_step_timeout),
+        lambda_python: Some(args.lambda_python),
     };
     let dev = config.dev;
     let server = coffer_server::start(config)

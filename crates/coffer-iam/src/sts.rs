@@ -189,22 +189,11 @@ impl Iam {
                     .into(),
             ));
         }
-        // The role: in this account, by ARN (path and name); a missing one is a denial, as AWS
-        // does not confirm which roles exist.
-        let prefix = format!("arn:aws:iam::{account}:role");
-        let role_path_name = role_arn
-            .strip_prefix(&prefix)
-            .filter(|r| r.starts_with('/'))
+        // A missing role is a denial, as AWS does not confirm which roles exist.
+        let role = self
+            .role_by_arn(account, &role_arn)
+            .await?
             .ok_or_else(|| not_authorized(caller, "sts:AssumeRole", &role_arn))?;
-        let name = &role_path_name[role_path_name.rfind('/').map_or(0, |i| i + 1)..];
-        let role = match self.find_entity(account, Kind::Role, name).await? {
-            Some((r, _))
-                if model::entity_arn(account, Kind::Role, &r.path, &r.name) == role_arn =>
-            {
-                r
-            }
-            _ => return Err(not_authorized(caller, "sts:AssumeRole", &role_arn)),
-        };
         // The trust policy is decided by the request's authorizer like a key policy, with the
         // request's own condition keys (sts:ExternalId, sts:RoleSessionName, tags).
         let trust_doc = role.trust_policy.as_deref().unwrap_or("");
@@ -253,40 +242,7 @@ impl Iam {
             coffer_policy::parse_as(p, PolicyKind::Identity)
                 .map_err(|e| IamError::MalformedPolicyDocument(e.to_string()))?;
         }
-        let mut principal_tags: BTreeMap<String, String> = role
-            .tags
-            .iter()
-            .map(|t| (t.key.clone(), t.value.clone()))
-            .collect();
-        for (k, v) in &tags {
-            // Session tags override role tags with the same key (case-insensitively).
-            principal_tags.retain(|old, _| !old.eq_ignore_ascii_case(k));
-            principal_tags.insert(k.clone(), v.clone());
-        }
-        let (akid, secret) = new_session_key();
-        let now = self.clock.now_secs();
-        let role_arn_plain = model::entity_arn(account, Kind::Role, &role.path, &role.name);
-        let claims = SessionClaims {
-            akid,
-            secret,
-            account: account.to_string(),
-            principal_type: PrincipalType::AssumedRole.as_str().into(),
-            principal_arn: format!(
-                "arn:aws:sts::{account}:assumed-role/{}/{session_name}",
-                role.name
-            ),
-            principal_id: format!("{}:{session_name}", role.id),
-            user_name: None,
-            tags: principal_tags,
-            issuer_type: IssuerType::Role.as_str().into(),
-            issuer_arn: role_arn_plain,
-            issuer_principal_id: role.id.clone(),
-            issuer_name: role.name.clone(),
-            session_name: Some(session_name),
-            created_secs: now,
-            expires_secs: now + duration,
-            session_policy: policy,
-        };
+        let claims = self.role_claims(account, &role, session_name, &tags, duration, policy);
         let token = seal_token(&self.sts, &claims)?;
         let mut w = XmlWriter::new();
         write_credentials(&mut w, &claims, &token);
@@ -357,6 +313,108 @@ impl Iam {
             expires_secs: now + duration,
             session_policy: None,
         }
+    }
+
+    /// The role `role_arn` names in `account` (its path and name must both match).
+    async fn role_by_arn(
+        &self,
+        account: &str,
+        role_arn: &str,
+    ) -> Result<Option<model::Entity>, IamError> {
+        let prefix = format!("arn:aws:iam::{account}:role");
+        let Some(role_path_name) = role_arn
+            .strip_prefix(&prefix)
+            .filter(|r| r.starts_with('/'))
+        else {
+            return Ok(None);
+        };
+        let name = &role_path_name[role_path_name.rfind('/').map_or(0, |i| i + 1)..];
+        Ok(match self.find_entity(account, Kind::Role, name).await? {
+            Some((r, _))
+                if model::entity_arn(account, Kind::Role, &r.path, &r.name) == role_arn =>
+            {
+                Some(r)
+            }
+            _ => None,
+        })
+    }
+
+    /// The claims of a new session of `role` named `session_name`: the role's tags overridden
+    /// by the session's, lasting `duration` seconds.
+    fn role_claims(
+        &self,
+        account: &str,
+        role: &model::Entity,
+        session_name: String,
+        tags: &[(String, String)],
+        duration: i64,
+        policy: Option<String>,
+    ) -> SessionClaims {
+        let mut principal_tags: BTreeMap<String, String> = role
+            .tags
+            .iter()
+            .map(|t| (t.key.clone(), t.value.clone()))
+            .collect();
+        for (k, v) in tags {
+            // Session tags override role tags with the same key (case-insensitively).
+            principal_tags.retain(|old, _| !old.eq_ignore_ascii_case(k));
+            principal_tags.insert(k.clone(), v.clone());
+        }
+        let (akid, secret) = new_session_key();
+        let now = self.clock.now_secs();
+        let role_arn_plain = model::entity_arn(account, Kind::Role, &role.path, &role.name);
+        SessionClaims {
+            akid,
+            secret,
+            account: account.to_string(),
+            principal_type: PrincipalType::AssumedRole.as_str().into(),
+            principal_arn: format!(
+                "arn:aws:sts::{account}:assumed-role/{}/{session_name}",
+                role.name
+            ),
+            principal_id: format!("{}:{session_name}", role.id),
+            user_name: None,
+            tags: principal_tags,
+            issuer_type: IssuerType::Role.as_str().into(),
+            issuer_arn: role_arn_plain,
+            issuer_principal_id: role.id.clone(),
+            issuer_name: role.name.clone(),
+            session_name: Some(session_name),
+            created_secs: now,
+            expires_secs: now + duration,
+            session_policy: policy,
+        }
+    }
+
+    /// Whether `role_arn` names an existing role of `account`.
+    pub async fn role_exists(&self, account: &str, role_arn: &str) -> Result<bool, IamError> {
+        Ok(self.role_by_arn(account, role_arn).await?.is_some())
+    }
+
+    /// A session of the role `role_arn` minted by the server itself for a service acting on the
+    /// account's behalf (a deployed Lambda function runs as `assumed-role/ROLE/FUNCTION`), as AWS
+    /// services assume their execution roles: `(access key id, secret, session token)`, or
+    /// `None` when the role does not exist. The role's own policies decide what it may do.
+    pub async fn service_role_session(
+        &self,
+        account: &str,
+        role_arn: &str,
+        session_name: &str,
+        duration_secs: i64,
+    ) -> Result<Option<(String, String, String)>, IamError> {
+        let Some(role) = self.role_by_arn(account, role_arn).await? else {
+            return Ok(None);
+        };
+        let claims = self.role_claims(
+            account,
+            &role,
+            session_name.to_owned(),
+            &[],
+            duration_secs,
+            None,
+        );
+        let token = seal_token(&self.sts, &claims)?;
+        Ok(Some((claims.akid, claims.secret, token)))
     }
 
     /// Session credentials of `account`'s root, minted by the server itself (for the rotation

@@ -38,9 +38,15 @@ pub type EncryptionContext<'a> = &'a [(&'a str, &'a str)];
 pub const SECRETS_MANAGER_ALIAS: &str = "alias/aws/secretsmanager";
 /// The AWS-managed key SSM Parameter Store uses for `SecureString` without a key.
 pub const SSM_ALIAS: &str = "alias/aws/ssm";
+/// The AWS-managed key Lambda encrypts function code and environment variables with.
+pub const LAMBDA_ALIAS: &str = "alias/aws/lambda";
 
 /// AWS-managed aliases created on first use, with the description AWS gives their keys.
 pub(crate) const MANAGED_ALIASES: &[(&str, &str)] = &[
+    (
+        LAMBDA_ALIAS,
+        "Default key that protects my Lambda functions when no other key is defined",
+    ),
     (
         SECRETS_MANAGER_ALIAS,
         "Default key that protects my Secrets Manager data when no other key is defined",

@@ -295,7 +295,12 @@ async fn deletion_runs_when_the_window_passes_and_takes_aliases_and_grants() {
         .collect();
     assert_eq!(
         names,
-        ["alias/aws/secretsmanager", "alias/aws/ssm", "alias/kept"]
+        [
+            "alias/aws/lambda",
+            "alias/aws/secretsmanager",
+            "alias/aws/ssm",
+            "alias/kept"
+        ]
     );
     let grants = e
         .store

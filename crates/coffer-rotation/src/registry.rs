@@ -82,16 +82,17 @@ impl Registry {
         arn: &str,
     ) -> Option<Arc<dyn RotationFunction>> {
         let (fregion, faccount, name) = parse_function_arn(arn, account, region)?;
-        if let Some(b) = Builtin::named(name, &self.rules) {
-            return Some(Arc::new(b));
+        // A function the account deployed under this name is the one its ARN names (AWS names
+        // are the user's to choose); then the server's configured functions; then built-ins.
+        if let Some(d) = &self.deployed
+            && let Some(f) = d.function(faccount, fregion, name).await
+        {
+            return Some(f);
         }
         if let Some(f) = self.configured.get(name) {
             return Some(f.clone());
         }
-        match &self.deployed {
-            Some(d) => d.function(faccount, fregion, name).await,
-            None => None,
-        }
+        Builtin::named(name, &self.rules).map(|b| Arc::new(b) as Arc<dyn RotationFunction>)
     }
 
     pub fn builtin_names() -> &'static [&'static str] {

@@ -84,6 +84,7 @@ pub(crate) struct Services {
     pub kms: KmsService,
     pub cloudtrail: coffer_audit::CloudTrailService,
     pub rotation: Arc<coffer_rotation::Scheduler>,
+    pub lambda: Arc<coffer_lambda::LambdaService>,
 }
 
 impl Services {
@@ -122,6 +123,7 @@ impl Services {
         }
         let secrets = Arc::new(secrets);
         let rotation = crate::rotation::scheduler(deps, &secrets, &iam);
+        let lambda = crate::lambda::service(deps, &keys, &iam);
         let reader = Arc::new(crate::secret_reader::SecretsReader(secrets.clone()));
         let mut parameters = ParametersService::new(store, keys.clone(), deps.clock.clone())
             .with_secret_reader(reader)
@@ -148,6 +150,7 @@ impl Services {
             secrets,
             parameters,
             rotation,
+            lambda,
         })
     }
 }
@@ -418,7 +421,7 @@ fn target_of(headers: &HeaderMap) -> &str {
 
 /// Authenticates a request of either protocol and tells the audit record who called. Sealed:
 /// nothing to authenticate against (access keys are root-sealed) and nothing to serve.
-async fn authenticate(
+pub(crate) async fn authenticate(
     state: &AppState,
     http: &axum::http::request::Parts,
     body: &[u8],
@@ -448,7 +451,7 @@ async fn authenticate(
 
 /// The request's context. The caller's identity policies are resolved once, before the
 /// operation runs (the account root skips the lookup); every decision of the operation uses them.
-async fn request_context(
+pub(crate) async fn request_context(
     services: &Services,
     caller: coffer_core::Caller,
     verified: coffer_wire::sigv4::Verified,
@@ -612,7 +615,7 @@ async fn handle_query(
 }
 
 /// The one place a service error becomes AWS's error envelope.
-fn envelope<E: ServiceError>(e: E) -> ErrorEnvelope {
+pub(crate) fn envelope<E: ServiceError>(e: E) -> ErrorEnvelope {
     if e.status() >= 500 {
         tracing::error!(code = e.code(), error = %e, "operation failed");
     }

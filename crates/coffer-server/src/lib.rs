@@ -11,6 +11,7 @@ mod audit;
 mod auth;
 mod bootstrap;
 mod dispatch;
+mod lambda;
 mod listener;
 #[cfg(test)]
 mod operation_access;
@@ -73,6 +74,9 @@ pub struct ServerConfig {
     pub rotation_functions: Vec<(String, String)>,
     /// How long one rotation step may run before it counts as failed.
     pub rotation_step_timeout: std::time::Duration,
+    /// The Python interpreter deployed Lambda functions run with; `None`: `COFFER_LAMBDA_PYTHON`,
+    /// else `python3`. It should provide boto3, as AWS's managed runtime does.
+    pub lambda_python: Option<String>,
 }
 
 pub type StoreWrapper =
@@ -139,6 +143,7 @@ impl ServerConfig {
             records_wrapper: None,
             rotation_functions: Vec::new(),
             rotation_step_timeout: std::time::Duration::from_secs(300),
+            lambda_python: None,
         }
     }
 }
@@ -211,8 +216,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let mut report = boot.report.clone();
     let tls = tls::acceptor(&config)?;
     report.tls_fingerprint = tls.generated_fingerprint;
+    let deployed = Arc::new(lambda::DeployedFunctions::default());
     let rotation = rotation::RotationDeps {
-        registry: rotation::registry(&config)?,
+        registry: rotation::registry(&config, deployed.clone())?,
+        lambda_runtime: lambda::runtime(&config),
+        deployed,
         step_timeout: config.rotation_step_timeout,
         kick: Default::default(),
         endpoint: Default::default(),

@@ -9,7 +9,7 @@ use axum::extract::Request;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use coffer_wire::error::ErrorEnvelope;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -91,6 +91,7 @@ pub(crate) async fn serve(
     let app = Router::new()
         .route("/health", get(health))
         .route("/", post(api))
+        .route("/2015-03-31/{*rest}", any(lambda_api))
         .merge(crate::operator_api::routes())
         .fallback(not_found)
         // The body limit is enforced while reading, so the answer can be AWS-shaped.
@@ -155,6 +156,27 @@ async fn api(State(state): State<Arc<AppState>>, req: Request) -> Response {
         }
     };
     dispatch::handle(&state, parts, body, request_id).await
+}
+
+/// Lambda's REST-JSON API (its bodies carry function code: the larger limit).
+async fn lambda_api(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let request_id = dispatch::new_request_id();
+    let body = match axum::body::to_bytes(body, coffer_lambda::MAX_REQUEST_BYTES).await {
+        Ok(b) => b,
+        Err(_) => {
+            let env = ErrorEnvelope::new(
+                "RequestTooLargeException",
+                format!(
+                    "Request must be smaller than {} bytes",
+                    coffer_lambda::MAX_REQUEST_BYTES
+                ),
+                413,
+            );
+            return dispatch::error_response(&env, &request_id, StatusCode::PAYLOAD_TOO_LARGE);
+        }
+    };
+    crate::lambda::handle(&state, parts, body, request_id).await
 }
 
 async fn not_found() -> Response {

@@ -40,8 +40,30 @@ struct Env {
     parameters: ParametersService,
     cloudtrail: coffer_audit::CloudTrailService,
     kms: KmsService,
+    lambda: Arc<coffer_lambda::LambdaService>,
     clock: Arc<ManualClock>,
 }
+
+/// The one execution role the Lambda inputs name; sessions are not needed (no function runs).
+struct OneRole;
+
+#[async_trait::async_trait]
+impl coffer_lambda::Roles for OneRole {
+    async fn exists(&self, _account: &str, role_arn: &str) -> Result<bool, String> {
+        Ok(role_arn == ROLE_ARN)
+    }
+    async fn session(
+        &self,
+        _account: &str,
+        _role_arn: &str,
+        _session_name: &str,
+        _secs: i64,
+    ) -> Result<Option<coffer_rotation::CallbackEnv>, String> {
+        Ok(None)
+    }
+}
+
+const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/fn-role";
 
 /// What the KMS inputs refer to, made by [`seed`].
 #[derive(Default)]
@@ -69,8 +91,17 @@ async fn env() -> Env {
         functions: Arc::new(coffer_rotation::Registry::new(Default::default())),
         kick: Default::default(),
     });
+    let lambda = Arc::new(coffer_lambda::LambdaService::new(
+        store.clone(),
+        keys.clone(),
+        clock.clone(),
+        Arc::new(OneRole),
+        coffer_lambda::Runtime::new(Some("python3".into()), std::env::temp_dir()),
+        Default::default(),
+    ));
     Env {
         secrets,
+        lambda,
         parameters: ParametersService::new(store, keys.clone(), clock.clone()),
         kms: KmsService::new(keys, clock.clone()),
         cloudtrail: coffer_audit::CloudTrailService::new(audit, &[7; 32]),
@@ -217,8 +248,62 @@ async fn kms_root(env: &Env, op: &str, body: serde_json::Value) -> serde_json::V
     serde_json::from_slice(&out).expect("json")
 }
 
+/// A zip as far as CreateFunction looks (the code never runs here).
+const ZIP: &str = "UEsDBAo=";
+
+fn lambda_input(op: &str) -> Option<(Option<&'static str>, serde_json::Value)> {
+    Some(match op {
+        "CreateFunction" => (
+            None,
+            json!({"FunctionName": "f2", "Runtime": "python3.12", "Handler": "app.handler",
+                "Role": ROLE_ARN, "Code": {"ZipFile": ZIP}}),
+        ),
+        "AddPermission" => (
+            Some("f1"),
+            json!({"StatementId": "s", "Action": "lambda:InvokeFunction",
+                "Principal": "secretsmanager.amazonaws.com"}),
+        ),
+        "UpdateFunctionCode" => (Some("f1"), json!({"ZipFile": ZIP})),
+        "UpdateFunctionConfiguration" => (Some("f1"), json!({"Timeout": 5})),
+        "DeleteFunction" | "GetFunction" | "GetFunctionConfiguration" | "GetPolicy" => {
+            (Some("f1"), json!({}))
+        }
+        // DryRun: authorized and resolved, nothing runs.
+        "Invoke" => (Some("f1"), json!({})),
+        "ListFunctions" => (None, json!({})),
+        _ => return None,
+    })
+}
+
+async fn lambda_call(
+    env: &Env,
+    ctx: &RequestContext,
+    spec: &'static coffer_service::OperationSpec,
+    function: Option<&str>,
+    body: &[u8],
+) -> Result<coffer_lambda::Response, coffer_lambda::LambdaError> {
+    let req = coffer_lambda::Request {
+        operation: spec,
+        function: function.map(str::to_owned),
+        query: "",
+        invocation_type: Some("DryRun"),
+        log_type: None,
+        body,
+    };
+    env.lambda.call(ctx, req).await
+}
+
 async fn seed(env: &Env) -> KmsSeed {
     let r = root();
+    let create = coffer_lambda::LambdaService::operations()
+        .iter()
+        .find(|o| o.name == "CreateFunction")
+        .expect("row");
+    let (_, mut f1) = lambda_input("CreateFunction").expect("input");
+    f1["FunctionName"] = json!("f1");
+    lambda_call(env, &r, create, None, f1.to_string().as_bytes())
+        .await
+        .expect("seed function");
     env.secrets
         .call(&r, "CreateSecret", br#"{"Name":"s1","SecretString":"v"}"#)
         .await
@@ -321,6 +406,17 @@ async fn run_all(
         };
         out.push((spec.action.to_string(), code));
     }
+    for spec in coffer_lambda::LambdaService::operations() {
+        let (function, input) =
+            lambda_input(spec.name).unwrap_or_else(|| panic!("no input for lambda {}", spec.name));
+        let ctx = ctx_for(spec.action).await;
+        let code = match lambda_call(env, &ctx, spec, function, input.to_string().as_bytes()).await
+        {
+            Ok(_) => "ok".to_string(),
+            Err(e) => e.code().to_string(),
+        };
+        out.push((spec.action.to_string(), code));
+    }
     for spec in KmsService::operations() {
         let input =
             kms_input(spec.name, kms).unwrap_or_else(|| panic!("no input for kms {}", spec.name));
@@ -354,6 +450,7 @@ async fn a_principal_without_policies_is_denied_every_operation() {
     let total = SecretsService::operations().len()
         + ParametersService::operations().len()
         + coffer_audit::CloudTrailService::operations().len()
+        + coffer_lambda::LambdaService::operations().len()
         + KmsService::operations().len();
     assert_eq!(results.len(), total);
     for (action, code) in &results {
@@ -370,6 +467,8 @@ async fn each_operation_is_allowed_with_exactly_its_declared_action() {
         // kms:ReEncryptTo, which belongs to the same operation.
         let action = match action {
             "kms:ReEncryptFrom" => r#"["kms:ReEncryptFrom","kms:ReEncryptTo"]"#.to_string(),
+            // A function's execution role is passed to it, as in AWS.
+            "lambda:CreateFunction" => r#"["lambda:CreateFunction","iam:PassRole"]"#.to_string(),
             a => format!("\"{a}\""),
         };
         let doc = format!(
@@ -411,6 +510,7 @@ async fn a_grant_for_another_action_does_not_leak() {
         .iter()
         .chain(ParametersService::operations())
         .chain(coffer_audit::CloudTrailService::operations())
+        .chain(coffer_lambda::LambdaService::operations())
         .chain(KmsService::operations())
         .map(|s| s.action)
         .collect();

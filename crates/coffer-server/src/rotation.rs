@@ -37,10 +37,14 @@ fn function(spec: &str) -> Result<Arc<dyn coffer_rotation::RotationFunction>, St
     Err("expected command:PROGRAM [ARGS] or an http(s):// URL".into())
 }
 
-/// The configured functions and the built-ins; needs no root key, so it is built once at start
-/// (a bad spec fails the start) and outlives sealing.
-pub(crate) fn registry(config: &ServerConfig) -> Result<Arc<Registry>, StartError> {
-    let mut registry = Registry::new(PasswordRules::default());
+/// The configured functions, the built-ins and the functions deployed through the Lambda API;
+/// needs no root key, so it is built once at start (a bad spec fails the start) and outlives
+/// sealing.
+pub(crate) fn registry(
+    config: &ServerConfig,
+    deployed: Arc<crate::lambda::DeployedFunctions>,
+) -> Result<Arc<Registry>, StartError> {
+    let mut registry = Registry::new(PasswordRules::default()).with_deployed(deployed);
     for (name, spec) in &config.rotation_functions {
         let f = function(spec)
             .map_err(|e| StartError::Config(format!("rotation function {name}: {e}")))?;
@@ -60,6 +64,10 @@ pub(crate) struct RotationDeps {
     /// Held for a whole pass: passes on one node do not overlap, so whoever runs one (the loop,
     /// or a test's `run_background_jobs`) returns only after every rotation due before it ended.
     pub pass: tokio::sync::Mutex<()>,
+    /// How deployed Lambda functions run.
+    pub lambda_runtime: coffer_lambda::Runtime,
+    /// Deployed functions, as the registry sees them (filled while unsealed).
+    pub deployed: Arc<crate::lambda::DeployedFunctions>,
 }
 
 /// The scheduler of an unsealed server, installed into `secrets` (RotateSecret checks functions

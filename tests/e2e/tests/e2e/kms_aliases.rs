@@ -40,6 +40,7 @@ async fn create_update_delete_and_list() {
     assert_eq!(
         listed,
         vec![
+            ("alias/aws/lambda".to_string(), None),
             ("alias/aws/secretsmanager".to_string(), None),
             ("alias/aws/ssm".to_string(), None)
         ]
@@ -74,14 +75,15 @@ async fn create_update_delete_and_list() {
         names,
         [
             "alias/a1",
+            "alias/aws/lambda",
             "alias/aws/secretsmanager",
             "alias/aws/ssm",
             "alias/m/n",
             "alias/zz"
         ]
     );
-    assert!(listed[2].1.is_some(), "alias/aws/ssm has its key now");
-    assert!(listed[1].1.is_none());
+    assert!(listed[3].1.is_some(), "alias/aws/ssm has its key now");
+    assert!(listed[2].1.is_none());
 
     // UpdateAlias points it at another key; ListAliases by KeyId filters.
     kms.update_alias()
@@ -205,7 +207,12 @@ async fn invalid_aliases_are_refused_and_change_nothing() {
         .collect();
     assert_eq!(
         names,
-        ["alias/aws/secretsmanager", "alias/aws/ssm", "alias/real"],
+        [
+            "alias/aws/lambda",
+            "alias/aws/secretsmanager",
+            "alias/aws/ssm",
+            "alias/real"
+        ],
         "only the valid alias was created"
     );
 }

@@ -12,6 +12,7 @@ mod kms_crypto;
 mod kms_keys;
 mod kms_manage;
 mod kms_services;
+mod lambda;
 mod rotation;
 mod sealing;
 mod secrets_batch;

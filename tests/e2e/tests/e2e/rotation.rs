@@ -28,7 +28,7 @@ fn unique(tag: &str) -> String {
     )
 }
 
-fn skip(what: &str) -> bool {
+pub(crate) fn skip(what: &str) -> bool {
     if std::env::var_os("CI").is_some() {
         panic!("{what} is required under CI");
     }
@@ -220,7 +220,7 @@ async fn rotate_secret_errors_through_the_sdk() {
 }
 
 /// A Python interpreter with boto3: target/py-venv's (scripts/test makes it), else python3.
-fn python() -> Option<PathBuf> {
+pub(crate) fn python() -> Option<PathBuf> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let venv = root.join("target/py-venv/bin/python");
     let py = if venv.exists() {
