@@ -165,20 +165,12 @@ impl crate::Keyring {
             .await
             .map_err(KeyUseError::Key)?;
         let via = format!("{service}.{}.amazonaws.com", ctx.region);
-        let names: Vec<String> = context
-            .iter()
-            .map(|(k, _)| format!("kms:EncryptionContext:{k}"))
-            .collect();
+        let names = context_key_names(context);
         let mut keys = vec![coffer_core::authz::ConditionKey::str(
             "kms:ViaService",
             &via,
         )];
-        keys.extend(
-            names
-                .iter()
-                .zip(context)
-                .map(|(n, (_, v))| coffer_core::authz::ConditionKey::str(n, v)),
-        );
+        keys.extend(context_keys(&names, context));
         self.authorize_key(
             &ctx.with_action(action),
             access.view(),
@@ -187,4 +179,24 @@ impl crate::Keyring {
         )
         .await
     }
+}
+
+/// The `kms:EncryptionContext:KEY` condition key names of an encryption context, for
+/// [`context_keys`] to borrow.
+pub(crate) fn context_key_names(context: crate::EncryptionContext<'_>) -> Vec<String> {
+    context
+        .iter()
+        .map(|(k, _)| format!("kms:EncryptionContext:{k}"))
+        .collect()
+}
+
+/// The encryption context as condition keys (`names` from [`context_key_names`]).
+pub(crate) fn context_keys<'a>(
+    names: &'a [String],
+    context: crate::EncryptionContext<'a>,
+) -> impl Iterator<Item = coffer_core::authz::ConditionKey<'a>> {
+    names
+        .iter()
+        .zip(context)
+        .map(|(n, (_, v))| coffer_core::authz::ConditionKey::str(n, v))
 }

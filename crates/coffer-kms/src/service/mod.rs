@@ -281,8 +281,11 @@ impl KmsService {
             .key_access(ctx.account_id(), &ctx.region, key)
             .await
             .map_err(|e| Self::key_err(ctx, key, e))?;
+        // `kms:EncryptionContext:KEY` conditions see the request's context, as on AWS.
+        let names = crate::policy::context_key_names(context);
+        let keys: Vec<_> = crate::policy::context_keys(&names, context).collect();
         self.keys
-            .authorize_key(ctx, a.view(), &[], GrantUse::Context(context))
+            .authorize_key(ctx, a.view(), &keys, GrantUse::Context(context))
             .await?;
         Ok(())
     }

@@ -352,3 +352,46 @@ async fn grants_let_their_grantee_use_the_key_until_revoked() {
     let e = decrypt().await.unwrap_err();
     assert_eq!(code(&e), "AccessDeniedException");
 }
+
+#[tokio::test]
+async fn encryption_context_condition_keys_reach_kms_own_operations() {
+    let s = TestServer::dev().await;
+    let iam = iam(&s);
+    let (akid, secret) = user_with_key(&iam, "ctxuser", "/").await;
+    // Encrypt/Decrypt only with the encryption context app=billing.
+    iam.put_user_policy()
+        .user_name("ctxuser")
+        .policy_name("p")
+        .policy_document(policy(&[
+            r#"{"Effect":"Allow","Action":["kms:Encrypt","kms:Decrypt"],"Resource":"*","Condition":{"StringEquals":{"kms:EncryptionContext:app":"billing"}}}"#,
+        ]))
+        .send()
+        .await
+        .unwrap();
+    let key = s.kms().create_key().send().await.unwrap();
+    let key = key.key_metadata().unwrap().key_id().to_string();
+    let kms = s.kms_with("us-east-1", &akid, &secret);
+    let encrypt = |app: Option<&'static str>| {
+        let (kms, key) = (kms.clone(), key.clone());
+        async move {
+            let mut r = kms.encrypt().key_id(key).plaintext(Blob::new("hi"));
+            if let Some(app) = app {
+                r = r.encryption_context("app", app);
+            }
+            r.send().await
+        }
+    };
+    let blob = encrypt(Some("billing")).await.unwrap();
+    for refused in [Some("payroll"), None] {
+        let err = encrypt(refused).await.unwrap_err();
+        assert_eq!(code(&err), "AccessDeniedException", "context {refused:?}");
+    }
+    let plain = kms
+        .decrypt()
+        .ciphertext_blob(blob.ciphertext_blob().unwrap().clone())
+        .encryption_context("app", "billing")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.plaintext().unwrap().as_ref(), b"hi");
+}
