@@ -43,8 +43,10 @@ use crate::{AuditError, canonical, keys};
 const MAX_BATCH: usize = 1024;
 /// Re-chaining attempts when another node moved the head meanwhile.
 const MAX_ATTEMPTS: usize = 16;
-/// Newest records searched at open for pending keys already chained (see `settle_recorded`).
-const SETTLE_WINDOW: usize = 100_000;
+/// Newest records searched at open for pending keys already chained (see `settle_recorded`):
+/// only the last groups before a crash (or a removal that failed just before a restart) hold
+/// them; 10,000 records are ~11 MB read once.
+const SETTLE_WINDOW: usize = 10_000;
 /// An intent this old belongs to a call that died between its write and its record.
 pub const STALE_INTENT: Duration = Duration::from_secs(300);
 const SIGNING_KEY_PURPOSE: &str = "audit-signing-key";
@@ -810,5 +812,58 @@ impl coffer_service::audit::ServiceEventLog for AuditLog {
         };
         let (k, v) = self.service_event_put(&event);
         (k, v.to_vec())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coffer_core::Clock as _;
+    use coffer_store::memory::MemoryStore;
+
+    /// A crash between a record's write (segments) and its intent's removal (store) leaves the
+    /// intent behind: at the next open it is settled, not chained a second time by the sweep;
+    /// an intent whose record never made it is still chained.
+    #[tokio::test]
+    async fn intents_already_chained_are_settled_at_open_and_orphans_still_swept() {
+        let dir = std::env::temp_dir().join(format!("coffer-log-{}", uuid::Uuid::new_v4()));
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let clock = coffer_core::ManualClock::new();
+        let written = json!({"eventID": "e-written", "eventName": "PutSecretValue"});
+        let orphan = json!({"eventID": "e-orphan", "eventName": "PutSecretValue"});
+        let (k_written, k_orphan) = (
+            keys::pending(keys::INTENTS, clock.now_millis(), "r-1"),
+            keys::pending(keys::INTENTS, clock.now_millis(), "r-2"),
+        );
+        let mut b = WriteBatch::new();
+        b.put(k_written.clone(), canonical::to_vec(&written))
+            .put(k_orphan.clone(), canonical::to_vec(&orphan));
+        store.commit(b).await.unwrap();
+        let records = Arc::new(SegmentRecords::open(&dir, Head::EMPTY).unwrap());
+        let bytes = canonical::to_vec(&written);
+        records
+            .append(&[Pending {
+                record: &bytes,
+                clear: None,
+            }])
+            .await
+            .unwrap();
+
+        let log = AuditLog::open_with(store.clone(), records, clock.clone(), false)
+            .await
+            .unwrap();
+        assert!(store.get(&k_written).await.unwrap().is_none(), "settled");
+        assert!(store.get(&k_orphan).await.unwrap().is_some());
+        clock.advance(STALE_INTENT + Duration::from_secs(1));
+        assert_eq!(log.sweep().await.unwrap(), 1, "only the orphan is chained");
+        let trail = log.read_trail().await.unwrap();
+        let ids: Vec<&str> = trail
+            .entries
+            .iter()
+            .filter_map(|(_, e)| e.record["eventID"].as_str())
+            .collect();
+        assert_eq!(ids, ["e-written", "e-orphan"]);
+        log.stop().await;
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
