@@ -111,6 +111,23 @@ impl SecretMeta {
 
     /// Attaches `stages` to `vid` (which must exist), moving each from whichever version holds
     /// it; moving AWSCURRENT moves AWSPREVIOUS to the version it left.
+    /// Adds version `vid` without stages, under the secret's current key, numbered next.
+    /// `awaiting_value`: a rotation's AWSPENDING version created before its value.
+    pub fn insert_version(&mut self, vid: &str, now: i64, awaiting_value: bool) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.versions.insert(
+            vid.to_owned(),
+            VersionMeta {
+                stages: Vec::new(),
+                created_ms: now,
+                seq,
+                kms_key_id: self.kms_key_id.clone(),
+                awaiting_value,
+            },
+        );
+    }
+
     pub fn attach_stages(&mut self, vid: &str, stages: &[String]) {
         for stage in stages {
             let holder = self.version_with_stage(stage).map(str::to_owned);

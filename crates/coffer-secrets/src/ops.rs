@@ -478,18 +478,7 @@ impl SecretsService {
         stages: &[String],
         now: i64,
     ) -> Result<Vec<String>, SecretsError> {
-        let seq = meta.next_seq;
-        meta.next_seq += 1;
-        meta.versions.insert(
-            vid.to_owned(),
-            VersionMeta {
-                stages: Vec::new(),
-                created_ms: now,
-                seq,
-                kms_key_id: meta.kms_key_id.clone(),
-                awaiting_value: false,
-            },
-        );
+        meta.insert_version(vid, now, false);
         meta.attach_stages(vid, stages);
         check_stage_limit(meta)?;
         let dropped = meta.versions_to_prune(now);

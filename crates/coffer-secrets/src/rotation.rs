@@ -177,18 +177,7 @@ fn move_index(
 /// an existing version gets the AWSPENDING label.
 fn stage_pending(meta: &mut SecretMeta, vid: &str, now: i64) {
     if !meta.versions.contains_key(vid) {
-        let seq = meta.next_seq;
-        meta.next_seq += 1;
-        meta.versions.insert(
-            vid.to_owned(),
-            VersionMeta {
-                stages: Vec::new(),
-                created_ms: now,
-                seq,
-                kms_key_id: meta.kms_key_id.clone(),
-                awaiting_value: true,
-            },
-        );
+        meta.insert_version(vid, now, true);
     }
     meta.attach_stages(vid, &[AWSPENDING.to_owned()]);
 }
