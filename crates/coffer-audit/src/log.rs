@@ -405,8 +405,7 @@ impl AuditLog {
                 .put(keys::ANCHOR, json_bytes(&anchor)?);
             self.store.commit(b).await?;
         }
-        let removed = self.records.remove_below(anchor.seq).await?;
-        Ok(removed)
+        self.records.remove_below(anchor.seq).await
     }
 
     /// Everything verification needs, from the store and the records' home. Digests are read
@@ -545,19 +544,19 @@ pub fn read_data_dir(dir: &Path) -> Result<(Trail, Option<PublicKeyInfo>), Audit
         .iter()
         .find(|(k, _)| k.as_slice() == keys::SIGNING_KEY)
         .and_then(|(_, v)| stored_public_key(v));
-    let mut trail = trail_from_rows(rows.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))?;
+    let trail = trail_from_rows(rows.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))?;
     let segments = SegmentRecords::read_dir(&segments_dir(dir))?;
-    if !segments.is_empty() {
-        // The store's head stopped moving when segments took over.
-        trail.head = None;
-        let floor = trail.anchor.map_or(0, |a| a.seq);
-        trail.entries.extend(
-            segments
-                .into_iter()
-                .filter(|e| e.seq >= floor)
-                .map(|e| (None, e)),
-        );
+    if segments.is_empty() {
+        return Ok((trail, key));
     }
+    // Rows an earlier version wrote, then the segments; the store's head stopped moving when
+    // segments took over.
+    let entries = trail
+        .entries
+        .into_iter()
+        .chain(segments.into_iter().map(|e| (None, e)))
+        .collect();
+    let trail = assemble(entries, trail.digests, trail.anchor, None);
     Ok((trail, key))
 }
 

@@ -262,10 +262,10 @@ impl Tail {
                 .custom_flags(flags)
                 .open(path)
         };
-        let (file, direct) = match open(libc_o_direct()) {
+        let (file, direct) = match open(libc::O_DIRECT) {
             Ok(f) => (f, true),
             // tmpfs and some others refuse O_DIRECT: buffered writes, same guarantees.
-            Err(e) if e.raw_os_error() == Some(22) => {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
                 (open(0).map_err(|e| io_err(path, e))?, false)
             }
             Err(e) => return Err(io_err(path, e)),
@@ -331,15 +331,6 @@ impl Aligned {
     fn bytes(&mut self) -> &mut [u8] {
         let off = self.raw.as_ptr().align_offset(BLOCK);
         &mut self.raw[off..off + self.len]
-    }
-}
-
-/// `O_DIRECT` on Linux (x86, arm and most others; `libc` is not a dependency for one constant).
-fn libc_o_direct() -> i32 {
-    if cfg!(any(target_arch = "aarch64", target_arch = "arm")) {
-        0o200000
-    } else {
-        0o40000
     }
 }
 
@@ -440,6 +431,12 @@ fn open_tail(shared: &Shared, next_seq: u64) -> Result<Tail, AuditError> {
 }
 
 impl SegmentRecords {
+    /// Closes the writer's queue (it ends after what is queued) and hands back its thread.
+    fn stop_writer(&self) -> Option<JoinHandle<()>> {
+        self.writes.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.writer.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
     fn send(
         &self,
         records: Vec<Vec<u8>>,
@@ -587,9 +584,7 @@ impl RecordStore for SegmentRecords {
     }
 
     async fn close(&self) {
-        self.writes.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(w) = writer {
+        if let Some(w) = self.stop_writer() {
             let _ = tokio::task::spawn_blocking(move || w.join()).await;
         }
     }
@@ -597,8 +592,7 @@ impl RecordStore for SegmentRecords {
 
 impl Drop for SegmentRecords {
     fn drop(&mut self) {
-        self.writes.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(w) = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(w) = self.stop_writer() {
             let _ = w.join();
         }
     }

@@ -127,8 +127,14 @@ impl Call {
         }
         let request = self.redacted_request(&self.parsed_request(body));
         let key = state.audit.intent_key(&self.request_id);
-        let mut intent = self.api_call(state, request.clone(), Value::Null, None, Vec::new());
-        intent.caller = self.caller.clone();
+        let intent = self.api_call(
+            state,
+            self.caller.clone(),
+            request.clone(),
+            Value::Null,
+            None,
+            Vec::new(),
+        );
         self.request = Some(request);
         self.intent_key = Some(key.clone());
         state
@@ -167,6 +173,7 @@ impl Call {
     fn api_call(
         &self,
         state: &AppState,
+        caller: Option<Caller>,
         request: Value,
         response: Value,
         error: Option<&ErrorEnvelope>,
@@ -184,7 +191,7 @@ impl Call {
             region,
             source_ip: self.source_ip.clone(),
             user_agent: self.user_agent.clone(),
-            caller: None,
+            caller,
             claimed_access_key_id: None,
             request_parameters: request,
             response_elements: response,
@@ -244,9 +251,9 @@ impl Call {
             }
             _ => Vec::new(),
         };
-        let mut call = self.api_call(state, request, response, error, resources);
         // The record owns the caller from here (no second copy per call).
-        call.caller = self.caller.take();
+        let caller = self.caller.take();
+        let mut call = self.api_call(state, caller, request, response, error, resources);
         if call.caller.is_none()
             && let Some((akid, region)) = claimed_scope(headers)
         {
