@@ -192,6 +192,7 @@ fn request_principal(caller: &Caller) -> RequestPrincipal<'_> {
         arn: &caller.principal_arn,
         role_arn: keys::role_arn(caller),
         is_root: is_root(caller),
+        service: None,
     }
 }
 

@@ -151,6 +151,23 @@ fn not_authorized(caller: &Caller, action: &str, resource: &str) -> IamError {
     ))
 }
 
+/// The condition keys an AWS service supplies when it assumes a role for a resource.
+struct ServiceKeys<'a> {
+    source_account: &'a str,
+    source_arn: &'a str,
+}
+
+impl coffer_policy::Context for ServiceKeys<'_> {
+    fn get(&self, key: &str) -> Option<coffer_policy::Values<'_>> {
+        let v = match key {
+            "aws:sourceaccount" => self.source_account,
+            "aws:sourcearn" => self.source_arn,
+            _ => return None,
+        };
+        Some(coffer_policy::Values::One(v.into()))
+    }
+}
+
 impl Iam {
     pub(crate) async fn assume_role(
         &self,
@@ -387,22 +404,71 @@ impl Iam {
     }
 
     /// Whether `role_arn` names an existing role of `account`.
-    pub async fn role_exists(&self, account: &str, role_arn: &str) -> Result<bool, IamError> {
-        Ok(self.role_by_arn(account, role_arn).await?.is_some())
+    /// The role `role_arn` when its trust policy lets the AWS service `service` (such as
+    /// `lambda.amazonaws.com`) assume it on behalf of `source_arn` (`aws:SourceArn`, with
+    /// `aws:SourceAccount`, for confused-deputy conditions); `None` when the role is missing or
+    /// does not trust the service.
+    async fn role_trusting(
+        &self,
+        account: &str,
+        role_arn: &str,
+        service: &str,
+        source_arn: &str,
+    ) -> Result<Option<model::Entity>, IamError> {
+        let Some(role) = self.role_by_arn(account, role_arn).await? else {
+            return Ok(None);
+        };
+        let doc = role.trust_policy.as_deref().unwrap_or("");
+        // Stored trust policies were validated when written; one that no longer parses trusts no one.
+        let Ok(policy) = coffer_policy::CompiledPolicy::parse(doc, PolicyKind::Trust) else {
+            return Ok(None);
+        };
+        let keys = ServiceKeys {
+            source_account: account,
+            source_arn,
+        };
+        let outcome = policy.evaluate(&coffer_policy::Request {
+            action: "sts:AssumeRole",
+            resource: role_arn,
+            principal: coffer_policy::RequestPrincipal::service(service),
+            context: &keys,
+        });
+        Ok((outcome.allow && !outcome.deny).then_some(role))
     }
 
-    /// A session of the role `role_arn` minted by the server itself for a service acting on the
-    /// account's behalf (a deployed Lambda function runs as `assumed-role/ROLE/FUNCTION`), as AWS
-    /// services assume their execution roles: `(access key id, secret, session token)`, or
-    /// `None` when the role does not exist. The role's own policies decide what it may do.
+    /// Whether `service` may assume `role_arn` for `source_arn` (see [`Iam::service_role_session`]).
+    pub async fn service_trusted(
+        &self,
+        account: &str,
+        role_arn: &str,
+        service: &str,
+        source_arn: &str,
+    ) -> Result<bool, IamError> {
+        Ok(self
+            .role_trusting(account, role_arn, service, source_arn)
+            .await?
+            .is_some())
+    }
+
+    /// A session of the role `role_arn` minted by the server itself for the AWS service
+    /// `service` acting for `source_arn` (a deployed Lambda function runs as
+    /// `assumed-role/ROLE/FUNCTION`), as AWS services assume their execution roles:
+    /// `(access key id, secret, session token)`, or `None` when the role does not exist or its
+    /// trust policy does not let `service` assume it. The role's own policies decide what the
+    /// session may do.
     pub async fn service_role_session(
         &self,
         account: &str,
         role_arn: &str,
+        service: &str,
+        source_arn: &str,
         session_name: &str,
         duration_secs: i64,
     ) -> Result<Option<(String, String, String)>, IamError> {
-        let Some(role) = self.role_by_arn(account, role_arn).await? else {
+        let Some(role) = self
+            .role_trusting(account, role_arn, service, source_arn)
+            .await?
+        else {
             return Ok(None);
         };
         let claims = self.role_claims(

@@ -111,17 +111,27 @@ impl LambdaError {
     }
 }
 
-/// IAM roles, as the Lambda API needs them: an execution role must exist, and each invocation
-/// runs with a session of it.
+/// The service principal execution roles must trust.
+pub const SERVICE_PRINCIPAL: &str = "lambda.amazonaws.com";
+
+/// IAM roles, as the Lambda API needs them: an execution role must exist and trust
+/// [`SERVICE_PRINCIPAL`] (for the function, as `aws:SourceArn`), and each invocation runs with a
+/// session of it.
 #[async_trait::async_trait]
 pub trait Roles: Send + Sync {
-    async fn exists(&self, account: &str, role_arn: &str) -> Result<bool, String>;
+    async fn trusts_lambda(
+        &self,
+        account: &str,
+        role_arn: &str,
+        function_arn: &str,
+    ) -> Result<bool, String>;
     /// Credentials of `role_arn` as session `session_name` for `secs` seconds (`None`: no such
-    /// role); `endpoint` left empty.
+    /// role, or it no longer trusts Lambda); `endpoint` left empty.
     async fn session(
         &self,
         account: &str,
         role_arn: &str,
+        function_arn: &str,
         session_name: &str,
         secs: i64,
     ) -> Result<Option<CallbackEnv>, String>;
@@ -672,17 +682,22 @@ impl LambdaService {
         }
     }
 
-    async fn check_role(&self, op: &OpCtx<'_>, role: &str) -> Result<(), LambdaError> {
+    async fn check_role(
+        &self,
+        op: &OpCtx<'_>,
+        role: &str,
+        function_arn: &str,
+    ) -> Result<(), LambdaError> {
         // Handing a role to a function is iam:PassRole on it, as in AWS.
         op.with_action("iam:PassRole")
             .check(role, None, ResourcePolicy::None, &[])
             .map_err(|e| LambdaError::denied(e.message))?;
-        let exists = self
+        let trusted = self
             .roles
-            .exists(op.account_id(), role)
+            .trusts_lambda(op.account_id(), role, function_arn)
             .await
             .map_err(LambdaError::internal)?;
-        if exists {
+        if trusted {
             Ok(())
         } else {
             Err(LambdaError::invalid(
@@ -743,7 +758,7 @@ impl LambdaService {
                 .as_deref()
                 .ok_or_else(|| LambdaError::invalid("Code.ZipFile is required."))?,
         )?;
-        self.check_role(op, &role).await?;
+        self.check_role(op, &role, &arn).await?;
         let (account, region) = (ctx.account_id(), ctx.region.as_str());
         let vars = input
             .environment
@@ -848,7 +863,7 @@ impl LambdaService {
                 r.description = d;
             }
             if let Some(role) = input.role {
-                self.check_role(op, &role).await?;
+                self.check_role(op, &role, &r.arn).await?;
                 r.role = role;
             }
             if let Some(env) = input.environment {
@@ -1071,7 +1086,7 @@ impl LambdaService {
         let secs = (i64::from(record.timeout) + 60).max(900);
         let mut session = self
             .roles
-            .session(account, &record.role, &record.name, secs)
+            .session(account, &record.role, &record.arn, &record.name, secs)
             .await
             .map_err(LambdaError::internal)?
             .ok_or_else(|| {

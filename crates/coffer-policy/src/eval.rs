@@ -41,6 +41,22 @@ pub struct RequestPrincipal<'a> {
     /// For a role session, the role's ARN (a policy naming the role matches its sessions).
     pub role_arn: Option<&'a str>,
     pub is_root: bool,
+    /// A service acting as itself (`lambda.amazonaws.com` assuming an execution role), not an
+    /// IAM caller: only `Service` principal entries (and `*`) name it.
+    pub service: Option<&'a str>,
+}
+
+impl<'a> RequestPrincipal<'a> {
+    /// The service principal `name` (e.g. `lambda.amazonaws.com`).
+    pub fn service(name: &'a str) -> Self {
+        RequestPrincipal {
+            account: "",
+            arn: "",
+            role_arn: None,
+            is_root: false,
+            service: Some(name),
+        }
+    }
 }
 
 /// One authorization question.
@@ -104,9 +120,12 @@ struct Stmt {
 #[derive(Debug, Clone)]
 enum PrincipalSet {
     Everyone,
-    Aws(Box<[Box<str>]>),
-    /// Only non-AWS principal types (services, federated): never an IAM caller.
-    Nobody,
+    /// `AWS` ids and `Service` names; other types (federated, canonical users) name no caller
+    /// Coffer has.
+    Specific {
+        aws: Box<[Box<str>]>,
+        services: Box<[Box<str>]>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -217,10 +236,10 @@ fn principal_set(p: &Principal) -> PrincipalSet {
     match p {
         Principal::Any => PrincipalSet::Everyone,
         Principal::Specific(m) if m.aws.iter().any(|a| a == "*") => PrincipalSet::Everyone,
-        Principal::Specific(m) if m.aws.is_empty() => PrincipalSet::Nobody,
-        Principal::Specific(m) => {
-            PrincipalSet::Aws(m.aws.iter().map(|a| a.as_str().into()).collect())
-        }
+        Principal::Specific(m) => PrincipalSet::Specific {
+            aws: m.aws.iter().map(|a| a.as_str().into()).collect(),
+            services: m.service.iter().map(|a| a.as_str().into()).collect(),
+        },
     }
 }
 
@@ -411,8 +430,14 @@ fn match_principal(stmt: &Stmt, who: &RequestPrincipal<'_>) -> PrincipalMatch {
     };
     let m = match set {
         PrincipalSet::Everyone => PrincipalMatch::Caller,
-        PrincipalSet::Nobody => PrincipalMatch::No,
-        PrincipalSet::Aws(ids) => match_aws_ids(ids, who),
+        PrincipalSet::Specific { services, .. } if who.service.is_some() => {
+            if services.iter().any(|s| Some(&**s) == who.service) {
+                PrincipalMatch::Caller
+            } else {
+                PrincipalMatch::No
+            }
+        }
+        PrincipalSet::Specific { aws, .. } => match_aws_ids(aws, who),
     };
     if *negated {
         // NotPrincipal applies to everyone it does not name.
@@ -696,6 +721,74 @@ mod tests {
         assert!(in_cidr(
             "1.2.3.4".parse().unwrap(),
             parse_cidr("0.0.0.0/0").unwrap()
+        ));
+    }
+
+    struct Keys(&'static [(&'static str, &'static str)]);
+    impl Context for Keys {
+        fn get(&self, key: &str) -> Option<Values<'_>> {
+            self.0
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                .map(|(_, v)| Values::One(Cow::Borrowed(v)))
+        }
+    }
+
+    fn trusts(doc: &str, who: RequestPrincipal<'_>, keys: &Keys) -> bool {
+        let policy = CompiledPolicy::parse(doc, PolicyKind::Trust).unwrap();
+        let req = Request {
+            action: "sts:AssumeRole",
+            resource: "arn:aws:iam::111122223333:role/exec",
+            principal: who,
+            context: keys,
+        };
+        let o = policy.evaluate(&req);
+        o.allow && !o.deny
+    }
+
+    #[test]
+    fn service_principals_match_only_service_entries() {
+        let lambda = RequestPrincipal::service("lambda.amazonaws.com");
+        let user = RequestPrincipal {
+            account: "111122223333",
+            arn: "arn:aws:iam::111122223333:user/alice",
+            role_arn: None,
+            is_root: false,
+            service: None,
+        };
+        let none = Keys(&[]);
+        let for_lambda = r#"{"Statement":{"Effect":"Allow","Principal":{"Service":["ec2.amazonaws.com","lambda.amazonaws.com"]},"Action":"sts:AssumeRole"}}"#;
+        assert!(trusts(for_lambda, lambda, &none));
+        assert!(!trusts(
+            for_lambda,
+            RequestPrincipal::service("ec2.amazonaws.com.evil"),
+            &none
+        ));
+        // A user of the account is not the service, even when the statement is about it.
+        assert!(!trusts(for_lambda, user, &none));
+        let for_account = r#"{"Statement":{"Effect":"Allow","Principal":{"AWS":"111122223333"},"Action":"sts:AssumeRole"}}"#;
+        assert!(!trusts(for_account, lambda, &none));
+        let for_anyone =
+            r#"{"Statement":{"Effect":"Allow","Principal":"*","Action":"sts:AssumeRole"}}"#;
+        assert!(trusts(for_anyone, lambda, &none));
+        let not_lambda = r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"sts:AssumeRole"},{"Effect":"Deny","NotPrincipal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+        assert!(!trusts(not_lambda, lambda, &none));
+        assert!(trusts(
+            not_lambda,
+            RequestPrincipal::service("ec2.amazonaws.com"),
+            &none
+        ));
+        // Confused-deputy conditions see the keys the service supplies.
+        let scoped = r#"{"Statement":{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole","Condition":{"StringEquals":{"aws:SourceAccount":"111122223333"}}}}"#;
+        assert!(trusts(
+            scoped,
+            lambda,
+            &Keys(&[("aws:SourceAccount", "111122223333")])
+        ));
+        assert!(!trusts(
+            scoped,
+            lambda,
+            &Keys(&[("aws:SourceAccount", "444455556666")])
         ));
     }
 }

@@ -47,24 +47,28 @@ impl Who {
                 arn: ALICE,
                 role_arn: None,
                 is_root: false,
+                service: None,
             },
             Who::Root => RequestPrincipal {
                 account: ACCT,
                 arn: "arn:aws:iam::111122223333:root",
                 role_arn: None,
                 is_root: true,
+                service: None,
             },
             Who::Session => RequestPrincipal {
                 account: ACCT,
                 arn: "arn:aws:sts::111122223333:assumed-role/app/s1",
                 role_arn: Some("arn:aws:iam::111122223333:role/svc/app"),
                 is_root: false,
+                service: None,
             },
             Who::Stranger => RequestPrincipal {
                 account: "444455556666",
                 arn: "arn:aws:iam::444455556666:user/mallory",
                 role_arn: None,
                 is_root: false,
+                service: None,
             },
         }
     }

@@ -18,9 +18,19 @@ struct IamRoles(Arc<coffer_iam::Iam>);
 
 #[async_trait::async_trait]
 impl Roles for IamRoles {
-    async fn exists(&self, account: &str, role_arn: &str) -> Result<bool, String> {
+    async fn trusts_lambda(
+        &self,
+        account: &str,
+        role_arn: &str,
+        function_arn: &str,
+    ) -> Result<bool, String> {
         self.0
-            .role_exists(account, role_arn)
+            .service_trusted(
+                account,
+                role_arn,
+                coffer_lambda::SERVICE_PRINCIPAL,
+                function_arn,
+            )
             .await
             .map_err(|e| e.to_string())
     }
@@ -28,12 +38,14 @@ impl Roles for IamRoles {
         &self,
         account: &str,
         role_arn: &str,
+        function_arn: &str,
         session_name: &str,
         secs: i64,
     ) -> Result<Option<CallbackEnv>, String> {
+        let service = coffer_lambda::SERVICE_PRINCIPAL;
         let s = self
             .0
-            .service_role_session(account, role_arn, session_name, secs)
+            .service_role_session(account, role_arn, service, function_arn, session_name, secs)
             .await
             .map_err(|e| e.to_string())?;
         Ok(

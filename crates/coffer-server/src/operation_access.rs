@@ -49,13 +49,19 @@ struct OneRole;
 
 #[async_trait::async_trait]
 impl coffer_lambda::Roles for OneRole {
-    async fn exists(&self, _account: &str, role_arn: &str) -> Result<bool, String> {
+    async fn trusts_lambda(
+        &self,
+        _account: &str,
+        role_arn: &str,
+        _function_arn: &str,
+    ) -> Result<bool, String> {
         Ok(role_arn == ROLE_ARN)
     }
     async fn session(
         &self,
         _account: &str,
         _role_arn: &str,
+        _function_arn: &str,
         _session_name: &str,
         _secs: i64,
     ) -> Result<Option<coffer_rotation::CallbackEnv>, String> {

@@ -54,11 +54,15 @@ pub(crate) fn zip(py: &Path, files: &[(&str, &str)]) -> Vec<u8> {
 }
 
 async fn role(s: &TestServer, name: &str, policy: Option<&str>) -> String {
+    role_trusting(s, name, TRUST_LAMBDA, policy).await
+}
+
+async fn role_trusting(s: &TestServer, name: &str, trust: &str, policy: Option<&str>) -> String {
     let iam = iam(s);
     let arn = iam
         .create_role()
         .role_name(name)
-        .assume_role_policy_document(TRUST_LAMBDA)
+        .assume_role_policy_document(trust)
         .send()
         .await
         .unwrap()
@@ -113,6 +117,76 @@ fn status<E>(
     e: &aws_sdk_lambda::error::SdkError<E, aws_sdk_lambda::config::http::HttpResponse>,
 ) -> Option<u16> {
     e.raw_response().map(|r| r.status().as_u16())
+}
+
+/// AWS refuses an execution role whose trust policy does not let `lambda.amazonaws.com` assume
+/// it, at CreateFunction and UpdateFunctionConfiguration, and an invocation cannot run once the
+/// trust is withdrawn.
+#[tokio::test]
+async fn execution_roles_must_trust_the_lambda_service() {
+    let py = python().unwrap_or_else(|| PathBuf::from("python3"));
+    let s = TestServer::dev().await;
+    let lambda = lambda_client(&s);
+    let ec2_only = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    let account_only = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{ACCOUNT}:root"}},"Action":"sts:AssumeRole"}}]}}"#
+    );
+    // Confused-deputy protection: the service supplies the account and the function's ARN.
+    let scoped = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"Service":"lambda.amazonaws.com"}},"Action":"sts:AssumeRole","Condition":{{"StringEquals":{{"aws:SourceAccount":"{ACCOUNT}"}},"ArnLike":{{"aws:SourceArn":"arn:aws:lambda:*:{ACCOUNT}:function:scoped-*"}}}}}}]}}"#
+    );
+    let ec2 = role_trusting(&s, "ec2-role", ec2_only, None).await;
+    let account = role_trusting(&s, "account-role", &account_only, None).await;
+    let scoped = role_trusting(&s, "scoped-role", &scoped, None).await;
+    let code = zip(&py, &[("app.py", APP)]);
+    let create = |name: &str, role: &str| {
+        lambda
+            .create_function()
+            .function_name(name)
+            .runtime(Runtime::Python312)
+            .role(role)
+            .handler("app.ok")
+            .code(
+                FunctionCode::builder()
+                    .zip_file(Blob::new(code.clone()))
+                    .build(),
+            )
+            .send()
+    };
+    for (name, role) in [("f1", &ec2), ("f2", &account), ("other-fn", &scoped)] {
+        let e = create(name, role).await.unwrap_err();
+        assert_eq!(sdk_code(&e), "InvalidParameterValueException", "{name}");
+        assert_eq!(
+            e.as_service_error()
+                .and_then(aws_sdk_lambda::error::ProvideErrorMetadata::message),
+            Some("The role defined for the function cannot be assumed by Lambda.")
+        );
+    }
+    create("scoped-fn", &scoped).await.unwrap();
+    let e = lambda
+        .update_function_configuration()
+        .function_name("scoped-fn")
+        .role(&ec2)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_code(&e), "InvalidParameterValueException");
+
+    // Trust withdrawn after deployment: the invocation is refused, nothing runs.
+    iam(&s)
+        .update_assume_role_policy()
+        .role_name("scoped-role")
+        .policy_document(ec2_only)
+        .send()
+        .await
+        .unwrap();
+    let e = lambda
+        .invoke()
+        .function_name("scoped-fn")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_code(&e), "InvalidParameterValueException");
 }
 
 #[tokio::test]
