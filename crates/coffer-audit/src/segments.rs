@@ -249,6 +249,9 @@ struct Tail {
     prepared: u64,
     /// The bytes of the last, partly filled block (direct I/O rewrites it whole).
     partial: Vec<u8>,
+    /// The direct-I/O staging buffer, kept between groups (allocating and zeroing one per
+    /// group cost more than the copy into it).
+    staging: Aligned,
 }
 
 impl Tail {
@@ -285,6 +288,7 @@ impl Tail {
             end,
             prepared,
             partial,
+            staging: Aligned::new(0),
         })
     }
 
@@ -293,8 +297,9 @@ impl Tail {
         let need = self.end + data.len() as u64;
         if need > self.prepared {
             let to = need.div_ceil(PREPARE) * PREPARE;
-            let mut zeros = Aligned::new((to - self.prepared) as usize);
-            self.file.write_all_at(zeros.bytes(), self.prepared)?;
+            let n = (to - self.prepared) as usize;
+            self.file
+                .write_all_at(Aligned::new(n).bytes(n), self.prepared)?;
             self.prepared = to;
         }
         if !self.direct {
@@ -303,34 +308,39 @@ impl Tail {
         }
         let start = self.end - self.partial.len() as u64;
         let len = self.partial.len() + data.len();
-        let mut buf = Aligned::new(len.div_ceil(BLOCK) * BLOCK);
-        let bytes = buf.bytes();
+        let bytes = self.staging.bytes(len.div_ceil(BLOCK) * BLOCK);
         bytes[..self.partial.len()].copy_from_slice(&self.partial);
         bytes[self.partial.len()..len].copy_from_slice(data);
+        // The rest of the last block goes to disk too: zeros, as the file holds past the end.
+        bytes[len..].fill(0);
         self.file.write_all_at(bytes, start)?;
         self.file.sync_data()?;
-        self.partial = bytes[len - len % BLOCK..len].to_vec();
+        self.partial.clear();
+        self.partial
+            .extend_from_slice(&bytes[len - len % BLOCK..len]);
         Ok(())
     }
 }
 
-/// A zeroed, block-aligned buffer (over-allocated by a block and sliced at the alignment, so
-/// no unsafe allocation is needed).
+/// A block-aligned buffer (over-allocated by a block and sliced at the alignment, so no unsafe
+/// allocation is needed), zeroed when made.
 struct Aligned {
     raw: Vec<u8>,
-    len: usize,
 }
 
 impl Aligned {
     fn new(len: usize) -> Self {
         Self {
             raw: vec![0u8; len + BLOCK],
-            len,
         }
     }
-    fn bytes(&mut self) -> &mut [u8] {
+    /// The first `len` aligned bytes, growing the buffer when it is too small.
+    fn bytes(&mut self, len: usize) -> &mut [u8] {
+        if self.raw.len() < len + BLOCK {
+            *self = Self::new(len.next_power_of_two());
+        }
         let off = self.raw.as_ptr().align_offset(BLOCK);
-        &mut self.raw[off..off + self.len]
+        &mut self.raw[off..off + len]
     }
 }
 
