@@ -20,7 +20,7 @@ pub const HIDDEN: &str = "HIDDEN_DUE_TO_SECURITY_REASONS";
 
 /// Shapes the models do not mark sensitive but that must never reach a record: STS session
 /// tokens (`Credentials.SessionToken`, shape `tokenType`). Kept by hand, per service.
-const EXTRA_SENSITIVE: &[(&str, &str)] = &[("sts", "tokenType")];
+pub const EXTRA_SENSITIVE: &[(&str, &str)] = &[("sts", "tokenType")];
 
 #[derive(Debug)]
 enum Kind {
