@@ -584,7 +584,7 @@ async fn every_operation_of_every_service_leaves_one_record_and_no_secret_anywhe
         .flat_map(|s| s.operations().into_iter().map(|op| (*s, op.to_string())))
         .collect();
     assert_eq!(exercised, union);
-    let st = http.state.borrow();
+    let st = http.state.take();
     for (service, op) in &union {
         let Some(model) = http.models.get(service) else {
             continue;
@@ -676,8 +676,12 @@ async fn every_operation_of_every_service_leaves_one_record_and_no_secret_anywhe
             .filter(|n| n.what.starts_with("returned"))
             .count(),
     );
+    let per_service: Vec<(Service, usize)> = SERVICES
+        .iter()
+        .map(|s| (*s, s.operations().len()))
+        .collect();
     eprintln!(
-        "{} calls, {} operations, {markers} markers, {returned} returned secrets",
+        "{} calls, {} operations {per_service:?}, {markers} markers, {returned} returned secrets",
         st.calls,
         union.len()
     );
@@ -695,4 +699,109 @@ async fn every_operation_of_every_service_leaves_one_record_and_no_secret_anywhe
             panic!("{} is in {file}: ...{ctx}...", n.what);
         }
     }
+}
+
+/// A function really run (the test above only dry-runs Invoke): the payload and the environment
+/// values reach neither the trail nor any file of the data directory; the code is stored
+/// encrypted, and its one plaintext copy is the runtime's extracted code cache
+/// (`DATA_DIR/lambda-code/`, where the interpreter imports it from).
+#[tokio::test]
+async fn an_invoked_function_leaves_its_payload_and_environment_nowhere_on_disk() {
+    use aws_sdk_lambda::primitives::Blob;
+    use aws_sdk_lambda::types::{Environment, FunctionCode, Runtime};
+    let py = std::path::PathBuf::from("python3");
+    if !std::process::Command::new(&py)
+        .arg("-V")
+        .status()
+        .is_ok_and(|s| s.success())
+        && crate::rotation::skip("python3")
+    {
+        return;
+    }
+    const CODE: &str = "GREPCODE0001Z";
+    const ENV: &str = "GREPENV0001Z";
+    const PAYLOAD: &str = "GREPPAYLOAD0001Z";
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::durable_at(dir.path(), |c| {
+        c.lambda_python = Some(py.display().to_string())
+    })
+    .await;
+    let role_arn = crate::lambda::role(&s, "fn-role", None).await;
+    // The function says whether the values arrived, without echoing them or naming them in
+    // its code (it compares digests).
+    let hex = |v: &str| -> String {
+        coffer_crypto::sha256(&[v.as_bytes()])
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let app = format!(
+        "# {CODE}\nimport hashlib, os\nh = lambda v: hashlib.sha256(v.encode()).hexdigest()\n\
+         def handler(event, context):\n    return {{'env': h(os.environ['DB_PASSWORD']) == '{}', \
+         'payload': h(event['secret']) == '{}'}}\n",
+        hex(ENV),
+        hex(PAYLOAD)
+    );
+    let zip = crate::lambda::zip(&py, &[("app.py", &app)]);
+    let lambda = crate::lambda::lambda_client(&s);
+    lambda
+        .create_function()
+        .function_name("runs")
+        .runtime(Runtime::Python312)
+        .role(&role_arn)
+        .handler("app.handler")
+        .environment(Environment::builder().variables("DB_PASSWORD", ENV).build())
+        .code(
+            FunctionCode::builder()
+                .zip_file(Blob::new(zip.clone()))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let out = lambda
+        .invoke()
+        .function_name("runs")
+        .payload(Blob::new(format!(r#"{{"secret":"{PAYLOAD}"}}"#)))
+        .send()
+        .await
+        .unwrap();
+    let answer: Value = serde_json::from_slice(out.payload().unwrap().as_ref()).unwrap();
+    assert_eq!(answer, json!({"env": true, "payload": true}), "{out:?}");
+
+    let mut st = State::default();
+    for (m, what) in [
+        (CODE, "code"),
+        (ENV, "environment value"),
+        (PAYLOAD, "payload"),
+    ] {
+        st.needle(m.as_bytes(), what.into(), true);
+    }
+    st.needle(&zip, "the zip".into(), true);
+    let needles: Vec<&Needle> = st.needles.iter().collect();
+    let trail = s.server.audit().read_trail().await.unwrap();
+    let export = coffer_audit::export::to_jsonl(&trail, None);
+    if let Some((n, _)) = find_any(export.as_bytes(), &needles) {
+        panic!("{} is in the audit trail", n.what);
+    }
+    s.server.shutdown().await;
+    let cache = dir.path().join("lambda-code");
+    let mut extracted = false;
+    for (file, bytes) in data_dir_text(dir.path()) {
+        for n in &needles {
+            if find_any(&bytes, &[*n]).is_none() {
+                continue;
+            }
+            let in_cache = std::path::Path::new(&file).starts_with(&cache);
+            assert!(in_cache && n.what == "code", "{} is in {file}", n.what);
+            extracted = true;
+        }
+    }
+    // The known plaintext copy: when the runtime stops extracting into the data directory,
+    // this (and the exception above) go.
+    assert!(
+        extracted,
+        "the extracted code is no longer in {}",
+        cache.display()
+    );
 }
