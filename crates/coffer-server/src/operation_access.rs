@@ -2,10 +2,11 @@
 //! service's table is refused to a principal without policies, and is not refused to one whose
 //! only policy grants exactly the action the table declares for it.
 //!
-//! The services run on a memory store with the server's authorizer; the inputs below are valid,
-//! so each call reaches its authorization decision. A table row without an input here fails the
-//! test, so a new operation cannot be added without being covered. The KMS keys used have the
-//! default key policy, which delegates to IAM, so the identity policy alone decides.
+//! The services run on a memory store with the server's authorizer; the inputs come from
+//! `coffer-test-inputs` (shared with the e2e audit grep test) and are valid, so each call reaches
+//! its authorization decision. A table row without an input there fails the test, so a new
+//! operation cannot be added without being covered. The KMS keys used have the default key
+//! policy, which delegates to IAM, so the identity policy alone decides.
 
 use std::sync::Arc;
 
@@ -17,7 +18,8 @@ use coffer_policy::{CompiledPolicy, PolicyKind};
 use coffer_secrets::SecretsService;
 use coffer_store::Store;
 use coffer_store::memory::MemoryStore;
-use serde_json::json;
+use coffer_test_inputs::{Fixture, Input, Seed, Service, Transport};
+use serde_json::Value;
 
 const ACCOUNT: &str = "123456789012";
 const REGION: &str = "us-east-1";
@@ -42,10 +44,11 @@ struct Env {
     kms: KmsService,
     lambda: Arc<coffer_lambda::LambdaService>,
     clock: Arc<ManualClock>,
+    fx: Fixture,
 }
 
 /// The one execution role the Lambda inputs name; sessions are not needed (no function runs).
-struct OneRole;
+struct OneRole(String);
 
 #[async_trait::async_trait]
 impl coffer_lambda::Roles for OneRole {
@@ -55,7 +58,7 @@ impl coffer_lambda::Roles for OneRole {
         role_arn: &str,
         _function_arn: &str,
     ) -> Result<bool, String> {
-        Ok(role_arn == ROLE_ARN)
+        Ok(role_arn == self.0)
     }
     async fn session(
         &self,
@@ -69,20 +72,8 @@ impl coffer_lambda::Roles for OneRole {
     }
 }
 
-const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/fn-role";
-
-/// What the KMS inputs refer to, made by [`seed`].
-#[derive(Default)]
-struct KmsSeed {
-    /// Used by reads and cryptographic operations.
-    key: String,
-    /// Disabled, enabled and scheduled for deletion.
-    spare: String,
-    blob: String,
-    grants: Vec<String>,
-}
-
 async fn env() -> Env {
+    let fx = Fixture::new(ACCOUNT, REGION);
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let keys = Arc::new(Keyring::new(
         store.clone(),
@@ -101,7 +92,7 @@ async fn env() -> Env {
         store.clone(),
         keys.clone(),
         clock.clone(),
-        Arc::new(OneRole),
+        Arc::new(OneRole(fx.role_arn())),
         coffer_lambda::Runtime::new(Some("python3".into()), std::env::temp_dir()),
         Default::default(),
     ));
@@ -112,6 +103,7 @@ async fn env() -> Env {
         kms: KmsService::new(keys, clock.clone()),
         cloudtrail: coffer_audit::CloudTrailService::new(audit, &[7; 32]),
         clock,
+        fx,
     }
 }
 
@@ -135,317 +127,108 @@ async fn user(env: &Env, docs: &[String]) -> RequestContext {
     RequestContext::new(caller, REGION, "req").with_authorizer(authz)
 }
 
-const RESOURCE_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"secretsmanager:GetSecretValue","Resource":"*"}]}"#;
-const PARAM_ARN: &str = "arn:aws:ssm:us-east-1:123456789012:parameter/p1";
-const TIER: &str = "/ssm/parameter-store/default-parameter-tier";
-
-fn secrets_input(op: &str) -> Option<serde_json::Value> {
-    Some(match op {
-        "BatchGetSecretValue" => json!({"SecretIdList": ["s1"]}),
-        "CreateSecret" => json!({"Name": "created", "SecretString": "x"}),
-        "DeleteResourcePolicy"
-        | "DescribeSecret"
-        | "GetResourcePolicy"
-        | "GetSecretValue"
-        | "ListSecretVersionIds"
-        | "RestoreSecret"
-        | "StopReplicationToReplica"
-        | "ListResourcePolicies" => json!({"SecretId": "s1"}),
-        "DeleteSecret" => json!({"SecretId": "s1", "RecoveryWindowInDays": 7}),
-        "CancelRotateSecret" => json!({"SecretId": "s1"}),
-        // Scheduled, not immediate: the secret stays as the later operations expect it.
-        "RotateSecret" => json!({"SecretId": "s1", "RotateImmediately": false,
-            "RotationLambdaARN": format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:coffer-postgresql-single-user"),
-            "RotationRules": {"AutomaticallyAfterDays": 30}}),
-        "GetRandomPassword" | "ListSecrets" => json!({}),
-        "PutResourcePolicy" => json!({"SecretId": "s1", "ResourcePolicy": RESOURCE_POLICY}),
-        "PutSecretValue" => json!({"SecretId": "s1", "SecretString": "y"}),
-        "RemoveRegionsFromReplication" => {
-            json!({"SecretId": "s1", "RemoveReplicaRegions": ["us-west-2"]})
-        }
-        "ReplicateSecretToRegions" => {
-            json!({"SecretId": "s1", "AddReplicaRegions": [{"Region": "us-west-2"}]})
-        }
-        "TagResource" => json!({"SecretId": "s1", "Tags": [{"Key": "k", "Value": "v"}]}),
-        "UntagResource" => json!({"SecretId": "s1", "TagKeys": ["k"]}),
-        "UpdateSecret" => json!({"SecretId": "s1", "Description": "d"}),
-        "UpdateSecretVersionStage" => json!({"SecretId": "s1", "VersionStage": "custom"}),
-        "ValidateResourcePolicy" => json!({"ResourcePolicy": RESOURCE_POLICY}),
-        _ => return None,
-    })
-}
-
-fn parameters_input(op: &str) -> Option<serde_json::Value> {
-    Some(match op {
-        "AddTagsToResource" => json!({"ResourceType": "Parameter", "ResourceId": "/p1",
-                                      "Tags": [{"Key": "k", "Value": "v"}]}),
-        "RemoveTagsFromResource" => {
-            json!({"ResourceType": "Parameter", "ResourceId": "/p1", "TagKeys": ["k"]})
-        }
-        "ListTagsForResource" => json!({"ResourceType": "Parameter", "ResourceId": "/p1"}),
-        "DeleteParameter" | "GetParameter" | "GetParameterHistory" => json!({"Name": "/p1"}),
-        "DeleteParameters" | "GetParameters" => json!({"Names": ["/p1"]}),
-        "DeleteResourcePolicy" => {
-            json!({"ResourceArn": PARAM_ARN, "PolicyId": "id", "PolicyHash": "hash"})
-        }
-        "GetResourcePolicies" => json!({"ResourceArn": PARAM_ARN}),
-        "PutResourcePolicy" => json!({"ResourceArn": PARAM_ARN, "Policy": RESOURCE_POLICY}),
-        "DescribeParameters" => json!({}),
-        "GetParametersByPath" => json!({"Path": "/", "Recursive": true}),
-        "GetServiceSetting" | "ResetServiceSetting" => json!({"SettingId": TIER}),
-        "UpdateServiceSetting" => json!({"SettingId": TIER, "SettingValue": "Standard"}),
-        "LabelParameterVersion" => json!({"Name": "/p1", "Labels": ["l1"]}),
-        "UnlabelParameterVersion" => {
-            json!({"Name": "/p1", "ParameterVersion": 1, "Labels": ["l1"]})
-        }
-        "PutParameter" => json!({"Name": "/p2", "Value": "v", "Type": "String"}),
-        _ => return None,
-    })
-}
-
-fn kms_input(op: &str, k: &KmsSeed) -> Option<serde_json::Value> {
-    let key = &k.key;
-    Some(match op {
-        "CreateKey" | "ListKeys" | "ListAliases" => json!({}),
-        "GenerateRandom" => json!({"NumberOfBytes": 8}),
-        "CreateAlias" => json!({"AliasName": "alias/created", "TargetKeyId": key}),
-        "UpdateAlias" => json!({"AliasName": "alias/a1", "TargetKeyId": key}),
-        "DeleteAlias" => json!({"AliasName": "alias/a2"}),
-        "CreateGrant" => {
-            json!({"KeyId": key, "GranteePrincipal": format!("arn:aws:iam::{ACCOUNT}:user/g"),
-                                "Operations": ["Decrypt"]})
-        }
-        "RetireGrant" => json!({"KeyId": key, "GrantId": k.grants[0]}),
-        "RevokeGrant" => json!({"KeyId": key, "GrantId": k.grants[1]}),
-        "Decrypt" => json!({"CiphertextBlob": k.blob}),
-        "ReEncrypt" => json!({"CiphertextBlob": k.blob, "DestinationKeyId": key}),
-        "Encrypt" => json!({"KeyId": key, "Plaintext": "aGk="}),
-        "GenerateDataKey" | "GenerateDataKeyWithoutPlaintext" => {
-            json!({"KeyId": key, "KeySpec": "AES_256"})
-        }
-        "CancelKeyDeletion" | "DisableKey" | "EnableKey" => json!({"KeyId": k.spare}),
-        "ScheduleKeyDeletion" => json!({"KeyId": k.spare, "PendingWindowInDays": 7}),
-        "DescribeKey"
-        | "DisableKeyRotation"
-        | "EnableKeyRotation"
-        | "GetKeyRotationStatus"
-        | "RotateKeyOnDemand"
-        | "ListKeyRotations"
-        | "ListResourceTags"
-        | "ListKeyPolicies"
-        | "GetKeyPolicy"
-        | "ListGrants" => json!({"KeyId": key}),
-        "PutKeyPolicy" => json!({"KeyId": key, "Policy": format!(
-            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{ACCOUNT}:root"}},"Action":"kms:*","Resource":"*"}}]}}"#)}),
-        "TagResource" => json!({"KeyId": key, "Tags": [{"TagKey": "k", "TagValue": "v"}]}),
-        "UntagResource" => json!({"KeyId": key, "TagKeys": ["k"]}),
-        "UpdateKeyDescription" => json!({"KeyId": key, "Description": "d"}),
-        _ => return None,
-    })
-}
-
-/// `body` called as the root; its answer as JSON.
-async fn kms_root(env: &Env, op: &str, body: serde_json::Value) -> serde_json::Value {
-    let out = env
-        .kms
-        .call(&root(), op, body.to_string().as_bytes())
-        .await
-        .unwrap_or_else(|e| panic!("seed {op}: {e}"));
-    serde_json::from_slice(&out).expect("json")
-}
-
-/// A zip as far as CreateFunction looks (the code never runs here).
-const ZIP: &str = "UEsDBAo=";
-
-fn lambda_input(op: &str) -> Option<(Option<&'static str>, serde_json::Value)> {
-    Some(match op {
-        "CreateFunction" => (
-            None,
-            json!({"FunctionName": "f2", "Runtime": "python3.12", "Handler": "app.handler",
-                "Role": ROLE_ARN, "Code": {"ZipFile": ZIP}}),
+/// The JSON- and REST-protocol services in the order [`run_all`] walks them, with their tables.
+fn tables() -> [(Service, &'static [coffer_service::OperationSpec]); 5] {
+    [
+        (Service::SecretsManager, SecretsService::operations()),
+        (Service::Ssm, ParametersService::operations()),
+        (
+            Service::CloudTrail,
+            coffer_audit::CloudTrailService::operations(),
         ),
-        "AddPermission" => (
-            Some("f1"),
-            json!({"StatementId": "s", "Action": "lambda:InvokeFunction",
-                "Principal": "secretsmanager.amazonaws.com"}),
-        ),
-        "UpdateFunctionCode" => (Some("f1"), json!({"ZipFile": ZIP})),
-        "UpdateFunctionConfiguration" => (Some("f1"), json!({"Timeout": 5})),
-        "DeleteFunction" | "GetFunction" | "GetFunctionConfiguration" | "GetPolicy" => {
-            (Some("f1"), json!({}))
+        (Service::Lambda, coffer_lambda::LambdaService::operations()),
+        (Service::Kms, KmsService::operations()),
+    ]
+}
+
+impl Env {
+    /// One call of `op` as `ctx`: the JSON answer (`Null` when there is none), or the error code.
+    async fn call_as(
+        &self,
+        ctx: &RequestContext,
+        service: Service,
+        op: &str,
+        input: Input,
+    ) -> Result<Value, String> {
+        let json = |out: Vec<u8>| serde_json::from_slice(&out).unwrap_or(Value::Null);
+        let body = match &input {
+            Input::Json(v) | Input::Lambda { body: v, .. } => v.to_string(),
+            Input::Query(_) => unreachable!("IAM and STS run in query_services"),
+        };
+        let body = body.as_bytes();
+        macro_rules! answer {
+            ($call:expr) => {
+                $call.await.map(json).map_err(|e| e.code().to_string())
+            };
         }
-        // DryRun: authorized and resolved, nothing runs.
-        "Invoke" => (Some("f1"), json!({})),
-        "ListFunctions" => (None, json!({})),
-        _ => return None,
-    })
-}
-
-async fn lambda_call(
-    env: &Env,
-    ctx: &RequestContext,
-    spec: &'static coffer_service::OperationSpec,
-    function: Option<&str>,
-    body: &[u8],
-) -> Result<coffer_lambda::Response, coffer_lambda::LambdaError> {
-    let req = coffer_lambda::Request {
-        operation: spec,
-        function: function.map(str::to_owned),
-        query: "",
-        invocation_type: Some("DryRun"),
-        log_type: None,
-        body,
-    };
-    env.lambda.call(ctx, req).await
-}
-
-async fn seed(env: &Env) -> KmsSeed {
-    let r = root();
-    let create = coffer_lambda::LambdaService::operations()
-        .iter()
-        .find(|o| o.name == "CreateFunction")
-        .expect("row");
-    let (_, mut f1) = lambda_input("CreateFunction").expect("input");
-    f1["FunctionName"] = json!("f1");
-    lambda_call(env, &r, create, None, f1.to_string().as_bytes())
-        .await
-        .expect("seed function");
-    env.secrets
-        .call(&r, "CreateSecret", br#"{"Name":"s1","SecretString":"v"}"#)
-        .await
-        .expect("seed secret");
-    env.parameters
-        .call(
-            &r,
-            "PutParameter",
-            br#"{"Name":"/p1","Value":"v","Type":"String"}"#,
-        )
-        .await
-        .expect("seed parameter");
-    let key_of = |out: serde_json::Value| out["KeyMetadata"]["KeyId"].as_str().unwrap().to_owned();
-    let key = key_of(kms_root(env, "CreateKey", json!({})).await);
-    let spare = key_of(kms_root(env, "CreateKey", json!({})).await);
-    for alias in ["alias/a1", "alias/a2"] {
-        kms_root(
-            env,
-            "CreateAlias",
-            json!({"AliasName": alias, "TargetKeyId": key}),
-        )
-        .await;
-    }
-    let blob = kms_root(env, "Encrypt", json!({"KeyId": key, "Plaintext": "aGk="})).await
-        ["CiphertextBlob"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let mut grants = Vec::new();
-    for _ in 0..2 {
-        let out = kms_root(
-            env,
-            "CreateGrant",
-            kms_input(
-                "CreateGrant",
-                &KmsSeed {
-                    key: key.clone(),
-                    ..Default::default()
+        match (service, input) {
+            (Service::SecretsManager, _) => answer!(self.secrets.call(ctx, op, body)),
+            (Service::Ssm, _) => answer!(self.parameters.call(ctx, op, body)),
+            (Service::Kms, _) => answer!(self.kms.call(ctx, op, body)),
+            (Service::CloudTrail, _) => answer!(self.cloudtrail.call(ctx, op, body)),
+            (
+                Service::Lambda,
+                Input::Lambda {
+                    function,
+                    invocation_type,
+                    ..
                 },
-            )
-            .unwrap(),
-        )
-        .await;
-        grants.push(out["GrantId"].as_str().unwrap().to_owned());
-    }
-    KmsSeed {
-        key,
-        spare,
-        blob,
-        grants,
+            ) => {
+                let spec = coffer_lambda::LambdaService::operations()
+                    .iter()
+                    .find(|o| o.name == op)
+                    .expect("a row of the table");
+                let req = coffer_lambda::Request {
+                    operation: spec,
+                    function,
+                    query: "",
+                    invocation_type,
+                    log_type: None,
+                    body,
+                };
+                self.lambda
+                    .call(ctx, req)
+                    .await
+                    .map(|r| json(r.body))
+                    .map_err(|e| e.code().to_string())
+            }
+            (s, _) => unreachable!("{s:?} {op}"),
+        }
     }
 }
 
-/// Runs every operation of both tables as `ctx`; returns (operation, error code) per call.
+impl Transport for Env {
+    async fn call(&self, service: Service, op: &str, input: Input) -> Result<Value, String> {
+        self.call_as(&root(), service, op, input).await
+    }
+}
+
+/// The services' state the inputs name.
+async fn seed(env: &Env) -> Seed {
+    coffer_test_inputs::seed_resources(env, &env.fx).await
+}
+
+/// Runs every operation of the JSON and REST tables as `ctx_for(action)`; returns (action,
+/// error code or "ok") per call.
 async fn run_all(
     env: &Env,
-    kms: &KmsSeed,
+    seed: &Seed,
     ctx_for: impl AsyncFn(&str) -> RequestContext,
 ) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    for spec in SecretsService::operations() {
-        let input = secrets_input(spec.name)
-            .unwrap_or_else(|| panic!("no input for secretsmanager {}", spec.name));
-        let ctx = ctx_for(spec.action).await;
-        let code = match env
-            .secrets
-            .call(&ctx, spec.name, input.to_string().as_bytes())
-            .await
-        {
-            Ok(_) => "ok".to_string(),
-            Err(e) => e.code().to_string(),
-        };
-        out.push((spec.action.to_string(), code));
-    }
-    for spec in ParametersService::operations() {
-        let input =
-            parameters_input(spec.name).unwrap_or_else(|| panic!("no input for ssm {}", spec.name));
-        let ctx = ctx_for(spec.action).await;
-        let code = match env
-            .parameters
-            .call(&ctx, spec.name, input.to_string().as_bytes())
-            .await
-        {
-            Ok(_) => "ok".to_string(),
-            Err(e) => e.code().to_string(),
-        };
-        out.push((spec.action.to_string(), code));
-    }
-    for spec in coffer_audit::CloudTrailService::operations() {
-        let input = cloudtrail_input(spec.name)
-            .unwrap_or_else(|| panic!("no input for cloudtrail {}", spec.name));
-        let ctx = ctx_for(spec.action).await;
-        let code = match env
-            .cloudtrail
-            .call(&ctx, spec.name, input.to_string().as_bytes())
-            .await
-        {
-            Ok(_) => "ok".to_string(),
-            Err(e) => e.code().to_string(),
-        };
-        out.push((spec.action.to_string(), code));
-    }
-    for spec in coffer_lambda::LambdaService::operations() {
-        let (function, input) =
-            lambda_input(spec.name).unwrap_or_else(|| panic!("no input for lambda {}", spec.name));
-        let ctx = ctx_for(spec.action).await;
-        let code = match lambda_call(env, &ctx, spec, function, input.to_string().as_bytes()).await
-        {
-            Ok(_) => "ok".to_string(),
-            Err(e) => e.code().to_string(),
-        };
-        out.push((spec.action.to_string(), code));
-    }
-    for spec in KmsService::operations() {
-        let input =
-            kms_input(spec.name, kms).unwrap_or_else(|| panic!("no input for kms {}", spec.name));
-        let ctx = ctx_for(spec.action).await;
-        let code = match env
-            .kms
-            .call(&ctx, spec.name, input.to_string().as_bytes())
-            .await
-        {
-            Ok(_) => "ok".to_string(),
-            Err(e) => e.code().to_string(),
-        };
-        out.push((spec.action.to_string(), code));
+    for (service, table) in tables() {
+        for spec in table {
+            let input = coffer_test_inputs::input(service, spec.name, &env.fx, seed)
+                .unwrap_or_else(|| panic!("no input for {service:?} {}", spec.name));
+            let ctx = ctx_for(spec.action).await;
+            let code = match env.call_as(&ctx, service, spec.name, input).await {
+                Ok(_) => "ok".to_string(),
+                Err(code) => code,
+            };
+            out.push((spec.action.to_string(), code));
+        }
     }
     out
-}
-
-fn cloudtrail_input(op: &str) -> Option<serde_json::Value> {
-    Some(match op {
-        "LookupEvents" => json!({"LookupAttributes": [
-            {"AttributeKey": "EventSource", "AttributeValue": "ssm.amazonaws.com"}]}),
-        _ => return None,
-    })
 }
 
 #[tokio::test]
@@ -453,11 +236,7 @@ async fn a_principal_without_policies_is_denied_every_operation() {
     let env = env().await;
     let kms = seed(&env).await;
     let results = run_all(&env, &kms, async |_| user(&env, &[]).await).await;
-    let total = SecretsService::operations().len()
-        + ParametersService::operations().len()
-        + coffer_audit::CloudTrailService::operations().len()
-        + coffer_lambda::LambdaService::operations().len()
-        + KmsService::operations().len();
+    let total: usize = tables().iter().map(|(_, t)| t.len()).sum();
     assert_eq!(results.len(), total);
     for (action, code) in &results {
         assert_eq!(code, "AccessDeniedException", "{action} was not denied");
@@ -512,12 +291,9 @@ async fn a_grant_for_another_action_does_not_leak() {
     let env = env().await;
     let kms = seed(&env).await;
     // Each operation's caller holds every action except its own.
-    let all: Vec<&str> = SecretsService::operations()
+    let all: Vec<&str> = tables()
         .iter()
-        .chain(ParametersService::operations())
-        .chain(coffer_audit::CloudTrailService::operations())
-        .chain(coffer_lambda::LambdaService::operations())
-        .chain(KmsService::operations())
+        .flat_map(|(_, t)| t.iter())
         .map(|s| s.action)
         .collect();
     let results = run_all(&env, &kms, async |action| {
@@ -546,124 +322,28 @@ mod query_services {
     use super::*;
     use coffer_wire::query::QueryParams;
 
-    const P: &str = "arn:aws:iam::123456789012:policy/p1";
-    const DOC: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ssm:GetParameter","Resource":"*"}]}"#;
-    const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"sts:AssumeRole"}]}"#;
-
-    /// `pairs` form-encoded (every byte but unreserved ones as `%XX`), then parsed as the
-    /// server parses a request body.
-    fn form(pairs: &[(&str, &str)]) -> QueryParams {
-        let enc = |s: &str| -> String {
-            s.bytes()
-                .map(|b| match b {
-                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                        (b as char).to_string()
-                    }
-                    _ => format!("%{b:02X}"),
-                })
-                .collect()
-        };
-        let text: Vec<String> = pairs
-            .iter()
-            .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-            .collect();
-        QueryParams::parse(text.join("&").as_bytes()).expect("form")
+    /// `pairs` as the server parses a request body.
+    fn form(pairs: &[(String, String)]) -> QueryParams {
+        QueryParams::parse(coffer_test_inputs::form_encode(pairs).as_bytes()).expect("form")
     }
 
-    fn iam_input(op: &str, akid: &str) -> Option<QueryParams> {
-        let user = ("UserName", "u1");
-        let group = ("GroupName", "g1");
-        let role = ("RoleName", "r1");
-        let arn = ("PolicyArn", P);
-        let inline = ("PolicyName", "inline");
-        let doc = ("PolicyDocument", DOC);
-        let key = ("AccessKeyId", akid);
-        let tag = [("Tags.member.1.Key", "k"), ("Tags.member.1.Value", "v")];
-        Some(form(&match op {
-            "AddUserToGroup" | "RemoveUserFromGroup" => vec![group, user],
-            "AttachGroupPolicy" | "DetachGroupPolicy" => vec![group, arn],
-            "AttachRolePolicy" | "DetachRolePolicy" => vec![role, arn],
-            "AttachUserPolicy" | "DetachUserPolicy" => vec![user, arn],
-            "CreateAccessKey"
-            | "DeleteUser"
-            | "GetUser"
-            | "ListAccessKeys"
-            | "ListAttachedUserPolicies"
-            | "ListGroupsForUser"
-            | "ListUserPolicies"
-            | "ListUserTags" => vec![user],
-            "CreateGroup" => vec![("GroupName", "g2")],
-            "CreatePolicy" => vec![("PolicyName", "p2"), doc],
-            "CreatePolicyVersion" => vec![arn, doc],
-            "CreateRole" => vec![("RoleName", "r2"), ("AssumeRolePolicyDocument", TRUST)],
-            "CreateUser" => vec![("UserName", "u2")],
-            "DeleteAccessKey" => vec![user, ("AccessKeyId", "AKIAAAAAAAAAAAAAAAAA")],
-            "DeleteGroup" | "GetGroup" | "ListAttachedGroupPolicies" | "ListGroupPolicies" => {
-                vec![group]
-            }
-            "DeleteGroupPolicy" | "GetGroupPolicy" => vec![group, inline],
-            "DeletePolicy" | "GetPolicy" | "ListPolicyVersions" => vec![arn],
-            "DeletePolicyVersion" => vec![arn, ("VersionId", "v9")],
-            "GetPolicyVersion" | "SetDefaultPolicyVersion" => vec![arn, ("VersionId", "v1")],
-            "DeleteRole"
-            | "GetRole"
-            | "ListAttachedRolePolicies"
-            | "ListRolePolicies"
-            | "ListRoleTags" => vec![role],
-            "DeleteRolePolicy" | "GetRolePolicy" => vec![role, inline],
-            "DeleteUserPolicy" | "GetUserPolicy" => vec![user, inline],
-            "GetAccessKeyLastUsed" => vec![key],
-            "ListGroups" | "ListPolicies" | "ListRoles" | "ListUsers" => vec![],
-            "PutGroupPolicy" => vec![group, inline, doc],
-            "PutRolePolicy" => vec![role, inline, doc],
-            "PutUserPolicy" => vec![user, inline, doc],
-            "TagRole" => [vec![role], tag.to_vec()].concat(),
-            "TagUser" => [vec![user], tag.to_vec()].concat(),
-            "UntagRole" => vec![role, ("TagKeys.member.1", "k")],
-            "UntagUser" => vec![user, ("TagKeys.member.1", "k")],
-            "UpdateAccessKey" => vec![user, key, ("Status", "Inactive")],
-            "UpdateAssumeRolePolicy" => vec![role, ("PolicyDocument", TRUST)],
-            "UpdateUser" => vec![user, ("NewPath", "/moved/")],
-            _ => return None,
-        }))
-    }
-
-    /// One of each entity, linked as the operations above expect; returns the user's key id.
-    async fn seed(iam: &coffer_iam::Iam) -> String {
-        let r = root();
-        let run = async |op: &str, pairs: &[(&str, &str)]| {
-            iam.call_iam(&r, op, &form(pairs))
-                .await
-                .unwrap_or_else(|e| panic!("seeding {op}: {}", e.code()))
-        };
-        run("CreateUser", &[("UserName", "u1")]).await;
-        run("CreateGroup", &[("GroupName", "g1")]).await;
-        run(
-            "CreateRole",
-            &[("RoleName", "r1"), ("AssumeRolePolicyDocument", TRUST)],
-        )
-        .await;
-        run(
-            "CreatePolicy",
-            &[("PolicyName", "p1"), ("PolicyDocument", DOC)],
-        )
-        .await;
-        for (kind, name) in [("User", "u1"), ("Group", "g1"), ("Role", "r1")] {
-            let (entity, policy) = (format!("{kind}Name"), format!("Put{kind}Policy"));
-            run(
-                &policy,
-                &[
-                    (&entity, name),
-                    ("PolicyName", "inline"),
-                    ("PolicyDocument", DOC),
-                ],
-            )
-            .await;
+    fn query(input: Input) -> QueryParams {
+        match input {
+            Input::Query(pairs) => form(&pairs),
+            other => unreachable!("{other:?}"),
         }
-        let xml = run("CreateAccessKey", &[("UserName", "u1")]).await;
-        let xml = String::from_utf8(xml).expect("xml");
-        let start = xml.find("<AccessKeyId>").expect("key id") + "<AccessKeyId>".len();
-        xml[start..start + xml[start..].find('<').expect("end")].to_string()
+    }
+
+    /// Calls as the root, for seeding.
+    struct Seeder<'a>(&'a coffer_iam::Iam);
+
+    impl Transport for Seeder<'_> {
+        async fn call(&self, service: Service, op: &str, input: Input) -> Result<Value, String> {
+            assert_eq!(service, Service::Iam, "{op}");
+            let xml = self.0.call_iam(&root(), op, &query(input)).await;
+            xml.map(|x| Value::String(String::from_utf8(x).expect("xml")))
+                .map_err(|e| e.code().to_string())
+        }
     }
 
     fn iam() -> coffer_iam::Iam {
@@ -681,10 +361,15 @@ mod query_services {
         ctx_for: impl AsyncFn(&str) -> RequestContext,
     ) -> Vec<(String, String)> {
         let iam = iam();
-        let akid = seed(&iam).await;
+        let seed = Seed {
+            access_key_id: coffer_test_inputs::seed_iam(&Seeder(&iam), &env.fx).await,
+            ..Seed::default()
+        };
         let mut out = Vec::new();
         for op in coffer_iam::IAM_OPERATIONS {
-            let input = iam_input(op, &akid).unwrap_or_else(|| panic!("no input for iam {op}"));
+            let input = coffer_test_inputs::input(Service::Iam, op, &env.fx, &seed)
+                .map(query)
+                .unwrap_or_else(|| panic!("no input for iam {op}"));
             let action = format!("iam:{op}");
             let ctx = ctx_for(&action).await;
             let code = match iam.call_iam(&ctx, op, &input).await {
@@ -693,18 +378,15 @@ mod query_services {
             };
             out.push((action, code));
         }
-        // The role trusts the account: the caller's identity policies decide.
-        let assume = form(&[
-            ("RoleArn", "arn:aws:iam::123456789012:role/r1"),
-            ("RoleSessionName", "s1"),
-        ]);
+        let assume = coffer_test_inputs::input(Service::Sts, "AssumeRole", &env.fx, &seed)
+            .map(query)
+            .expect("input");
         let ctx = ctx_for("sts:AssumeRole").await;
         let code = match iam.call_sts(&ctx, "AssumeRole", &assume).await {
             Ok(_) => "ok".to_string(),
             Err(e) => e.code().to_string(),
         };
         out.push(("sts:AssumeRole".into(), code));
-        let _ = env;
         out
     }
 

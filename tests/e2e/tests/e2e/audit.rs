@@ -38,7 +38,7 @@ fn cloudtrail(s: &TestServer) -> aws_sdk_cloudtrail::Client {
 }
 
 /// Every byte the data directory holds (audit segments included), per file.
-fn data_dir_text(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn data_dir_text(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap().filter_map(|e| e.ok()) {
         let path = e.path();

@@ -16,7 +16,7 @@ use crate::rotation::{python, skip};
 
 const TRUST_LAMBDA: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
 
-fn lambda_client(s: &TestServer) -> aws_sdk_lambda::Client {
+pub(crate) fn lambda_client(s: &TestServer) -> aws_sdk_lambda::Client {
     let conf = aws_sdk_lambda::Config::builder()
         .behavior_version(aws_sdk_lambda::config::BehaviorVersion::latest())
         .region(aws_sdk_lambda::config::Region::new("us-east-1"))
@@ -53,7 +53,7 @@ pub(crate) fn zip(py: &Path, files: &[(&str, &str)]) -> Vec<u8> {
     std::fs::read(out).unwrap()
 }
 
-async fn role(s: &TestServer, name: &str, policy: Option<&str>) -> String {
+pub(crate) async fn role(s: &TestServer, name: &str, policy: Option<&str>) -> String {
     role_trusting(s, name, TRUST_LAMBDA, policy).await
 }
 

@@ -2,6 +2,7 @@
 //! One test binary on purpose: each extra binary relinks the SDK.
 
 mod audit;
+mod audit_every_operation;
 mod harness;
 mod iam_policies;
 mod iam_users;
