@@ -56,6 +56,79 @@ fn write_str(s: &str, out: &mut Vec<u8>) {
     let _ = serde_json::to_writer(&mut *out, s);
 }
 
+/// Writes one canonical object member by member, for records built straight from typed fields
+/// (no `Value` tree on the request path). Callers give members in ascending key order; debug
+/// builds check it.
+pub struct Object<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+    #[cfg(debug_assertions)]
+    last: String,
+}
+
+impl<'a> Object<'a> {
+    pub fn new(out: &'a mut Vec<u8>) -> Self {
+        out.push(b'{');
+        Self {
+            out,
+            first: true,
+            #[cfg(debug_assertions)]
+            last: String::new(),
+        }
+    }
+
+    /// Starts member `k`; its value is written next, into [`Object::out`].
+    pub fn key(&mut self, k: &str) -> &mut Vec<u8> {
+        #[cfg(debug_assertions)]
+        {
+            assert!(
+                self.first || self.last.as_str() < k,
+                "canonical members out of order: {k} after {}",
+                self.last
+            );
+            self.last = k.to_string();
+        }
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        write_str(k, self.out);
+        self.out.push(b':');
+        self.out
+    }
+
+    pub fn str(&mut self, k: &str, v: &str) -> &mut Self {
+        let out = self.key(k);
+        write_str(v, out);
+        self
+    }
+
+    pub fn bool(&mut self, k: &str, v: bool) -> &mut Self {
+        self.key(k)
+            .extend_from_slice(if v { b"true" } else { b"false" });
+        self
+    }
+
+    pub fn value(&mut self, k: &str, v: &Value) -> &mut Self {
+        let out = self.key(k);
+        write(v, out);
+        self
+    }
+
+    /// Member `k` holding the object `f` writes.
+    pub fn object(&mut self, k: &str, f: impl FnOnce(&mut Object<'_>)) -> &mut Self {
+        let out = self.key(k);
+        let mut inner = Object::new(out);
+        f(&mut inner);
+        inner.end();
+        self
+    }
+
+    pub fn end(self) {
+        self.out.push(b'}');
+    }
+}
+
 /// The canonical form of `v`.
 pub fn to_vec(v: &Value) -> Vec<u8> {
     let mut out = Vec::with_capacity(512);

@@ -207,23 +207,28 @@ impl AuditLog {
         keys::pending(keys::INTENTS, self.clock.now_millis(), request_id)
     }
 
-    /// Runs `call` with `intent` (the call's record so far) attached to every batch it commits
-    /// under `key`.
-    pub async fn with_intent<F: Future>(&self, key: Vec<u8>, intent: &Value, call: F) -> F::Output {
+    /// Runs `call` with `intent` (the call's record so far, in canonical form:
+    /// [`crate::record::ApiCall::canonical`]) attached to every batch it commits under `key`.
+    pub async fn with_intent<F: Future>(
+        &self,
+        key: Vec<u8>,
+        intent: Vec<u8>,
+        call: F,
+    ) -> F::Output {
         if self.noop {
             return call.await;
         }
-        let bytes = Bytes::from(canonical::to_vec(intent));
+        let bytes = Bytes::from(intent);
         INTENT.scope(Intent { key, bytes }, call).await
     }
 
-    /// Chains `record`; returns once it is committed. `clear` is an intent key to remove in the
-    /// same batch.
-    pub async fn append(&self, record: &Value, clear: Option<Vec<u8>>) -> Result<(), AuditError> {
+    /// Chains `record` (canonical bytes: [`crate::record::ApiCall::canonical`]); returns once
+    /// it is committed. `clear` is an intent key to remove in the same batch.
+    pub async fn append(&self, record: Vec<u8>, clear: Option<Vec<u8>>) -> Result<(), AuditError> {
         if self.noop {
             return Ok(());
         }
-        let bytes = canonical::to_vec(record);
+        let bytes = record;
         // Nothing to settle: straight to the home's writer when it has one.
         let done = if clear.is_none() && self.records.has_writer() {
             self.records.submit(bytes)?
@@ -253,11 +258,10 @@ impl AuditLog {
     /// The key and bytes a service puts in the batch that carries out `event`, so the action
     /// and its record are committed together; [`AuditLog::sweep`] chains it.
     pub fn service_event_put(&self, event: &ServiceEvent) -> (Vec<u8>, Bytes) {
-        let record = event.to_record();
-        let id = record["eventID"].as_str().unwrap_or_default().to_string();
+        let id = crate::record::new_event_id();
         (
             keys::pending(keys::SERVICE_EVENTS, event.event_time_ms, &id),
-            Bytes::from(canonical::to_vec(&record)),
+            Bytes::from(event.canonical(&id)),
         )
     }
 

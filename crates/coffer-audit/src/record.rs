@@ -2,7 +2,9 @@
 //! what the server knows about a call. Values arrive here already redacted (see `redact`).
 
 use coffer_core::Caller;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
+
+use crate::canonical::Object;
 
 pub const EVENT_VERSION: &str = "1.08";
 
@@ -13,12 +15,6 @@ pub struct Resource {
     pub account_id: String,
     /// CloudFormation-style type, e.g. `AWS::SecretsManager::Secret`.
     pub kind: &'static str,
-}
-
-impl Resource {
-    fn to_json(&self) -> Value {
-        json!({"ARN": self.arn, "accountId": self.account_id, "type": self.kind})
-    }
 }
 
 /// One API call, as the server saw it.
@@ -47,50 +43,37 @@ pub struct ApiCall {
 }
 
 impl ApiCall {
+    /// The record as JSON (tests, tools); the same bytes as [`ApiCall::canonical`].
     pub fn to_record(&self) -> Value {
-        self.clone().into_record()
+        parse(&self.canonical())
     }
 
-    /// The record, moving the call's values into it (the request path builds one per call).
-    pub fn into_record(self) -> Value {
-        let identity = match &self.caller {
-            Some(c) => user_identity(c),
-            None => {
-                let mut m = Map::new();
-                m.insert("type".into(), json!("Unknown"));
-                if let Some(k) = &self.claimed_access_key_id {
-                    m.insert("accessKeyId".into(), json!(k));
-                }
-                Value::Object(m)
-            }
-        };
-        let mut r = base(
-            self.event_time_ms,
-            &self.event_source,
-            &self.event_name,
-            &self.region,
-            "AwsApiCall",
-            &self.recipient_account_id,
-        );
-        r.insert("userIdentity".into(), identity);
-        r.insert("sourceIPAddress".into(), Value::String(self.source_ip));
-        r.insert("userAgent".into(), Value::String(self.user_agent));
-        r.insert("requestParameters".into(), self.request_parameters);
-        r.insert("responseElements".into(), self.response_elements);
-        if let Some((code, message)) = self.error {
-            r.insert("errorCode".into(), Value::String(code));
-            r.insert("errorMessage".into(), Value::String(message));
-        }
-        r.insert("requestID".into(), Value::String(self.request_id));
-        r.insert("eventID".into(), Value::String(self.event_id));
-        r.insert("readOnly".into(), json!(self.read_only));
-        if !self.resources.is_empty() {
-            r.insert(
-                "resources".into(),
-                Value::Array(self.resources.iter().map(Resource::to_json).collect()),
-            );
-        }
-        Value::Object(r)
+    /// The record in canonical form (see [`crate::canonical`]), written straight from the
+    /// call's fields: the request path makes one per call, and building a `Value` tree only to
+    /// serialise it cost more than the rest of the record together.
+    pub fn canonical(&self) -> Vec<u8> {
+        write(&Fields {
+            time_ms: self.event_time_ms,
+            source: &self.event_source,
+            name: &self.event_name,
+            region: &self.region,
+            event_type: "AwsApiCall",
+            recipient: &self.recipient_account_id,
+            event_id: &self.event_id,
+            request_id: Some(&self.request_id),
+            error: self.error.as_ref().map(|(c, m)| (c.as_str(), m.as_str())),
+            read_only: self.read_only,
+            request: &self.request_parameters,
+            response: &self.response_elements,
+            resources: &self.resources,
+            details: None,
+            source_ip: &self.source_ip,
+            user_agent: &self.user_agent,
+            identity: match &self.caller {
+                Some(c) => Identity::Caller(c),
+                None => Identity::Unknown(self.claimed_access_key_id.as_deref()),
+            },
+        })
     }
 }
 
@@ -110,56 +93,134 @@ pub struct ServiceEvent {
 }
 
 impl ServiceEvent {
+    /// The record (with a fresh event id) as JSON.
     pub fn to_record(&self) -> Value {
+        parse(&self.canonical(&new_event_id()))
+    }
+
+    /// The record in canonical form, as event `event_id`.
+    pub fn canonical(&self, event_id: &str) -> Vec<u8> {
         let source = format!("{}.amazonaws.com", self.service);
-        let mut r = base(
-            self.event_time_ms,
-            &source,
-            self.event_name,
-            &self.region,
-            "AwsServiceEvent",
-            &self.account_id,
-        );
-        r.insert(
-            "userIdentity".into(),
-            json!({"accountId": self.account_id, "invokedBy": source}),
-        );
-        r.insert("sourceIPAddress".into(), json!(source));
-        r.insert("userAgent".into(), json!(source));
-        r.insert("requestParameters".into(), Value::Null);
-        r.insert("responseElements".into(), Value::Null);
-        r.insert("eventID".into(), json!(new_event_id()));
-        r.insert("readOnly".into(), json!(false));
-        if !self.resources.is_empty() {
-            r.insert(
-                "resources".into(),
-                Value::Array(self.resources.iter().map(Resource::to_json).collect()),
-            );
-        }
-        r.insert("serviceEventDetails".into(), self.details.clone());
-        Value::Object(r)
+        write(&Fields {
+            time_ms: self.event_time_ms,
+            source: &source,
+            name: self.event_name,
+            region: &self.region,
+            event_type: "AwsServiceEvent",
+            recipient: &self.account_id,
+            event_id,
+            request_id: None,
+            error: None,
+            read_only: false,
+            request: &Value::Null,
+            response: &Value::Null,
+            resources: &self.resources,
+            details: Some(&self.details),
+            source_ip: &source,
+            user_agent: &source,
+            identity: Identity::Service {
+                account: &self.account_id,
+                invoked_by: &source,
+            },
+        })
     }
 }
 
-fn base(
+/// Everything a record holds, borrowed: the one layout of CloudTrail records here.
+struct Fields<'a> {
     time_ms: i64,
-    source: &str,
-    name: &str,
-    region: &str,
-    event_type: &str,
-    recipient: &str,
-) -> Map<String, Value> {
-    let mut r = Map::new();
-    r.insert("eventVersion".into(), json!(EVENT_VERSION));
-    r.insert("eventTime".into(), json!(format_time(time_ms)));
-    r.insert("eventSource".into(), json!(source));
-    r.insert("eventName".into(), json!(name));
-    r.insert("awsRegion".into(), json!(region));
-    r.insert("eventType".into(), json!(event_type));
-    r.insert("managementEvent".into(), json!(true));
-    r.insert("eventCategory".into(), json!("Management"));
-    r.insert("recipientAccountId".into(), json!(recipient));
-    r
+    source: &'a str,
+    name: &'a str,
+    region: &'a str,
+    event_type: &'a str,
+    recipient: &'a str,
+    event_id: &'a str,
+    request_id: Option<&'a str>,
+    error: Option<(&'a str, &'a str)>,
+    read_only: bool,
+    request: &'a Value,
+    response: &'a Value,
+    resources: &'a [Resource],
+    details: Option<&'a Value>,
+    source_ip: &'a str,
+    user_agent: &'a str,
+    identity: Identity<'a>,
+}
+
+enum Identity<'a> {
+    Caller(&'a Caller),
+    /// Not authenticated: the access key id it claimed, if any.
+    Unknown(Option<&'a str>),
+    Service {
+        account: &'a str,
+        invoked_by: &'a str,
+    },
+}
+
+/// Canonical bytes of `f`: members in ascending key order at every level.
+fn write(f: &Fields<'_>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1024);
+    let mut r = Object::new(&mut out);
+    r.str("awsRegion", f.region);
+    if let Some((code, message)) = f.error {
+        r.str("errorCode", code).str("errorMessage", message);
+    }
+    r.str("eventCategory", "Management")
+        .str("eventID", f.event_id)
+        .str("eventName", f.name)
+        .str("eventSource", f.source)
+        .str("eventTime", &format_time(f.time_ms))
+        .str("eventType", f.event_type)
+        .str("eventVersion", EVENT_VERSION)
+        .bool("managementEvent", true)
+        .bool("readOnly", f.read_only)
+        .str("recipientAccountId", f.recipient);
+    if let Some(id) = f.request_id {
+        r.str("requestID", id);
+    }
+    r.value("requestParameters", f.request);
+    if !f.resources.is_empty() {
+        let out = r.key("resources");
+        out.push(b'[');
+        for (i, res) in f.resources.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            let mut o = Object::new(out);
+            o.str("ARN", &res.arn)
+                .str("accountId", &res.account_id)
+                .str("type", res.kind);
+            o.end();
+        }
+        out.push(b']');
+    }
+    r.value("responseElements", f.response);
+    if let Some(d) = f.details {
+        r.value("serviceEventDetails", d);
+    }
+    r.str("sourceIPAddress", f.source_ip)
+        .str("userAgent", f.user_agent)
+        .object("userIdentity", |id| match &f.identity {
+            Identity::Caller(c) => write_identity(c, id),
+            Identity::Unknown(akid) => {
+                if let Some(k) = akid {
+                    id.str("accessKeyId", k);
+                }
+                id.str("type", "Unknown");
+            }
+            Identity::Service {
+                account,
+                invoked_by,
+            } => {
+                id.str("accountId", account).str("invokedBy", invoked_by);
+            }
+        });
+    r.end();
+    out
+}
+
+fn parse(canonical: &[u8]) -> Value {
+    serde_json::from_slice(canonical).expect("canonical records are JSON")
 }
 
 /// A random (v4) event id.
@@ -170,37 +231,35 @@ pub fn new_event_id() -> String {
         .to_string()
 }
 
-/// `userIdentity` of an authenticated caller: type, ids, and for temporary credentials the
-/// session's issuer and creation time.
-pub fn user_identity(c: &Caller) -> Value {
-    let mut m = Map::new();
-    m.insert("type".into(), json!(c.principal_type.as_str()));
-    m.insert("principalId".into(), json!(c.principal_id));
-    m.insert("arn".into(), json!(c.principal_arn));
-    m.insert("accountId".into(), json!(c.account_id));
-    m.insert("accessKeyId".into(), json!(c.access_key_id));
-    if let Some(u) = &c.user_name {
-        m.insert("userName".into(), json!(u));
-    }
+/// `userIdentity` of an authenticated caller (members in ascending key order): type, ids, and
+/// for temporary credentials the session's issuer and creation time.
+fn write_identity(c: &Caller, id: &mut Object<'_>) {
+    id.str("accessKeyId", &c.access_key_id)
+        .str("accountId", &c.account_id)
+        .str("arn", &c.principal_arn)
+        .str("principalId", &c.principal_id);
     if let Some(s) = &c.session {
-        m.insert(
-            "sessionContext".into(),
-            json!({
-                "sessionIssuer": {
-                    "type": s.issuer_type.as_str(),
-                    "principalId": s.issuer_principal_id,
-                    "arn": s.issuer_arn,
-                    "accountId": c.account_id,
-                    "userName": s.issuer_name,
-                },
-                "attributes": {
-                    "creationDate": format_time(s.created_secs.saturating_mul(1000)),
-                    "mfaAuthenticated": "false",
-                },
-            }),
-        );
+        id.object("sessionContext", |ctx| {
+            ctx.object("attributes", |a| {
+                a.str(
+                    "creationDate",
+                    &format_time(s.created_secs.saturating_mul(1000)),
+                )
+                .str("mfaAuthenticated", "false");
+            })
+            .object("sessionIssuer", |i| {
+                i.str("accountId", &c.account_id)
+                    .str("arn", &s.issuer_arn)
+                    .str("principalId", &s.issuer_principal_id)
+                    .str("type", s.issuer_type.as_str())
+                    .str("userName", &s.issuer_name);
+            });
+        });
     }
-    Value::Object(m)
+    id.str("type", c.principal_type.as_str());
+    if let Some(u) = &c.user_name {
+        id.str("userName", u);
+    }
 }
 
 /// The `Username` LookupEvents shows for a record: the IAM user name, `root`, the role session
@@ -236,6 +295,100 @@ pub fn parse_time(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn user_identity(c: &Caller) -> Value {
+        let mut out = Vec::new();
+        let mut o = Object::new(&mut out);
+        write_identity(c, &mut o);
+        o.end();
+        parse(&out)
+    }
+
+    fn call(caller: Option<Caller>) -> ApiCall {
+        ApiCall {
+            event_time_ms: 1_764_136_800_123,
+            event_source: "secretsmanager.amazonaws.com".into(),
+            event_name: "GetSecretValue".into(),
+            region: "us-east-1".into(),
+            source_ip: "127.0.0.1".into(),
+            user_agent: "ua \"quoted\" \u{1}".into(),
+            caller,
+            claimed_access_key_id: Some("AKIACLAIMED".into()),
+            request_parameters: json!({"secretId": "a", "versionStage": "AWSCURRENT"}),
+            response_elements: json!({"arn": "x", "nested": {"b": [1, null], "a": "é"}}),
+            error: Some(("AccessDeniedException".into(), "no".into())),
+            request_id: "req".into(),
+            event_id: "evt".into(),
+            read_only: true,
+            resources: vec![Resource {
+                arn: "arn:aws:secretsmanager:us-east-1:111122223333:secret:a-AbCdEf".into(),
+                account_id: "111122223333".into(),
+                kind: "AWS::SecretsManager::Secret",
+            }],
+            recipient_account_id: "111122223333".into(),
+        }
+    }
+
+    /// The direct writer's bytes are canonical (re-canonicalising them changes nothing), for
+    /// every shape of record: so records verify after any JSON tool re-writes them.
+    #[test]
+    fn records_are_written_in_canonical_form() {
+        let mut session = Caller::root("111122223333", "ASIATEMP");
+        session.principal_type = coffer_core::PrincipalType::AssumedRole;
+        session.user_name = Some("u".into());
+        session.session = Some(coffer_core::SessionContext {
+            issuer_type: coffer_core::IssuerType::Role,
+            issuer_arn: "arn:aws:iam::111122223333:role/deploy".into(),
+            issuer_principal_id: "AROAEXAMPLE".into(),
+            issuer_name: "deploy".into(),
+            session_name: Some("s".into()),
+            created_secs: 0,
+            expires_secs: 3600,
+        });
+        let mut plain = call(None);
+        plain.error = None;
+        plain.resources.clear();
+        plain.claimed_access_key_id = None;
+        let records = [
+            call(None).canonical(),
+            call(Some(Caller::root("111122223333", "AKIAROOT"))).canonical(),
+            call(Some(session)).canonical(),
+            plain.canonical(),
+            ServiceEvent {
+                event_time_ms: 0,
+                service: "ssm",
+                event_name: "ParameterExpired",
+                account_id: "111122223333".into(),
+                region: "eu-west-1".into(),
+                resources: vec![],
+                details: json!({"z": 1, "a": "b"}),
+            }
+            .canonical("evt-2"),
+        ];
+        for bytes in &records {
+            let v = parse(bytes);
+            assert_eq!(
+                crate::canonical::to_vec(&v),
+                *bytes,
+                "{}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+        let r = parse(&records[0]);
+        assert_eq!(
+            r["userIdentity"],
+            json!({"accessKeyId": "AKIACLAIMED", "type": "Unknown"})
+        );
+        assert_eq!(r["errorCode"], "AccessDeniedException");
+        assert_eq!(r["eventTime"], "2025-11-26T06:00:00Z");
+        assert_eq!(r["resources"][0]["type"], "AWS::SecretsManager::Secret");
+        let e = parse(&records[4]);
+        assert_eq!(e["eventType"], "AwsServiceEvent");
+        assert_eq!(e["userIdentity"]["invokedBy"], "ssm.amazonaws.com");
+        assert!(e.get("requestID").is_none());
+        assert_eq!(e["serviceEventDetails"]["z"], 1);
+    }
 
     #[test]
     fn identities() {

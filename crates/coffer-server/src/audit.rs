@@ -137,10 +137,7 @@ impl Call {
         );
         self.request = Some(request);
         self.intent_key = Some(key.clone());
-        state
-            .audit
-            .with_intent(key, &intent.into_record(), call)
-            .await
+        state.audit.with_intent(key, intent.canonical(), call).await
     }
 
     /// The request as JSON: the Query parameters, or the parsed body (`Null` when it is not
@@ -262,11 +259,7 @@ impl Call {
                 call.region = region;
             }
         }
-        match state
-            .audit
-            .append(&call.into_record(), self.intent_key)
-            .await
-        {
+        match state.audit.append(call.canonical(), self.intent_key).await {
             Ok(()) => result,
             Err(e) => {
                 tracing::error!(error = %e, request_id = %self.request_id, "audit record not written; failing the call");
