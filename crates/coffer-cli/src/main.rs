@@ -64,9 +64,15 @@ struct ServerArgs {
     /// Data directory of the embedded store (created on first start).
     #[arg(long, env = "COFFER_DATA_DIR", default_value = "./coffer-data")]
     data_dir: PathBuf,
-    /// Development mode: in-memory store, fixed documented root credentials.
+    /// Development mode: in-memory store (or the --storage database), fixed documented root
+    /// credentials.
     #[arg(long)]
     dev: bool,
+    /// Store everything in this PostgreSQL database (postgres://USER[:PASSWORD]@HOST[:PORT]/DB,
+    /// `?sslmode=require|verify-full|...` for TLS) instead of the data directory's embedded
+    /// store. Several servers may share one database.
+    #[arg(long, env = "COFFER_STORAGE", value_parser = storage_url, hide_env_values = true)]
+    storage: Option<String>,
     /// The 12-digit account id (default: what the data directory recorded, else 000000000000).
     #[arg(long, env = "COFFER_ACCOUNT_ID")]
     account_id: Option<String>,
@@ -154,6 +160,18 @@ struct ServerArgs {
     lambda_python: String,
 }
 
+fn storage_url(s: &str) -> Result<String, String> {
+    if coffer_store::postgres::is_postgres_url(s) {
+        Ok(s.to_string())
+    } else {
+        Err(
+            "expected a PostgreSQL URL (postgres://...); the embedded store is chosen with \
+             --data-dir"
+                .into(),
+        )
+    }
+}
+
 fn name_spec(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((n, spec)) if !n.is_empty() && !spec.is_empty() => Ok((n.into(), spec.into())),
@@ -235,6 +253,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let config = ServerConfig {
         listen: args.listen,
         data_dir: (!args.dev).then_some(args.data_dir),
+        database_url: args.storage,
         dev: args.dev,
         account_id: args.account_id,
         root_credentials: match (args.root_access_key_id, args.root_secret_access_key) {
