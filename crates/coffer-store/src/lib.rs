@@ -12,6 +12,7 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 
+pub mod copy;
 pub mod embedded;
 pub mod memory;
 pub mod postgres;

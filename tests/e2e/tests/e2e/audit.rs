@@ -57,7 +57,8 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 
 #[tokio::test]
 async fn every_call_leaves_one_redacted_record_and_no_value_reaches_disk() {
-    let s = TestServer::durable().await;
+    // Scans the embedded store's files (PostgreSQL rows: tests/e2e postgres.rs).
+    let s = TestServer::embedded().await;
     let sm = s.sm();
     let ssm = s.ssm();
     let b64 = base64::Engine::encode(
@@ -775,7 +776,8 @@ async fn fails_closed(s: &TestServer, fail: &AtomicBool) {
 
 #[tokio::test]
 async fn tampering_with_the_stored_trail_is_named_by_sequence() {
-    let s = TestServer::durable().await;
+    // Edits the embedded store's segment files.
+    let s = TestServer::embedded().await;
     let sm = s.sm();
     sm.create_secret()
         .name("t")
