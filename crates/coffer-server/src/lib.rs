@@ -13,6 +13,7 @@ mod bootstrap;
 mod dispatch;
 mod lambda;
 mod listener;
+pub mod migrate;
 #[cfg(test)]
 mod operation_access;
 mod operator_api;

@@ -155,3 +155,96 @@ async fn an_unreachable_database_stops_the_start() {
     );
     assert!(!msg.contains("pw-not-shown"), "{msg}");
 }
+
+#[tokio::test]
+async fn migrate_moves_a_deployment_to_postgres_and_back() {
+    use coffer_server::migrate::{Location, migrate};
+    let Some(db) = ScratchDb::create("e2e_migrate").await else {
+        return;
+    };
+    let (dir, back) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let back_dir = back.path().join("data");
+    let embedded = Location::Embedded(dir.path().to_path_buf());
+    let pg = Location::Postgres(db.url().to_string());
+
+    let s = TestServer::durable_at(dir.path(), |_| {}).await;
+    s.sm()
+        .create_secret()
+        .name("moved")
+        .secret_string("v1")
+        .send()
+        .await
+        .unwrap();
+    s.sm()
+        .put_secret_value()
+        .secret_id("moved")
+        .secret_string("v2")
+        .send()
+        .await
+        .unwrap();
+    let refused = migrate(&embedded, &pg).await.unwrap_err().to_string();
+    assert!(
+        refused.contains("in use"),
+        "a running source is refused: {refused}"
+    );
+    s.server.shutdown().await;
+
+    let to_pg = migrate(&embedded, &pg).await.unwrap();
+    assert!(to_pg.copied.keys > 10);
+    assert!(
+        to_pg.audit_records >= 2 && to_pg.audit_digests >= 1,
+        "{to_pg:?}"
+    );
+    let again = migrate(&embedded, &pg).await.unwrap_err().to_string();
+    assert!(again.contains("not empty"), "{again}");
+
+    // A server on the database (the auto-unseal key file stays where the seal record says).
+    let s = start(config_on(&db, false, Some(back.path()))).await;
+    let got = s
+        .sm()
+        .get_secret_value()
+        .secret_id("moved")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.secret_string(), Some("v2"));
+    let prev = s
+        .sm()
+        .get_secret_value()
+        .secret_id("moved")
+        .version_stage("AWSPREVIOUS")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(prev.secret_string(), Some("v1"));
+    let key = s
+        .server
+        .audit()
+        .public_key()
+        .expect("unsealed")
+        .raw()
+        .unwrap();
+    let trail = s.server.audit().read_trail().await.unwrap();
+    assert!(verify(&trail, &key).ok(), "the moved chain continues");
+    assert!(trail.entries.len() > to_pg.audit_records);
+    s.server.shutdown().await;
+
+    let to_embedded = migrate(&pg, &Location::Embedded(back_dir.clone()))
+        .await
+        .unwrap();
+    assert!(to_embedded.audit_records > to_pg.audit_records);
+    let s = TestServer::durable_at(&back_dir, |_| {}).await;
+    let got = s
+        .sm()
+        .get_secret_value()
+        .secret_id("moved")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.secret_string(), Some("v2"));
+    s.server.shutdown().await;
+    let (trail, _) = coffer_audit::log::read_data_dir(&back_dir).unwrap();
+    let report = verify(&trail, &key);
+    assert!(report.ok(), "{report:?}");
+    assert!(report.records > to_embedded.audit_records);
+}
