@@ -236,11 +236,14 @@ pub fn parse_entry(bytes: &[u8], seq: u64) -> ChainEntry {
     })
 }
 
+/// A store key and its value.
+pub type Row = (Vec<u8>, Vec<u8>);
+
 /// Chained entries (as read from any home, oldest first) as the rows [`KvRecords`] keeps: each
 /// entry under its number's key, exactly as chained (its stored hash is kept, so a tampered
 /// entry stays detectable), and the head after the last. For moving a trail from segment files
 /// into a store that keeps it as rows (`coffer migrate` to PostgreSQL).
-pub fn entries_as_rows(entries: &[ChainEntry]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, AuditError> {
+pub fn entries_as_rows(entries: &[ChainEntry]) -> Result<Vec<Row>, AuditError> {
     let json = |e: serde_json::Error| AuditError::Internal(e.to_string());
     let mut rows = Vec::with_capacity(entries.len() + 1);
     for e in entries {
