@@ -799,3 +799,19 @@ async fn commit_checked(store: &dyn Store, batch: WriteBatch) -> Result<(), Seal
         Err(e) => Err(e.into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dev_key_is_fixed_only_for_dev_on_postgres() {
+        let mut c = crate::ServerConfig::dev();
+        let random = (dev_kek_for(&c).unwrap(), dev_kek_for(&c).unwrap());
+        assert_ne!(*random.0, *random.1, "in memory: random per process");
+        c.database_url = Some("postgres://db/x".into());
+        assert_eq!(*dev_kek_for(&c).unwrap(), DEV_SHARED_KEK);
+        c.dev = false;
+        assert!(dev_kek_for(&c).is_none(), "no dev key for a real server");
+    }
+}

@@ -113,3 +113,35 @@ async fn sqlx_exec(db: &ScratchDb, sql: &'static str) {
     let mut c = admin(db).await;
     sqlx::query(sql).execute(&mut c).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_connections_fail_as_unavailable_and_the_pool_recovers() {
+    let Some(db) = ScratchDb::create("reconnect").await else {
+        return;
+    };
+    let store = PgStore::connect_with(db.url(), 3).await.unwrap();
+    let mut b = WriteBatch::new();
+    b.put(b"k".to_vec(), b"before".to_vec());
+    store.commit(b).await.unwrap();
+    // What a database restart does to the clients: every server connection ends.
+    let killed: i64 = sqlx_count(
+        &db,
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+         WHERE datname = current_database() AND application_name = 'coffer'",
+    )
+    .await;
+    assert!(killed >= 1);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let mut b = WriteBatch::new();
+        b.put(b"k".to_vec(), b"after".to_vec());
+        match store.commit(b).await {
+            Ok(_) => break,
+            Err(StoreError::Unavailable(_)) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("not recovered or not unavailable: {e}"),
+        }
+    }
+    assert_eq!(&store.get(b"k").await.unwrap().unwrap().value[..], b"after");
+}
