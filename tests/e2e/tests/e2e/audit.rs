@@ -904,7 +904,12 @@ async fn background_actions_are_recorded_as_service_events() {
         .unwrap();
     let report = verify(&trail, &key);
     assert!(report.ok(), "{report:?}");
-    assert_eq!(report.sealed_through, Some(3));
+    let events: Vec<String> = trail
+        .entries
+        .iter()
+        .map(|(_, e)| format!("{} {}", e.record["eventType"], e.record["eventName"]))
+        .collect();
+    assert_eq!(report.sealed_through, Some(3), "{events:?}");
     // Visible through LookupEvents like any event.
     let found = cloudtrail(&s)
         .lookup_events()
