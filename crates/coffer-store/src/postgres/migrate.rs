@@ -38,17 +38,25 @@ pub(crate) async fn run(pool: &PgPool) -> Result<()> {
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
-    sqlx::raw_sql(
-        "CREATE TABLE IF NOT EXISTS coffer_schema_migrations (
-             version     integer     PRIMARY KEY,
-             description text        NOT NULL,
-             sql_hash    bigint      NOT NULL,
-             applied_at  timestamptz NOT NULL DEFAULT now()
-         )",
-    )
-    .execute(&mut *tx)
-    .await
-    .map_err(db_err)?;
+    // Asked first rather than `IF NOT EXISTS`, whose notice would be logged at every start.
+    let exists: bool =
+        sqlx::query_scalar("SELECT to_regclass('coffer_schema_migrations') IS NOT NULL")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+    if !exists {
+        sqlx::raw_sql(
+            "CREATE TABLE coffer_schema_migrations (
+                 version     integer     PRIMARY KEY,
+                 description text        NOT NULL,
+                 sql_hash    bigint      NOT NULL,
+                 applied_at  timestamptz NOT NULL DEFAULT now()
+             )",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    }
     let applied: Vec<(i32, i64)> =
         sqlx::query_as("SELECT version, sql_hash FROM coffer_schema_migrations ORDER BY version")
             .fetch_all(&mut *tx)
