@@ -81,9 +81,9 @@ impl Bootstrap {
 
 const ACCOUNT_ID_KEY: &[u8] = b"meta/account-id";
 
-/// A store (data directory or database) belongs to one account: the first start records it (from `--account-id`, or
-/// the default), and a later start with a different explicit id is refused rather than silently
-/// serving an empty account.
+/// A store (data directory or database) belongs to one account: the first start records it
+/// (from `--account-id`, or the default), and a later start with a different explicit id is
+/// refused rather than silently serving an empty account.
 async fn resolve_account_id(store: &dyn Store, wanted: Option<&str>) -> Result<String, StartError> {
     if let Some(id) = wanted {
         validate_account_id(id)?;
