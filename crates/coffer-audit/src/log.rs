@@ -82,6 +82,10 @@ pub struct AuditLog {
     noop: bool,
     /// One digest or prune at a time on this node (other nodes are kept out by store checks).
     sealing: tokio::sync::Mutex<()>,
+    /// One sweep at a time on this node: two (the periodic job and an explicit run) would both
+    /// read a pending key before either chains it, and chain it twice. Two nodes can still do
+    /// that (issue 8's multi-node work: a lease for the sweep, or a check on the pending key).
+    sweeping: tokio::sync::Mutex<()>,
     /// Stops the appender (which holds the store) on [`AuditLog::stop`].
     appender: std::sync::Mutex<Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>>,
 }
@@ -138,6 +142,7 @@ impl AuditLog {
             jobs: tx,
             noop,
             sealing: tokio::sync::Mutex::new(()),
+            sweeping: tokio::sync::Mutex::new(()),
             appender: std::sync::Mutex::new(Some((stop, task))),
         }))
     }
@@ -271,6 +276,7 @@ impl AuditLog {
         if self.noop {
             return Ok(0);
         }
+        let _one = self.sweeping.lock().await;
         let mut waits = Vec::new();
         let mut settle = WriteBatch::new();
         let end = coffer_store::prefix_end(keys::SERVICE_EVENTS.as_bytes());
@@ -868,5 +874,42 @@ mod tests {
         assert_eq!(ids, ["e-written", "e-orphan"]);
         log.stop().await;
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The periodic job and an explicit run may sweep at once: each pending service event is
+    /// still chained exactly once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_sweeps_chain_a_service_event_once() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let clock = coffer_core::ManualClock::new();
+        let log = AuditLog::open(store.clone(), clock.clone(), false)
+            .await
+            .unwrap();
+        let mut b = WriteBatch::new();
+        for i in 0..20 {
+            let event = json!({"eventID": format!("svc-{i}"), "eventName": "DeleteSecret"});
+            b.put(
+                keys::pending(
+                    keys::SERVICE_EVENTS,
+                    clock.now_millis(),
+                    &format!("svc-{i}"),
+                ),
+                canonical::to_vec(&event),
+            );
+        }
+        store.commit(b).await.unwrap();
+        let sweeps: Vec<_> = (0..4)
+            .map(|_| {
+                let log = log.clone();
+                tokio::spawn(async move { log.sweep().await.unwrap() })
+            })
+            .collect();
+        let mut chained = 0;
+        for s in sweeps {
+            chained += s.await.unwrap();
+        }
+        assert_eq!(chained, 20);
+        assert_eq!(log.read_trail().await.unwrap().entries.len(), 20);
+        log.stop().await;
     }
 }

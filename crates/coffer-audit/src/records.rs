@@ -235,3 +235,64 @@ pub fn parse_entry(bytes: &[u8], seq: u64) -> ChainEntry {
         record: Value::String(String::from_utf8_lossy(bytes).into_owned()),
     })
 }
+
+/// A store key and its value.
+pub type Row = (Vec<u8>, Vec<u8>);
+
+/// Chained entries (as read from any home, oldest first) as the rows [`KvRecords`] keeps: each
+/// entry under its number's key, exactly as chained (its stored hash is kept, so a tampered
+/// entry stays detectable), and the head after the last. For moving a trail from segment files
+/// into a store that keeps it as rows (`coffer migrate` to PostgreSQL).
+pub fn entries_as_rows(entries: &[ChainEntry]) -> Result<Vec<Row>, AuditError> {
+    let json = |e: serde_json::Error| AuditError::Internal(e.to_string());
+    let mut rows = Vec::with_capacity(entries.len() + 1);
+    for e in entries {
+        rows.push((keys::record(e.seq), serde_json::to_vec(e).map_err(json)?));
+    }
+    if let Some(last) = entries.last() {
+        let head = Head {
+            seq: last.seq,
+            hash: last.hash,
+        };
+        rows.push((
+            keys::HEAD.to_vec(),
+            serde_json::to_vec(&head).map_err(json)?,
+        ));
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coffer_store::memory::MemoryStore;
+
+    #[tokio::test]
+    async fn entries_moved_as_rows_read_back_as_the_same_chain() {
+        let mut entries = Vec::new();
+        let mut prev = GENESIS;
+        for seq in 5..9u64 {
+            let rec = serde_json::json!({"eventName": "GetSecretValue", "n": seq});
+            let (bytes, hash) = ChainEntry::encode(seq, &prev, &crate::canonical::to_vec(&rec));
+            entries.push(serde_json::from_slice::<ChainEntry>(&bytes).unwrap());
+            prev = hash;
+        }
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let mut b = WriteBatch::new();
+        for (k, v) in entries_as_rows(&entries).unwrap() {
+            b.put(k, v);
+        }
+        store.commit(b).await.unwrap();
+        let trail = crate::log::read_trail(&*store).await.unwrap();
+        let got: Vec<ChainEntry> = trail.entries.into_iter().map(|(_, e)| e).collect();
+        let mut want = entries.clone();
+        want.sort_by_key(|e| std::cmp::Reverse(e.seq));
+        assert_eq!(got.len(), 4);
+        assert!(got.iter().all(|e| want.contains(e)));
+        assert_eq!(trail.head, Some(Head { seq: 8, hash: prev }));
+        // New records chain after the moved ones.
+        let kv = KvRecords::new(store.clone());
+        assert_eq!(kv.head().await.unwrap().seq, 8);
+        assert!(entries_as_rows(&[]).unwrap().is_empty());
+    }
+}

@@ -41,6 +41,19 @@ enum Command {
     /// Verify or export the audit trail, print its public key.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Copy a deployment's store between a data directory and a PostgreSQL database (either
+    /// way), then verify the copy: every key, and the audit chain.
+    Migrate(MigrateArgs),
+}
+
+#[derive(clap::Args)]
+struct MigrateArgs {
+    /// The store to copy: a data directory or a postgres:// URL. Stop its servers first.
+    #[arg(long)]
+    from: String,
+    /// Where to copy it: a new data directory or an empty PostgreSQL database.
+    #[arg(long)]
+    to: String,
 }
 
 #[derive(clap::Args)]
@@ -64,9 +77,15 @@ struct ServerArgs {
     /// Data directory of the embedded store (created on first start).
     #[arg(long, env = "COFFER_DATA_DIR", default_value = "./coffer-data")]
     data_dir: PathBuf,
-    /// Development mode: in-memory store, fixed documented root credentials.
+    /// Development mode: in-memory store (or the --storage database), fixed documented root
+    /// credentials.
     #[arg(long)]
     dev: bool,
+    /// Store everything in this PostgreSQL database (postgres://USER[:PASSWORD]@HOST[:PORT]/DB,
+    /// `?sslmode=require|verify-full|...` for TLS) instead of the data directory's embedded
+    /// store. Several servers may share one database.
+    #[arg(long, env = "COFFER_STORAGE", value_parser = storage_url, hide_env_values = true)]
+    storage: Option<String>,
     /// The 12-digit account id (default: what the data directory recorded, else 000000000000).
     #[arg(long, env = "COFFER_ACCOUNT_ID")]
     account_id: Option<String>,
@@ -154,6 +173,18 @@ struct ServerArgs {
     lambda_python: String,
 }
 
+fn storage_url(s: &str) -> Result<String, String> {
+    if coffer_store::postgres::is_postgres_url(s) {
+        Ok(s.to_string())
+    } else {
+        Err(
+            "expected a PostgreSQL URL (postgres://...); the embedded store is chosen with \
+             --data-dir"
+                .into(),
+        )
+    }
+}
+
 fn name_spec(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((n, spec)) if !n.is_empty() && !spec.is_empty() => Ok((n.into(), spec.into())),
@@ -179,7 +210,35 @@ fn main() -> anyhow::Result<()> {
         Command::Events(args) => rt.block_on(events(args)),
         Command::Operator(args) => rt.block_on(operator::run(args)),
         Command::Audit(cmd) => audit::run(cmd),
+        Command::Migrate(args) => rt.block_on(migrate(args)),
     }
+}
+
+async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    use coffer_server::migrate::Location;
+    let report =
+        coffer_server::migrate::migrate(&Location::parse(&args.from), &Location::parse(&args.to))
+            .await
+            .context("migrating")?;
+    println!(
+        "copied {} keys ({} bytes):",
+        report.copied.keys, report.copied.bytes
+    );
+    for (prefix, n) in &report.copied.by_prefix {
+        println!("  {prefix:<12} {n}");
+    }
+    println!(
+        "audit trail: {} records, {} digests, sealed through {}",
+        report.audit_records,
+        report.audit_digests,
+        report.sealed_through.map_or("-".into(), |s| s.to_string())
+    );
+    println!("OK: the target holds the same keys and values, and its audit chain verifies");
+    println!(
+        "Not copied: leases, and the data directory's own files (auto-unseal key file, TLS \
+         files, parameter event log); the seal record still names the same auto-unseal key."
+    );
+    Ok(())
 }
 
 /// Prints the event log; with `--follow`, polls for appended lines until interrupted.
@@ -235,6 +294,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let config = ServerConfig {
         listen: args.listen,
         data_dir: (!args.dev).then_some(args.data_dir),
+        database_url: args.storage,
         dev: args.dev,
         account_id: args.account_id,
         root_credentials: match (args.root_access_key_id, args.root_secret_access_key) {

@@ -47,9 +47,14 @@ pub(crate) struct Bootstrap {
 
 impl Bootstrap {
     pub async fn open(config: &ServerConfig) -> Result<Self, StartError> {
-        let store: Arc<dyn Store> = match &config.data_dir {
-            None => Arc::new(MemoryStore::new()),
-            Some(dir) => {
+        let store: Arc<dyn Store> = match (&config.database_url, &config.data_dir) {
+            (Some(url), _) => {
+                let store = coffer_store::postgres::PgStore::connect(url).await?;
+                tracing::info!(database = store.target(), "using the PostgreSQL store");
+                Arc::new(store)
+            }
+            (None, None) => Arc::new(MemoryStore::new()),
+            (None, Some(dir)) => {
                 std::fs::create_dir_all(dir)?;
                 Arc::new(coffer_store::embedded::EmbeddedStore::open(dir)?)
             }
@@ -76,9 +81,9 @@ impl Bootstrap {
 
 const ACCOUNT_ID_KEY: &[u8] = b"meta/account-id";
 
-/// A data directory belongs to one account: the first start records it (from `--account-id`, or
-/// the default), and a later start with a different explicit id is refused rather than silently
-/// serving an empty account.
+/// A store (data directory or database) belongs to one account: the first start records it
+/// (from `--account-id`, or the default), and a later start with a different explicit id is
+/// refused rather than silently serving an empty account.
 async fn resolve_account_id(store: &dyn Store, wanted: Option<&str>) -> Result<String, StartError> {
     if let Some(id) = wanted {
         validate_account_id(id)?;
@@ -89,7 +94,7 @@ async fn resolve_account_id(store: &dyn Store, wanted: Option<&str>) -> Result<S
             let id = String::from_utf8_lossy(&e.value).into_owned();
             match wanted {
                 Some(w) if w != id => Err(StartError::Config(format!(
-                    "the data directory belongs to account {id}, not {w}"
+                    "the store (data directory or database) belongs to account {id}, not {w}"
                 ))),
                 _ => Ok(id),
             }

@@ -203,7 +203,11 @@ impl AppState {
             },
             audit,
             parameter_events,
-            sealer: crate::seal::Sealer::new(boot.store.clone(), config.data_dir.clone()),
+            sealer: crate::seal::Sealer::new(
+                boot.store.clone(),
+                config.data_dir.clone(),
+                crate::seal::dev_kek_for(config),
+            ),
             services: RwLock::new(None),
             sealing: tokio::sync::Notify::new(),
         }

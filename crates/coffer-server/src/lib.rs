@@ -13,6 +13,7 @@ mod bootstrap;
 mod dispatch;
 mod lambda;
 mod listener;
+pub mod migrate;
 #[cfg(test)]
 mod operation_access;
 mod operator_api;
@@ -36,8 +37,12 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 #[derive(Clone)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
-    /// `None` keeps everything in memory (`--dev`); otherwise the embedded store's directory.
+    /// `None` keeps everything in memory (`--dev`); otherwise the embedded store's directory
+    /// (with [`ServerConfig::database_url`]: only the local files, e.g. the auto-unseal key).
     pub data_dir: Option<PathBuf>,
+    /// `postgres://...`: the store is this PostgreSQL database instead (also with `--dev`).
+    /// May hold a password: never log it.
+    pub database_url: Option<String>,
     pub dev: bool,
     /// 12 digits; `None` = what the data directory recorded, else [`DEV_ACCOUNT_ID`].
     pub account_id: Option<String>,
@@ -126,6 +131,7 @@ impl ServerConfig {
         Self {
             listen: DEFAULT_LISTEN.parse().expect("valid constant"),
             data_dir: None,
+            database_url: None,
             dev: true,
             account_id: None,
             root_credentials: None,
@@ -163,15 +169,15 @@ pub enum StartError {
 pub use coffer_audit;
 pub use listener::RunningServer;
 
-/// The audit log: records in segment files beside the embedded store (in the store itself
-/// when everything is in memory).
+/// The audit log: records in segment files beside the embedded store; in the store itself when
+/// everything is in memory or on PostgreSQL (one chain for every node sharing the database).
 async fn open_audit(
     config: &ServerConfig,
     store: &Arc<dyn coffer_store::Store>,
 ) -> Result<Arc<coffer_audit::AuditLog>, coffer_audit::AuditError> {
     use coffer_audit::records::{KvRecords, RecordStore};
     let mut records: Arc<dyn RecordStore> = match &config.data_dir {
-        Some(dir) if !config.audit.noop => {
+        Some(dir) if !config.audit.noop && config.database_url.is_none() => {
             let base = coffer_audit::records::read_head(&**store).await?.0;
             let dir = coffer_audit::log::segments_dir(dir);
             Arc::new(

@@ -51,7 +51,8 @@ pub enum KekSource {
     File(PathBuf),
     /// The name of an environment variable holding base64 of 32 bytes.
     Env(String),
-    /// `--dev`: a random key held in this process's memory.
+    /// `--dev`: a random key held in this process's memory, or with a PostgreSQL store (which
+    /// outlives the process and is shared by nodes) the fixed public [`DEV_SHARED_KEK`].
     Dev,
 }
 
@@ -151,21 +152,42 @@ pub(crate) struct Initialized {
     pub root_credentials: Option<RootCredentials>,
 }
 
+/// `--dev` with a PostgreSQL store: the root key is sealed under this fixed key, public on
+/// purpose like the dev credentials, so a restarted or second dev node unseals the same
+/// database. Never protects anything real: `--dev` is for trying Coffer out.
+pub const DEV_SHARED_KEK: [u8; 32] = *b"coffer --dev shared unseal key!!";
+
+/// The key `KekSource::Dev` stands for on this server: random per process for the in-memory
+/// store (nothing outlives it), [`DEV_SHARED_KEK`] for `--dev` on PostgreSQL, and none for a
+/// non-dev server on PostgreSQL (a dev-initialised database is not silently served as real).
+pub(crate) fn dev_kek_for(config: &crate::ServerConfig) -> Option<Zeroizing<[u8; 32]>> {
+    match (&config.database_url, config.dev) {
+        (Some(_), true) => Some(Zeroizing::new(DEV_SHARED_KEK)),
+        (Some(_), false) => None,
+        (None, _) => Some(coffer_crypto::random_key()),
+    }
+}
+
 /// Sealing state that outlives the services: the pending unseal shares and the dev key.
 pub(crate) struct Sealer {
     store: Arc<dyn Store>,
     data_dir: Option<PathBuf>,
-    dev_kek: Zeroizing<[u8; 32]>,
+    /// `None`: this server does not open stores sealed by `--dev` (see [`dev_kek_for`]).
+    dev_kek: Option<Zeroizing<[u8; 32]>>,
     /// Shares given so far; the mutex also serialises every operator action.
     progress: tokio::sync::Mutex<Vec<Share>>,
 }
 
 impl Sealer {
-    pub fn new(store: Arc<dyn Store>, data_dir: Option<PathBuf>) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        data_dir: Option<PathBuf>,
+        dev_kek: Option<Zeroizing<[u8; 32]>>,
+    ) -> Self {
         Self {
             store,
             data_dir,
-            dev_kek: coffer_crypto::random_key(),
+            dev_kek,
             progress: tokio::sync::Mutex::new(Vec::new()),
         }
     }
@@ -189,7 +211,13 @@ impl Sealer {
 
     fn kek(&self, source: &KekSource, create: bool) -> Result<Zeroizing<[u8; 32]>, SealError> {
         match source {
-            KekSource::Dev => Ok(self.dev_kek.clone()),
+            KekSource::Dev => self.dev_kek.clone().ok_or_else(|| {
+                SealError::InvalidState(
+                    "this database was initialised by `coffer server --dev` (its root key is \
+                     sealed under the public dev key): start with --dev"
+                        .into(),
+                )
+            }),
             KekSource::File(path) => {
                 let key = if create {
                     RootKey::load_or_create(path).map(|(k, _)| k)
@@ -769,5 +797,21 @@ async fn commit_checked(store: &dyn Store, batch: WriteBatch) -> Result<(), Seal
             "the seal state changed meanwhile; nothing was changed, try again".into(),
         )),
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dev_key_is_fixed_only_for_dev_on_postgres() {
+        let mut c = crate::ServerConfig::dev();
+        let random = (dev_kek_for(&c).unwrap(), dev_kek_for(&c).unwrap());
+        assert_ne!(*random.0, *random.1, "in memory: random per process");
+        c.database_url = Some("postgres://db/x".into());
+        assert_eq!(*dev_kek_for(&c).unwrap(), DEV_SHARED_KEK);
+        c.dev = false;
+        assert!(dev_kek_for(&c).is_none(), "no dev key for a real server");
     }
 }

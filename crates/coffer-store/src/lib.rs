@@ -12,8 +12,10 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 
+pub mod copy;
 pub mod embedded;
 pub mod memory;
+pub mod postgres;
 
 /// A key's value and the commit sequence number that last wrote it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,7 +69,7 @@ pub enum StoreError {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// The storage every service runs on. Implementations: [`memory::MemoryStore`] (`--dev`), the
-/// embedded durable engine (default), PostgreSQL (later).
+/// embedded durable engine (default), [`postgres::PgStore`] (several nodes on one database).
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     async fn get(&self, key: &[u8]) -> Result<Option<Entry>>;

@@ -1,33 +1,71 @@
 //! Starting a server per test and building SDK clients for it.
+//!
+//! `COFFER_TEST_STORE=postgres` runs the suite on PostgreSQL: every server [`TestServer::dev`],
+//! [`TestServer::with_config`] and [`TestServer::durable`] start gets a database of its own
+//! (created on `COFFER_TEST_PG_URL`, default the local server, and dropped with the server).
+//! Tests about the embedded store's own files (segment files, data directory restarts) use
+//! [`TestServer::embedded`] / [`TestServer::durable_at`] and run on the embedded store in both
+//! passes.
 
 use std::sync::Arc;
 
 use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
 use coffer_core::ManualClock;
 use coffer_server::{RunningServer, ServerConfig};
+use coffer_store::postgres::scratch::ScratchDb;
+
+/// Whether this run is the PostgreSQL pass (`COFFER_TEST_STORE=postgres`).
+pub fn on_postgres() -> bool {
+    std::env::var("COFFER_TEST_STORE").is_ok_and(|v| v == "postgres")
+}
+
+/// A database of its own for one server of the PostgreSQL pass; `None` in the default pass.
+/// The pass was asked for, so an unreachable server fails the test (`scripts/test` decides
+/// beforehand whether to skip the pass).
+pub async fn pass_database() -> Option<ScratchDb> {
+    if !on_postgres() {
+        return None;
+    }
+    Some(
+        ScratchDb::create("e2e")
+            .await
+            .expect("COFFER_TEST_STORE=postgres but PostgreSQL is unreachable"),
+    )
+}
 
 pub struct TestServer {
     pub server: RunningServer,
     pub clock: Arc<ManualClock>,
     /// Kept alive for durable-store tests.
     pub _dir: Option<tempfile::TempDir>,
+    /// The PostgreSQL pass's database, dropped after the server (fields drop in order).
+    pub _db: Option<ScratchDb>,
 }
 
 impl TestServer {
-    /// `--dev`: in-memory store, dev credentials, manual clock.
+    /// `--dev`: in-memory store (the pass's database on PostgreSQL), dev credentials, manual
+    /// clock.
     pub async fn dev() -> Self {
-        Self::start(None).await
+        Self::start_with(None, true, |_| {}).await
     }
 
-    /// The durable embedded store in a fresh temporary directory.
+    /// The durable store: embedded in a fresh temporary directory (on PostgreSQL: the pass's
+    /// database, with the directory for the server's other files).
     pub async fn durable() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        Self::start(Some(dir)).await
+        Self::start_with(Some(dir), true, |_| {}).await
     }
 
-    /// The durable store in `dir` (the caller keeps it, e.g. across a restart), with `f` applied.
+    /// The embedded store in a fresh temporary directory, in every pass: for tests of its files.
+    pub async fn embedded() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_with(Some(dir), false, |_| {}).await
+    }
+
+    /// The embedded store in `dir` (the caller keeps it, e.g. across a restart), with `f`
+    /// applied. Embedded in every pass: its callers restart over the directory.
     pub async fn durable_at(dir: &std::path::Path, f: impl FnOnce(&mut ServerConfig)) -> Self {
-        Self::start_with(None, |c| {
+        Self::start_with(None, false, |c| {
             durable_config(c, dir);
             f(c)
         })
@@ -36,14 +74,15 @@ impl TestServer {
 
     /// `--dev` with `f` applied to the configuration (after the harness's own settings).
     pub async fn with_config(f: impl FnOnce(&mut ServerConfig)) -> Self {
-        Self::start_with(None, f).await
+        Self::start_with(None, true, f).await
     }
 
-    async fn start(dir: Option<tempfile::TempDir>) -> Self {
-        Self::start_with(dir, |_| {}).await
-    }
-
-    async fn start_with(dir: Option<tempfile::TempDir>, f: impl FnOnce(&mut ServerConfig)) -> Self {
+    /// `pass_store`: on the PostgreSQL pass, use a database of its own.
+    async fn start_with(
+        dir: Option<tempfile::TempDir>,
+        pass_store: bool,
+        f: impl FnOnce(&mut ServerConfig),
+    ) -> Self {
         let clock = ManualClock::new();
         let mut config = ServerConfig::dev();
         config.listen = coffer_server::ephemeral();
@@ -51,12 +90,19 @@ impl TestServer {
         if let Some(d) = &dir {
             durable_config(&mut config, d.path());
         }
+        let db = if pass_store {
+            pass_database().await
+        } else {
+            None
+        };
+        config.database_url = db.as_ref().map(|d| d.url().to_string());
         f(&mut config);
         let server = coffer_server::start(config).await.expect("server starts");
         Self {
             server,
             clock,
             _dir: dir,
+            _db: db,
         }
     }
 

@@ -294,6 +294,7 @@ async fn keys_survive_a_restart_and_are_sealed_at_rest() {
             server: coffer_server::start(config).await.unwrap(),
             clock: coffer_core::ManualClock::new(),
             _dir: None,
+            _db: None,
         }
     };
     let s = start(config.clone()).await;

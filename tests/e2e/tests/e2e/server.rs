@@ -325,6 +325,7 @@ async fn durable_store_survives_restart_and_never_holds_plaintext() {
             server,
             clock: coffer_core::ManualClock::new(),
             _dir: None,
+            _db: None,
         };
         let sm = s.sm();
         sm.create_secret()
@@ -346,6 +347,7 @@ async fn durable_store_survives_restart_and_never_holds_plaintext() {
             server,
             clock: coffer_core::ManualClock::new(),
             _dir: None,
+            _db: None,
         };
         let got = s
             .sm()
