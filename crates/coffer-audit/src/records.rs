@@ -29,6 +29,10 @@ const MAX_ATTEMPTS: usize = 16;
 pub struct Pending<'a> {
     pub record: &'a [u8],
     pub clear: Option<&'a [u8]>,
+    /// The version of `clear` the sweep read: the record is chained only while the key is still
+    /// at it, so of several nodes sweeping one store exactly one chains it (homes that share no
+    /// store, i.e. segment files, ignore it).
+    pub expect: Option<u64>,
 }
 
 /// A record handed straight to the home's writer: resolves once it is durable.
@@ -113,7 +117,12 @@ impl KvRecords {
 impl RecordStore for KvRecords {
     async fn append(&self, batch: &[Pending<'_>]) -> Result<bool, AuditError> {
         let mut known = self.known.lock().await;
+        // Items another node settled meanwhile (their pending key moved): chained there.
+        let mut gone = vec![false; batch.len()];
         for _ in 0..MAX_ATTEMPTS {
+            if !gone.is_empty() && gone.iter().all(|g| *g) {
+                return Ok(true);
+            }
             let (head, head_entry) = match known.take() {
                 Some(k) => k,
                 None => read_head(&*self.store).await?,
@@ -121,7 +130,10 @@ impl RecordStore for KvRecords {
             let mut b = WriteBatch::new();
             b.check(keys::HEAD, head_entry.as_ref());
             let mut h = head;
-            for p in batch {
+            for (p, _) in batch.iter().zip(&gone).filter(|(_, g)| !**g) {
+                if let (Some(k), Some(v)) = (p.clear, p.expect) {
+                    b.checks.push((k.to_vec(), Some(v)));
+                }
                 let seq = h.seq + 1;
                 let (bytes, hash) = ChainEntry::encode(seq, &h.hash, p.record);
                 b.put(keys::record(seq), bytes);
@@ -144,8 +156,18 @@ impl RecordStore for KvRecords {
                     ));
                     return Ok(true);
                 }
-                // Another node appended: re-read its head and chain after it.
-                Err(StoreError::Conflict) => continue,
+                // Another node appended (re-read its head and chain after it), or settled one
+                // of the swept keys (leave that one out).
+                Err(StoreError::Conflict) => {
+                    for (p, g) in batch.iter().zip(gone.iter_mut()) {
+                        if let (Some(k), Some(v)) = (p.clear, p.expect)
+                            && !*g
+                        {
+                            *g = self.store.get(k).await?.is_none_or(|e| e.version != v);
+                        }
+                    }
+                    continue;
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "audit records could not be written");
                     return Err(e.into());
