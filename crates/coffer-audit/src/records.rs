@@ -22,8 +22,11 @@ use crate::AuditError;
 use crate::chain::{ChainEntry, GENESIS, Head};
 use crate::keys;
 
-/// Re-chaining attempts when another node moved the head meanwhile.
-const MAX_ATTEMPTS: usize = 16;
+/// How long an append keeps re-chaining while other nodes move the head. A bounded number of
+/// attempts is not enough: three busy nodes on one database starved a node through 16 of them,
+/// and a call whose effect committed then answered InternalFailure (the SDK's retry of it then
+/// saw the effect as someone else's). Waiting for a turn is what a shared chain costs.
+const APPEND_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// One record to chain, and the pending key (intent or service event) it settles.
 pub struct Pending<'a> {
@@ -119,7 +122,11 @@ impl RecordStore for KvRecords {
         let mut known = self.known.lock().await;
         // Items another node settled meanwhile (their pending key moved): chained there.
         let mut gone = vec![false; batch.len()];
-        for _ in 0..MAX_ATTEMPTS {
+        let deadline = tokio::time::Instant::now() + APPEND_DEADLINE;
+        for attempt in 0u32.. {
+            if tokio::time::Instant::now() > deadline {
+                break;
+            }
             if !gone.is_empty() && gone.iter().all(|g| *g) {
                 return Ok(true);
             }
@@ -166,6 +173,8 @@ impl RecordStore for KvRecords {
                             *g = self.store.get(k).await?.is_none_or(|e| e.version != v);
                         }
                     }
+                    // A little jitter so the nodes that lost do not all come back at once.
+                    tokio::time::sleep(jitter(attempt)).await;
                     continue;
                 }
                 Err(e) => {
@@ -233,6 +242,15 @@ impl RecordStore for KvRecords {
             removed += rows.len();
         }
     }
+}
+
+/// Up to `attempt` (at most 8) milliseconds, drawn at random.
+fn jitter(attempt: u32) -> std::time::Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(attempt);
+    let max_us = u64::from(attempt.min(8)) * 1000;
+    std::time::Duration::from_micros(h.finish() % (max_us + 1))
 }
 
 /// The head recorded in the store (`audit/head`) and its entry.

@@ -398,7 +398,7 @@ async fn concurrent_writers_on_three_nodes_lose_no_update() {
                     .await
                 {
                     Ok(o) => versions.lock().unwrap().push(o.version()),
-                    Err(e) => failures.add(format!("param: {e:?}")),
+                    Err(e) => failures.add(format!("param: {}", err_code(&e))),
                 }
             }
         });
@@ -417,6 +417,14 @@ async fn concurrent_writers_on_three_nodes_lose_no_update() {
         fails.0.lock().unwrap()
     );
     assert!(!put_ok.is_empty() && !moves.is_empty() && !param_versions.is_empty());
+    // Every failure is a definite answer (a stale label source, AWS's TooManyUpdates), never an
+    // internal error whose effect may have happened.
+    for code in fails.0.lock().unwrap().keys() {
+        assert!(
+            code == "move: InvalidParameterException" || code.ends_with("TooManyUpdates"),
+            "unexpected failure {code}"
+        );
+    }
 
     // Versions: every acknowledged put is a version of its own, nothing else appeared.
     let b = &c.nodes[1];
@@ -511,39 +519,48 @@ async fn concurrent_writers_on_three_nodes_lose_no_update() {
     c.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn background_jobs_run_once_per_due_item_across_nodes() {
-    let Some(c) = cluster("mn_jobs", 3, |_, _| {}).await else {
+    // Each node's own job loop runs every 50 ms, on threads of its own, as on separate hosts.
+    let Some(c) = cluster("mn_jobs", 3, |_, cfg| {
+        cfg.task_interval = Duration::from_millis(50)
+    })
+    .await
+    else {
         return;
     };
+    // Enough due items that the nodes' runs overlap.
+    const N: usize = 20;
     let a = &c.nodes[0];
-    a.sm()
-        .create_secret()
-        .name("doomed")
-        .secret_string("x")
-        .send()
-        .await
-        .unwrap();
-    a.sm()
-        .delete_secret()
-        .secret_id("doomed")
-        .recovery_window_in_days(7)
-        .send()
-        .await
-        .unwrap();
+    for i in 0..N {
+        let name = format!("doomed-{i}");
+        a.sm()
+            .create_secret()
+            .name(&name)
+            .secret_string("x")
+            .send()
+            .await
+            .unwrap();
+        a.sm()
+            .delete_secret()
+            .secret_id(&name)
+            .recovery_window_in_days(7)
+            .send()
+            .await
+            .unwrap();
+    }
     let at = aws_smithy_types::DateTime::from_secs(c.clock.now_millis() / 1000 + 86_400)
         .fmt(aws_smithy_types::date_time::Format::DateTime)
         .unwrap();
-    for (name, policies) in [
-        (
-            "/jobs/expiring",
-            format!(r#"[{{"Type":"Expiration","Version":"1.0","Attributes":{{"Timestamp":"{at}"}}}}]"#),
-        ),
-        (
-            "/jobs/quiet",
-            r#"[{"Type":"NoChangeNotification","Version":"1.0","Attributes":{"After":"2","Unit":"Hours"}}]"#.to_string(),
-        ),
-    ] {
+    let expiring =
+        format!(r#"[{{"Type":"Expiration","Version":"1.0","Attributes":{{"Timestamp":"{at}"}}}}]"#);
+    let quiet = r#"[{"Type":"NoChangeNotification","Version":"1.0","Attributes":{"After":"2","Unit":"Hours"}}]"#;
+    for i in 0..2 * N {
+        let (name, policies) = if i % 2 == 0 {
+            (format!("/jobs/expiring/{i}"), expiring.as_str())
+        } else {
+            (format!("/jobs/quiet/{i}"), quiet)
+        };
         a.ssm()
             .put_parameter()
             .name(name)
@@ -574,17 +591,62 @@ async fn background_jobs_run_once_per_due_item_across_nodes() {
         .unwrap();
 
     c.clock.advance(100 * DAY);
-    // Every node runs every job at the same moment; then again (nothing is left to do).
+    // Every node runs every job at the same moment, besides their own loops.
     c.run_jobs_everywhere().await;
-    c.run_jobs_everywhere().await;
+    let events = || {
+        let mut delivered: HashMap<String, usize> = HashMap::new();
+        for n in &c.nodes {
+            for e in n.server.parameter_events().unwrap() {
+                let e: Value = serde_json::from_str(&e).unwrap();
+                let name = e["detail"]["parameter-name"].as_str().unwrap().to_string();
+                *delivered.entry(name).or_default() += 1;
+            }
+        }
+        delivered
+    };
+    let chained = || async {
+        let trail = a.server.audit().read_trail().await.unwrap();
+        trail
+            .entries
+            .iter()
+            .filter(|(_, e)| e.record["eventType"] == "AwsServiceEvent")
+            .count()
+    };
+    within(
+        Duration::from_secs(20),
+        "every due item handled",
+        || async { events().values().sum::<usize>() >= 2 * N && chained().await >= 3 * N },
+    )
+    .await;
+    // Time for a second run of any job on any node to show.
+    tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let gone = a.sm().describe_secret().secret_id("doomed").send().await;
-    assert_eq!(
-        crate::harness::code(&gone.unwrap_err()),
-        "ResourceNotFoundException"
-    );
-    let gone = a.ssm().get_parameter().name("/jobs/expiring").send().await;
-    assert_eq!(err_code(&gone.unwrap_err()), "ParameterNotFound");
+    let listed = a.sm().list_secrets().send().await.unwrap();
+    assert!(listed.secret_list().is_empty(), "every secret purged");
+    let mut left = Vec::new();
+    let mut token = None;
+    loop {
+        let page = a
+            .ssm()
+            .get_parameters_by_path()
+            .path("/jobs")
+            .recursive(true)
+            .set_next_token(token)
+            .send()
+            .await
+            .unwrap();
+        left.extend(
+            page.parameters()
+                .iter()
+                .filter_map(|p| p.name().map(String::from)),
+        );
+        token = page.next_token().map(String::from);
+        if token.is_none() {
+            break;
+        }
+    }
+    assert_eq!(left.len(), N, "the expiring parameters are gone: {left:?}");
+    assert!(left.iter().all(|n| n.starts_with("/jobs/quiet/")));
     let gone = a.kms().describe_key().key_id(&doomed_key).send().await;
     assert_eq!(err_code(&gone.unwrap_err()), "NotFoundException");
     let rotations = a
@@ -597,24 +659,15 @@ async fn background_jobs_run_once_per_due_item_across_nodes() {
     assert_eq!(rotations.rotations().len(), 1, "the key rotated once");
 
     // Parameter events: each delivered once, to whichever node delivered it.
-    let mut delivered: HashMap<String, usize> = HashMap::new();
-    for n in &c.nodes {
-        for e in n.server.parameter_events().unwrap() {
-            let e: Value = serde_json::from_str(&e).unwrap();
-            let name = e["detail"]["parameter-name"].as_str().unwrap().to_string();
-            *delivered.entry(name).or_default() += 1;
-        }
-    }
-    assert_eq!(
-        delivered,
-        HashMap::from([("/jobs/expiring".into(), 1), ("/jobs/quiet".into(), 1)])
-    );
+    let delivered = events();
+    assert_eq!(delivered.len(), 2 * N, "{delivered:?}");
+    assert!(delivered.values().all(|n| *n == 1), "{delivered:?}");
 
     // Service events: one per effect, in one chain.
     let records = c.verified_trail().await;
-    assert_eq!(service_events(&records, "DeleteSecret").len(), 1);
-    assert_eq!(service_events(&records, "Expiration").len(), 1);
-    assert_eq!(service_events(&records, "NoChangeNotification").len(), 1);
+    assert_eq!(service_events(&records, "DeleteSecret").len(), N);
+    assert_eq!(service_events(&records, "Expiration").len(), N);
+    assert_eq!(service_events(&records, "NoChangeNotification").len(), N);
     c.shutdown().await;
 }
 
