@@ -774,3 +774,50 @@ async fn a_node_killed_mid_rotation_is_finished_by_another_after_its_lease_expir
     );
     c.shutdown().await;
 }
+
+/// Nodes that are not `--dev`: each has a data directory of its own holding a copy of the
+/// auto-unseal key, and both unseal the one store.
+#[tokio::test]
+async fn nodes_with_their_own_data_directories_and_one_unseal_key_serve_one_store() {
+    let Some(db) = ScratchDb::create("mn_unseal").await else {
+        return;
+    };
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let config = |dir: &std::path::Path| {
+        let mut c = ServerConfig::dev();
+        c.listen = coffer_server::ephemeral();
+        c.dev = false;
+        c.database_url = Some(db.url().to_string());
+        c.data_dir = Some(dir.to_path_buf());
+        c.auto_unseal = Some(coffer_server::KekSource::File(dir.join("unseal.key")));
+        c.root_credentials = Some(coffer_server::RootCredentials {
+            access_key_id: coffer_server::DEV_ACCESS_KEY_ID.into(),
+            secret_access_key: coffer_server::DEV_SECRET_ACCESS_KEY.into(),
+        });
+        c
+    };
+    let node = |server| TestServer {
+        server,
+        clock: ManualClock::new(),
+        _dir: None,
+        _db: None,
+    };
+    let a = node(coffer_server::start(config(dirs[0].path())).await.unwrap());
+    std::fs::copy(
+        dirs[0].path().join("unseal.key"),
+        dirs[1].path().join("unseal.key"),
+    )
+    .unwrap();
+    let b = node(coffer_server::start(config(dirs[1].path())).await.unwrap());
+    a.sm()
+        .create_secret()
+        .name("shared")
+        .secret_string("from-a")
+        .send()
+        .await
+        .unwrap();
+    let got = b.sm().get_secret_value().secret_id("shared").send().await;
+    assert_eq!(got.unwrap().secret_string(), Some("from-a"));
+    a.server.shutdown().await;
+    b.server.shutdown().await;
+}
