@@ -331,6 +331,21 @@ impl AuditLog {
     /// Seals the chain up to its current head with a signed digest, unless the last digest
     /// already covers it. Returns the new digest.
     pub async fn seal(&self, reason: &str) -> Result<Option<Digest>, AuditError> {
+        self.seal_unless_within(reason, None).await
+    }
+
+    /// The periodic digest: as [`AuditLog::seal`], unless the last digest (made by any node
+    /// sharing the store) is younger than `gap`. Judged again after losing a race for the next
+    /// digest number, so nodes running their periodic jobs at once make one digest between them.
+    pub async fn seal_periodic(&self, gap: Duration) -> Result<Option<Digest>, AuditError> {
+        self.seal_unless_within("interval", Some(gap)).await
+    }
+
+    async fn seal_unless_within(
+        &self,
+        reason: &str,
+        gap: Option<Duration>,
+    ) -> Result<Option<Digest>, AuditError> {
         if self.noop {
             return Ok(None);
         }
@@ -346,6 +361,12 @@ impl AuditLog {
             let last = last_digest(&*self.store).await?;
             if let Some(l) = &last
                 && l.end_sequence == head.seq
+            {
+                return Ok(None);
+            }
+            let now_secs = self.clock.now_millis().div_euclid(1000);
+            if let (Some(l), Some(gap)) = (&last, gap)
+                && parse_time(&l.digest_time).is_some_and(|t| now_secs - t < gap.as_secs() as i64)
             {
                 return Ok(None);
             }
@@ -1004,6 +1025,52 @@ mod tests {
         assert!(report.ok(), "{report:?}");
         for log in nodes {
             log.stop().await;
+        }
+    }
+
+    /// Nodes sharing a store running their periodic jobs at once make one digest per gap.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn nodes_make_one_periodic_digest_between_them() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let clock = coffer_core::ManualClock::new();
+        let root = coffer_crypto::AeadKey::new(&[7; 32]);
+        let mut nodes = Vec::new();
+        for _ in 0..3 {
+            let log = AuditLog::open(store.clone(), clock.clone(), false)
+                .await
+                .unwrap();
+            log.load_signer(&root).await.unwrap();
+            nodes.push(log);
+        }
+        let gap = Duration::from_secs(30);
+        for round in 1..=2u64 {
+            nodes[0]
+                .append(&json!({"eventID": format!("e{round}")}), None)
+                .await
+                .unwrap();
+            let runs: Vec<_> = nodes
+                .iter()
+                .map(|n| {
+                    let n = n.clone();
+                    tokio::spawn(async move { n.seal_periodic(gap).await.unwrap() })
+                })
+                .collect();
+            let mut made = 0;
+            for r in runs {
+                made += usize::from(r.await.unwrap().is_some());
+            }
+            assert_eq!(made, 1, "round {round}");
+            assert_eq!(read_digests(&*store).await.unwrap().len() as u64, round);
+            // Within the gap: nothing more, although records were appended.
+            nodes[1]
+                .append(&json!({"eventID": "x"}), None)
+                .await
+                .unwrap();
+            assert!(nodes[2].seal_periodic(gap).await.unwrap().is_none());
+            clock.advance(gap);
+        }
+        for n in nodes {
+            n.stop().await;
         }
     }
 }
