@@ -54,6 +54,8 @@ const SIGNING_KEY_PURPOSE: &str = "audit-signing-key";
 struct Job {
     record: Vec<u8>,
     clear: Option<Vec<u8>>,
+    /// The version of `clear` a sweep read (see [`Pending::expect`]).
+    expect: Option<u64>,
     done: oneshot::Sender<Result<(), AuditError>>,
 }
 
@@ -83,8 +85,8 @@ pub struct AuditLog {
     /// One digest or prune at a time on this node (other nodes are kept out by store checks).
     sealing: tokio::sync::Mutex<()>,
     /// One sweep at a time on this node: two (the periodic job and an explicit run) would both
-    /// read a pending key before either chains it, and chain it twice. Two nodes can still do
-    /// that (issue 8's multi-node work: a lease for the sweep, or a check on the pending key).
+    /// read a pending key before either chains it, and chain it twice. Across nodes sharing a
+    /// store the check on the pending key's version ([`Pending::expect`]) does the same.
     sweeping: tokio::sync::Mutex<()>,
     /// Stops the appender (which holds the store) on [`AuditLog::stop`].
     appender: std::sync::Mutex<Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>>,
@@ -238,7 +240,7 @@ impl AuditLog {
         let done = if clear.is_none() && self.records.has_writer() {
             self.records.submit(bytes)?
         } else {
-            self.submit(bytes, clear)?
+            self.submit(bytes, clear, None)?
         };
         done.await
             .map_err(|_| AuditError::Unavailable("audit appender stopped".into()))?
@@ -248,12 +250,14 @@ impl AuditLog {
         &self,
         record: Vec<u8>,
         clear: Option<Vec<u8>>,
+        expect: Option<u64>,
     ) -> Result<oneshot::Receiver<Result<(), AuditError>>, AuditError> {
         let (done, rx) = oneshot::channel();
         self.jobs
             .send(Job {
                 record,
                 clear,
+                expect,
                 done,
             })
             .map_err(|_| AuditError::Unavailable("audit appender stopped".into()))?;
@@ -271,7 +275,8 @@ impl AuditLog {
     }
 
     /// Chains pending service events, and the intents of calls that died before their record
-    /// was written (older than [`STALE_INTENT`]). Returns how many records it chained.
+    /// was written (older than [`STALE_INTENT`]). Returns how many records it handed to the
+    /// chain (one another node sharing the store chained first is counted, not chained again).
     pub async fn sweep(&self) -> Result<usize, AuditError> {
         if self.noop {
             return Ok(0);
@@ -304,7 +309,7 @@ impl AuditLog {
                 None => {}
             }
             if !intent {
-                waits.push(self.submit(e.value.to_vec(), Some(k))?);
+                waits.push(self.submit(e.value.to_vec(), Some(k), Some(e.version))?);
                 continue;
             }
             let mut record: Value = serde_json::from_slice(&e.value).unwrap_or_else(|_| json!({}));
@@ -312,7 +317,7 @@ impl AuditLog {
                 "recoveredFromIntent": true,
                 "note": "the call wrote its intent but its outcome was not recorded",
             });
-            waits.push(self.submit(canonical::to_vec(&record), Some(k))?);
+            waits.push(self.submit(canonical::to_vec(&record), Some(k), Some(e.version))?);
         }
         if !settle.ops.is_empty() {
             let keys: Vec<Vec<u8>> = settle.ops.iter().map(|(k, _)| k.clone()).collect();
@@ -330,6 +335,21 @@ impl AuditLog {
     /// Seals the chain up to its current head with a signed digest, unless the last digest
     /// already covers it. Returns the new digest.
     pub async fn seal(&self, reason: &str) -> Result<Option<Digest>, AuditError> {
+        self.seal_unless_within(reason, None).await
+    }
+
+    /// The periodic digest: as [`AuditLog::seal`], unless the last digest (made by any node
+    /// sharing the store) is younger than `gap`. Judged again after losing a race for the next
+    /// digest number, so nodes running their periodic jobs at once make one digest between them.
+    pub async fn seal_periodic(&self, gap: Duration) -> Result<Option<Digest>, AuditError> {
+        self.seal_unless_within("interval", Some(gap)).await
+    }
+
+    async fn seal_unless_within(
+        &self,
+        reason: &str,
+        gap: Option<Duration>,
+    ) -> Result<Option<Digest>, AuditError> {
         if self.noop {
             return Ok(None);
         }
@@ -345,6 +365,12 @@ impl AuditLog {
             let last = last_digest(&*self.store).await?;
             if let Some(l) = &last
                 && l.end_sequence == head.seq
+            {
+                return Ok(None);
+            }
+            let now_secs = self.clock.now_millis().div_euclid(1000);
+            if let (Some(l), Some(gap)) = (&last, gap)
+                && parse_time(&l.digest_time).is_some_and(|t| now_secs - t < gap.as_secs() as i64)
             {
                 return Ok(None);
             }
@@ -661,6 +687,7 @@ async fn appender(
             .map(|j| Pending {
                 record: &j.record,
                 clear: j.clear.as_deref(),
+                expect: j.expect,
             })
             .collect();
         let result = records.append(&batch).await;
@@ -854,6 +881,7 @@ mod tests {
             .append(&[Pending {
                 record: &bytes,
                 clear: None,
+                expect: None,
             }])
             .await
             .unwrap();
@@ -876,17 +904,10 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    /// The periodic job and an explicit run may sweep at once: each pending service event is
-    /// still chained exactly once.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn concurrent_sweeps_chain_a_service_event_once() {
-        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-        let clock = coffer_core::ManualClock::new();
-        let log = AuditLog::open(store.clone(), clock.clone(), false)
-            .await
-            .unwrap();
+    /// Pending service events in `store`, due now.
+    async fn queue_events(store: &dyn Store, clock: &coffer_core::ManualClock, n: usize) {
         let mut b = WriteBatch::new();
-        for i in 0..20 {
+        for i in 0..n {
             let event = json!({"eventID": format!("svc-{i}"), "eventName": "DeleteSecret"});
             b.put(
                 keys::pending(
@@ -898,6 +919,18 @@ mod tests {
             );
         }
         store.commit(b).await.unwrap();
+    }
+
+    /// The periodic job and an explicit run may sweep at once: each pending service event is
+    /// still chained exactly once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_sweeps_chain_a_service_event_once() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let clock = coffer_core::ManualClock::new();
+        let log = AuditLog::open(store.clone(), clock.clone(), false)
+            .await
+            .unwrap();
+        queue_events(&*store, &clock, 20).await;
         let sweeps: Vec<_> = (0..4)
             .map(|_| {
                 let log = log.clone();
@@ -911,5 +944,137 @@ mod tests {
         assert_eq!(chained, 20);
         assert_eq!(log.read_trail().await.unwrap().entries.len(), 20);
         log.stop().await;
+    }
+
+    /// A node's view of a shared store whose scans of pending service events wait for the
+    /// other nodes' (the race the check on swept keys closes, made certain).
+    struct MeetAtScan {
+        inner: Arc<dyn Store>,
+        barrier: Arc<tokio::sync::Barrier>,
+    }
+
+    #[async_trait]
+    impl Store for MeetAtScan {
+        async fn get(&self, key: &[u8]) -> coffer_store::Result<Option<Entry>> {
+            self.inner.get(key).await
+        }
+        async fn scan(
+            &self,
+            start: &[u8],
+            end: &[u8],
+            limit: usize,
+        ) -> coffer_store::Result<Vec<(Vec<u8>, Entry)>> {
+            let rows = self.inner.scan(start, end, limit).await?;
+            if start == keys::SERVICE_EVENTS.as_bytes() && !rows.is_empty() {
+                self.barrier.wait().await;
+            }
+            Ok(rows)
+        }
+        async fn commit(&self, batch: WriteBatch) -> coffer_store::Result<u64> {
+            self.inner.commit(batch).await
+        }
+    }
+
+    /// Three nodes on one store sweep the same pending events while appending records of their
+    /// own: one chain holds every record once (fails without the check on the swept key).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn nodes_sharing_a_store_keep_one_chain_and_chain_each_event_once() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let clock = coffer_core::ManualClock::new();
+        // Every node's sweep reads the pending events before any of them chains one.
+        let read_together = Arc::new(tokio::sync::Barrier::new(3));
+        let mut nodes = Vec::new();
+        for _ in 0..3 {
+            let node_store = Arc::new(MeetAtScan {
+                inner: store.clone(),
+                barrier: read_together.clone(),
+            });
+            let records = Arc::new(KvRecords::new(node_store.clone()));
+            nodes.push(
+                AuditLog::open_with(node_store, records, clock.clone(), false)
+                    .await
+                    .unwrap(),
+            );
+        }
+        queue_events(&*store, &clock, 50).await;
+        let mut tasks = tokio::task::JoinSet::new();
+        for (n, log) in nodes.iter().enumerate() {
+            let sweeper = log.clone();
+            tasks.spawn(async move {
+                sweeper.sweep().await.unwrap();
+            });
+            for i in 0..30 {
+                let log = log.clone();
+                tasks.spawn(async move {
+                    let rec =
+                        json!({"eventID": format!("call-{n}-{i}"), "eventName": "GetSecretValue"});
+                    log.append(&rec, None).await.unwrap();
+                });
+            }
+        }
+        while let Some(t) = tasks.join_next().await {
+            t.unwrap();
+        }
+        let trail = nodes[0].read_trail().await.unwrap();
+        let mut ids: Vec<&str> = trail
+            .entries
+            .iter()
+            .filter_map(|(_, e)| e.record["eventID"].as_str())
+            .collect();
+        assert_eq!(ids.len(), 50 + 3 * 30, "no record lost or chained twice");
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), 50 + 3 * 30);
+        let report = crate::verify::verify(&trail, &[0; 32]);
+        assert!(report.ok(), "{report:?}");
+        for log in nodes {
+            log.stop().await;
+        }
+    }
+
+    /// Nodes sharing a store running their periodic jobs at once make one digest per gap.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn nodes_make_one_periodic_digest_between_them() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let clock = coffer_core::ManualClock::new();
+        let root = coffer_crypto::AeadKey::new(&[7; 32]);
+        let mut nodes = Vec::new();
+        for _ in 0..3 {
+            let log = AuditLog::open(store.clone(), clock.clone(), false)
+                .await
+                .unwrap();
+            log.load_signer(&root).await.unwrap();
+            nodes.push(log);
+        }
+        let gap = Duration::from_secs(30);
+        for round in 1..=2u64 {
+            nodes[0]
+                .append(&json!({"eventID": format!("e{round}")}), None)
+                .await
+                .unwrap();
+            let runs: Vec<_> = nodes
+                .iter()
+                .map(|n| {
+                    let n = n.clone();
+                    tokio::spawn(async move { n.seal_periodic(gap).await.unwrap() })
+                })
+                .collect();
+            let mut made = 0;
+            for r in runs {
+                made += usize::from(r.await.unwrap().is_some());
+            }
+            assert_eq!(made, 1, "round {round}");
+            assert_eq!(read_digests(&*store).await.unwrap().len() as u64, round);
+            // Within the gap: nothing more, although records were appended.
+            nodes[1]
+                .append(&json!({"eventID": "x"}), None)
+                .await
+                .unwrap();
+            assert!(nodes[2].seal_periodic(gap).await.unwrap().is_none());
+            clock.advance(gap);
+        }
+        for n in nodes {
+            n.stop().await;
+        }
     }
 }

@@ -22,13 +22,20 @@ use crate::AuditError;
 use crate::chain::{ChainEntry, GENESIS, Head};
 use crate::keys;
 
-/// Re-chaining attempts when another node moved the head meanwhile.
-const MAX_ATTEMPTS: usize = 16;
+/// How long an append keeps re-chaining while other nodes move the head. A bounded number of
+/// attempts is not enough: three busy nodes on one database starved a node through 16 of them,
+/// and a call whose effect committed then answered InternalFailure (the SDK's retry of it then
+/// saw the effect as someone else's). Waiting for a turn is what a shared chain costs.
+const APPEND_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// One record to chain, and the pending key (intent or service event) it settles.
 pub struct Pending<'a> {
     pub record: &'a [u8],
     pub clear: Option<&'a [u8]>,
+    /// The version of `clear` the sweep read: the record is chained only while the key is still
+    /// at it, so of several nodes sweeping one store exactly one chains it (homes that share no
+    /// store, i.e. segment files, ignore it).
+    pub expect: Option<u64>,
 }
 
 /// A record handed straight to the home's writer: resolves once it is durable.
@@ -113,7 +120,16 @@ impl KvRecords {
 impl RecordStore for KvRecords {
     async fn append(&self, batch: &[Pending<'_>]) -> Result<bool, AuditError> {
         let mut known = self.known.lock().await;
-        for _ in 0..MAX_ATTEMPTS {
+        // Items another node settled meanwhile (their pending key moved): chained there.
+        let mut gone = vec![false; batch.len()];
+        let deadline = tokio::time::Instant::now() + APPEND_DEADLINE;
+        for attempt in 0u32.. {
+            if tokio::time::Instant::now() > deadline {
+                break;
+            }
+            if !gone.is_empty() && gone.iter().all(|g| *g) {
+                return Ok(true);
+            }
             let (head, head_entry) = match known.take() {
                 Some(k) => k,
                 None => read_head(&*self.store).await?,
@@ -121,7 +137,10 @@ impl RecordStore for KvRecords {
             let mut b = WriteBatch::new();
             b.check(keys::HEAD, head_entry.as_ref());
             let mut h = head;
-            for p in batch {
+            for (p, _) in batch.iter().zip(&gone).filter(|(_, g)| !**g) {
+                if let (Some(k), Some(v)) = (p.clear, p.expect) {
+                    b.checks.push((k.to_vec(), Some(v)));
+                }
                 let seq = h.seq + 1;
                 let (bytes, hash) = ChainEntry::encode(seq, &h.hash, p.record);
                 b.put(keys::record(seq), bytes);
@@ -144,8 +163,20 @@ impl RecordStore for KvRecords {
                     ));
                     return Ok(true);
                 }
-                // Another node appended: re-read its head and chain after it.
-                Err(StoreError::Conflict) => continue,
+                // Another node appended (re-read its head and chain after it), or settled one
+                // of the swept keys (leave that one out).
+                Err(StoreError::Conflict) => {
+                    for (p, g) in batch.iter().zip(gone.iter_mut()) {
+                        if let (Some(k), Some(v)) = (p.clear, p.expect)
+                            && !*g
+                        {
+                            *g = self.store.get(k).await?.is_none_or(|e| e.version != v);
+                        }
+                    }
+                    // A little jitter so the nodes that lost do not all come back at once.
+                    tokio::time::sleep(jitter(attempt)).await;
+                    continue;
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "audit records could not be written");
                     return Err(e.into());
@@ -211,6 +242,15 @@ impl RecordStore for KvRecords {
             removed += rows.len();
         }
     }
+}
+
+/// Up to `attempt` (at most 8) milliseconds, drawn at random.
+fn jitter(attempt: u32) -> std::time::Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(attempt);
+    let max_us = u64::from(attempt.min(8)) * 1000;
+    std::time::Duration::from_micros(h.finish() % (max_us + 1))
 }
 
 /// The head recorded in the store (`audit/head`) and its entry.

@@ -625,6 +625,7 @@ mod tests {
             .map(|r| Pending {
                 record: r,
                 clear: None,
+                expect: None,
             })
             .collect();
         assert!(

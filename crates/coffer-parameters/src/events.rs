@@ -4,10 +4,12 @@
 //! `NoChangeNotification` falling due) produces one event in the EventBridge shape AWS documents
 //! for Parameter Store (`source: aws.ssm`, `detail-type: Parameter Store Policy Action`). The
 //! event is queued once per configured [`EventSink`] in the store, in the same batch that marks
-//! the policy fired, so a due item is emitted exactly once per node and survives restarts. The
-//! runner then delivers queued events; a failed delivery is retried with exponential backoff
-//! (kept in the store, so retries survive restarts too). Delivery is at least once: a crash
-//! between a sink's acknowledgement and the queue update repeats that one event.
+//! the policy fired, so a due item is emitted exactly once across the nodes sharing the store and
+//! survives restarts. The runner then delivers queued events: a node first claims an entry (moves
+//! it a minute ahead in a batch checked against the entry it read), so one node delivers it; a
+//! failed delivery is retried with exponential backoff (kept in the store, so retries survive
+//! restarts too). Delivery is at least once: a crash between a sink's acknowledgement and the
+//! queue update repeats that one event (after the claim's minute, from any node).
 //!
 //! ```text
 //! ps/outbox/{sink}/{next attempt ms:020}/{seq:016x}-{event id}   Queued (JSON): attempts + event

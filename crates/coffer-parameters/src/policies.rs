@@ -27,6 +27,9 @@ pub(crate) const NOTIFY_PREFIX: &str = "ps/notify/";
 const NOTIFICATION_KINDS: &[&str] = &["ExpirationNotification", "NoChangeNotification"];
 /// Keys read per scan page.
 const PAGE: usize = 256;
+/// How long a node's claim on a queued event holds before other nodes may deliver it: well past
+/// one delivery (the webhook gives up after 10 s).
+const CLAIM_MS: i64 = 60_000;
 
 pub(crate) fn notify_key(due_ms: i64, account: &str, region: &str, kind: &str, c: &str) -> Vec<u8> {
     format!(
@@ -346,22 +349,39 @@ impl ParametersService {
             from = last.clone();
             from.push(0);
             for (key, entry) in &page {
-                let mut batch = WriteBatch::new();
-                batch.check(key.clone(), Some(entry));
-                batch.delete(key.clone());
                 let Ok(mut q) = decode_record::<Queued>(&entry.value) else {
                     // Undeliverable for good: drop it rather than block the queue.
+                    let mut batch = WriteBatch::new();
+                    batch.check(key.clone(), Some(entry)).delete(key.clone());
                     self.commit_ignoring_conflict(batch).await?;
                     continue;
                 };
+                let name = key.rsplit(|b| *b == b'/').next().unwrap_or_default();
+                let name = String::from_utf8_lossy(name).into_owned();
+                // Claim the entry before delivering it: it moves to CLAIM_MS from now in a batch
+                // checked against the entry as read, so of several nodes sharing the queue one
+                // delivers it; if that node dies, the entry falls due again for the others.
+                let until = self.clock.now_millis().saturating_add(CLAIM_MS);
+                let claim = events::outbox_key(sink.name(), until, &name);
+                let mut batch = WriteBatch::new();
+                batch
+                    .check(key.clone(), Some(entry))
+                    .delete(key.clone())
+                    .put(claim.clone(), entry.value.clone());
+                let claimed = match self.store.commit(batch).await {
+                    Ok(version) => version,
+                    Err(coffer_store::StoreError::Conflict) => continue,
+                    Err(e) => return Err(e.into()),
+                };
+                let mut batch = WriteBatch::new();
+                batch.checks.push((claim.clone(), Some(claimed)));
+                batch.delete(claim);
                 match sink.deliver(&q.event).await {
                     Ok(()) => self.commit_ignoring_conflict(batch).await?,
                     Err(msg) => {
                         q.attempts = q.attempts.saturating_add(1);
-                        let entry = key.rsplit(|b| *b == b'/').next().unwrap_or_default();
-                        let entry = String::from_utf8_lossy(entry);
                         let next = now.saturating_add(events::backoff_ms(q.attempts));
-                        batch.put(events::outbox_key(sink.name(), next, &entry), encode(&q)?);
+                        batch.put(events::outbox_key(sink.name(), next, &name), encode(&q)?);
                         self.commit_ignoring_conflict(batch).await?;
                         tracing::warn!(
                             sink = sink.name(),

@@ -326,6 +326,50 @@ fn flaky(failures: usize) -> Arc<Flaky> {
     })
 }
 
+/// A webhook that never answers: the node delivering to it is stopped mid-delivery.
+struct Hangs;
+
+#[async_trait]
+impl EventSink for Hangs {
+    fn name(&self) -> &str {
+        "webhook"
+    }
+    async fn deliver(&self, _event: &str) -> Result<(), String> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test]
+async fn a_node_dying_mid_delivery_keeps_its_claim_until_it_expires_then_another_delivers_once() {
+    let store = Arc::new(MemoryStore::default());
+    let clock = ManualClock::new();
+    let a = service(&store, &clock, vec![Arc::new(Hangs)]);
+    put_with(&a, "/claim/p", &no_change("1", "Hours")).await;
+    clock.advance(2 * HOUR);
+    // Node A fires the policy, claims the event and hangs delivering it; then it is gone.
+    let died = tokio::time::timeout(Duration::from_millis(200), a.run_policies()).await;
+    assert!(died.is_err(), "A was stopped while delivering");
+    drop(a);
+
+    let hook = flaky(0);
+    let b = service(&store, &clock, vec![hook.clone()]);
+    assert_eq!(b.run_policies().await.unwrap(), 0, "fired once, by A");
+    assert!(
+        hook.got.lock().unwrap().is_empty(),
+        "A's claim holds: B does not deliver what A may be delivering"
+    );
+    clock.advance(Duration::from_secs(61));
+    b.run_policies().await.unwrap();
+    assert_eq!(
+        hook.got.lock().unwrap().len(),
+        1,
+        "B delivers after the claim expired"
+    );
+    clock.advance(DAY);
+    b.run_policies().await.unwrap();
+    assert_eq!(hook.got.lock().unwrap().len(), 1);
+}
+
 #[tokio::test]
 async fn failed_deliveries_back_off_and_stay_queued_across_restarts() {
     let store = Arc::new(MemoryStore::default());

@@ -33,6 +33,9 @@ pub(crate) struct AppState {
     /// is loaded at unseal and dropped at seal.
     pub audit: Arc<coffer_audit::AuditLog>,
     pub audit_retention: Option<std::time::Duration>,
+    /// The periodic digest is skipped while the last one (any node's) is younger than this
+    /// (half the job interval), so nodes sharing a store make one per interval between them.
+    pub digest_gap: std::time::Duration,
     pub parameter_events: Arc<EventLog>,
     pub sealer: crate::seal::Sealer,
     /// `Some` exactly while unsealed. Requests clone the `Arc` (a brief read lock) and hold it
@@ -189,6 +192,7 @@ impl AppState {
         Self {
             account_id: boot.account_id.clone(),
             audit_retention: config.audit.retention,
+            digest_gap: config.task_interval / 2,
             deps: ServiceDeps {
                 store: boot.store.clone(),
                 audited_store: audit.services_store(),

@@ -92,7 +92,7 @@ async fn audit_jobs(state: &AppState) {
         Ok(n) => tracing::info!(records = n, "audit: chained pending records"),
         Err(e) => tracing::warn!(error = %e, "audit sweep failed; will retry"),
     }
-    if let Err(e) = state.audit.seal("interval").await {
+    if let Err(e) = state.audit.seal_periodic(state.digest_gap).await {
         tracing::warn!(error = %e, "audit digest failed; will retry");
     }
     if let Some(keep) = state.audit_retention {

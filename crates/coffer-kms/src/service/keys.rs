@@ -900,21 +900,24 @@ impl KmsService {
             match self.store.get(&rk).await? {
                 Some(entry) => {
                     let rec: KeyRecord = crate::parse(&entry, "key record")?;
-                    if rec.key_state == KeyState::PendingDeletion
-                        && rec.deletion_ms.is_some_and(|d| d <= now)
-                    {
+                    let due = rec.key_state == KeyState::PendingDeletion
+                        && rec.deletion_ms.is_some_and(|d| d <= now);
+                    if due {
                         batch.check(rk.clone(), Some(&entry)).delete(rk);
                         if let Some(n) = rec.next_rotation_ms {
                             batch.delete(rotation_index(n, account, region, key_id));
                         }
                         self.delete_dependents(&mut batch, account, region, key_id)
                             .await?;
-                        deleted += 1;
                     }
                     // Otherwise the entry is stale (deletion cancelled meanwhile): drop it alone.
                     match self.store.commit(batch).await {
-                        Ok(_) => self.keys.forget_key(&rec.arn),
-                        // Changed meanwhile (cancelled): the next run looks again.
+                        Ok(_) => {
+                            self.keys.forget_key(&rec.arn);
+                            deleted += usize::from(due);
+                        }
+                        // Changed meanwhile (cancelled, or deleted by another node sharing the
+                        // store: the check on the record is what makes it happen once).
                         Err(coffer_store::StoreError::Conflict) => {}
                         Err(e) => return Err(e.into()),
                     }

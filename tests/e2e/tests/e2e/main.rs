@@ -14,6 +14,7 @@ mod kms_keys;
 mod kms_manage;
 mod kms_services;
 mod lambda;
+mod multinode;
 mod postgres;
 mod rotation;
 mod sealing;
