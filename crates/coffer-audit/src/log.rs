@@ -1008,7 +1008,7 @@ mod tests {
                 tasks.spawn(async move {
                     let rec =
                         json!({"eventID": format!("call-{n}-{i}"), "eventName": "GetSecretValue"});
-                    log.append(&rec, None).await.unwrap();
+                    log.append(canonical::to_vec(&rec), None).await.unwrap();
                 });
             }
         }
@@ -1049,7 +1049,10 @@ mod tests {
         let gap = Duration::from_secs(30);
         for round in 1..=2u64 {
             nodes[0]
-                .append(&json!({"eventID": format!("e{round}")}), None)
+                .append(
+                    canonical::to_vec(&json!({"eventID": format!("e{round}")})),
+                    None,
+                )
                 .await
                 .unwrap();
             let runs: Vec<_> = nodes
@@ -1067,7 +1070,7 @@ mod tests {
             assert_eq!(read_digests(&*store).await.unwrap().len() as u64, round);
             // Within the gap: nothing more, although records were appended.
             nodes[1]
-                .append(&json!({"eventID": "x"}), None)
+                .append(canonical::to_vec(&json!({"eventID": "x"})), None)
                 .await
                 .unwrap();
             assert!(nodes[2].seal_periodic(gap).await.unwrap().is_none());
