@@ -32,10 +32,22 @@ def _free_port():
 
 
 class Cluster:
-    def __init__(self, port, password):
+    def __init__(self, port, password, ctl):
         self.host = "127.0.0.1"
         self.port = port
         self.password = password
+        self._ctl = ctl
+
+    def url(self):
+        return "postgres://postgres:%s@%s:%d/postgres?sslmode=disable" % (
+            self.password, self.host, self.port)
+
+    def stop(self):
+        """Stops the server at once, as a crash would (no checkpoint)."""
+        self._ctl("stop", "-m", "immediate")
+
+    def start(self):
+        self._ctl("start")
 
     def connect(self, user="postgres", password=None, database="postgres"):
         """A connection over TCP, authenticated by password (raises when it is wrong)."""
@@ -75,15 +87,20 @@ def scram_cluster(superuser_password="cluster-superuser-pw"):
         assert p.returncode == 0, "%s failed: %s%s" % (args[0], p.stdout, p.stderr)
 
     port = _free_port()
+
+    def ctl(command, *args):
+        run("pg_ctl", "-D", data, "-w", "-t", "60", "-l", os.path.join(tmp, "log"), "-o",
+            "-p %d -k %s -c listen_addresses=127.0.0.1" % (port, tmp), command, *args)
+
     started = False
     try:
         run("initdb", "-D", data, "-U", "postgres", "--pwfile", pwfile,
             "--auth-host=scram-sha-256", "--auth-local=peer")
-        run("pg_ctl", "-D", data, "-w", "-t", "60", "-l", os.path.join(tmp, "log"), "-o",
-            "-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off" % (port, tmp), "start")
+        ctl("start")
         started = True
-        yield Cluster(port, superuser_password)
+        yield Cluster(port, superuser_password, ctl)
     finally:
         if started:
-            run("pg_ctl", "-D", data, "-m", "immediate", "stop")
+            subprocess.run(prefix + [os.path.join(bins, "pg_ctl"), "-D", data, "-m", "immediate",
+                                     "stop"], capture_output=True, timeout=60)
         shutil.rmtree(tmp, ignore_errors=True)

@@ -17,8 +17,10 @@
 //! (the number is drawn while that key's lock is held). They are NOT gap-free and commits of
 //! disjoint keys may become visible out of number order; nothing in Coffer relies on either.
 
+use std::future::Future;
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use sqlx::Connection;
@@ -36,7 +38,12 @@ use plan::CommitPlan;
 /// `max_connections` (100) then serves about ten nodes.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
 /// How long a call waits for a free connection (or a new one) before it fails as unavailable.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// After the database was found unreachable, store operations fail at once for this long
+/// instead of each waiting [`ACQUIRE_TIMEOUT`]: one API call makes several store operations in
+/// turn (credentials, the record, the audit record), which took up to a minute to fail. The
+/// first operation after the window probes the database again.
+const FAIL_FAST: Duration = Duration::from_secs(1);
 
 const LOCK_KEYS: &str = "SELECT pg_advisory_xact_lock(k) FROM unnest($1::int8[]) AS k";
 /// The commit's sequence number, or NULL when a check fails (`CASE` draws no number then).
@@ -59,6 +66,9 @@ pub fn is_postgres_url(s: &str) -> bool {
 /// The PostgreSQL engine. See the module docs.
 pub struct PgStore {
     pool: PgPool,
+    /// Milliseconds after `epoch` until which operations fail fast (see [`FAIL_FAST`]).
+    down_until_ms: AtomicU64,
+    epoch: Instant,
     /// `host:port/database`, for messages (never the password).
     target: String,
 }
@@ -108,7 +118,12 @@ impl PgStore {
             .await
             .map_err(unreachable)?;
         migrate::run(&pool).await?;
-        Ok(Self { pool, target })
+        Ok(Self {
+            pool,
+            target,
+            down_until_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+        })
     }
 
     /// `host:port/database` of the store (no credentials).
@@ -122,9 +137,29 @@ impl PgStore {
     }
 }
 
-#[async_trait]
-impl Store for PgStore {
-    async fn get(&self, key: &[u8]) -> Result<Option<Entry>> {
+impl PgStore {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Runs `op` unless the database was just found unreachable; an unreachable answer starts
+    /// the fail-fast window.
+    async fn guarded<T>(&self, op: impl Future<Output = Result<T>>) -> Result<T> {
+        if self.now_ms() < self.down_until_ms.load(Ordering::Relaxed) {
+            return Err(StoreError::Unavailable(format!(
+                "PostgreSQL at {} is unreachable",
+                self.target
+            )));
+        }
+        let r = op.await;
+        if let Err(StoreError::Unavailable(_)) = &r {
+            let until = self.now_ms() + FAIL_FAST.as_millis() as u64;
+            self.down_until_ms.fetch_max(until, Ordering::Relaxed);
+        }
+        r
+    }
+
+    async fn get_row(&self, key: &[u8]) -> Result<Option<Entry>> {
         let row: Option<(Vec<u8>, i64)> =
             sqlx::query_as("SELECT value, version FROM coffer_kv WHERE key = $1")
                 .bind(key)
@@ -135,7 +170,12 @@ impl Store for PgStore {
             .transpose()
     }
 
-    async fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Entry)>> {
+    async fn scan_rows(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Entry)>> {
         if start >= end || limit == 0 {
             return Ok(Vec::new());
         }
@@ -154,7 +194,7 @@ impl Store for PgStore {
             .collect()
     }
 
-    async fn commit(&self, batch: WriteBatch) -> Result<u64> {
+    async fn commit_batch(&self, batch: WriteBatch) -> Result<u64> {
         let plan = CommitPlan::new(&batch)?;
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         if !plan.locks.is_empty() {
@@ -189,6 +229,21 @@ impl Store for PgStore {
         // server committed): reported as unavailable, like any lost connection.
         tx.commit().await.map_err(db_err)?;
         u64::try_from(seq).map_err(|_| StoreError::Internal("negative commit sequence".into()))
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn get(&self, key: &[u8]) -> Result<Option<Entry>> {
+        self.guarded(self.get_row(key)).await
+    }
+
+    async fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Entry)>> {
+        self.guarded(self.scan_rows(start, end, limit)).await
+    }
+
+    async fn commit(&self, batch: WriteBatch) -> Result<u64> {
+        self.guarded(self.commit_batch(batch)).await
     }
 }
 
