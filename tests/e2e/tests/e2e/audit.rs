@@ -332,13 +332,7 @@ async fn every_call_leaves_one_redacted_record_and_no_value_reaches_disk() {
     );
     assert!(!export.contains(&b64), "base64 marker in the audit trail");
     let dir = s._dir.as_ref().unwrap().path().to_path_buf();
-    let key = s
-        .server
-        .audit()
-        .public_key()
-        .expect("unsealed")
-        .raw()
-        .unwrap();
+    let key = s.audit_key();
     let report = verify(&s.server.audit().read_trail().await.unwrap(), &key);
     assert!(report.ok(), "{report:?}");
     assert_eq!(report.sealed_through, Some(calls));
@@ -764,13 +758,7 @@ async fn fails_closed(s: &TestServer, fail: &AtomicBool) {
         before + 3,
         "the three calls after the fault"
     );
-    let key = s
-        .server
-        .audit()
-        .public_key()
-        .expect("unsealed")
-        .raw()
-        .unwrap();
+    let key = s.audit_key();
     assert!(verify(&trail, &key).ok());
 }
 
@@ -788,13 +776,7 @@ async fn tampering_with_the_stored_trail_is_named_by_sequence() {
     for _ in 0..5 {
         sm.get_secret_value().secret_id("t").send().await.unwrap();
     }
-    let key = s
-        .server
-        .audit()
-        .public_key()
-        .expect("unsealed")
-        .raw()
-        .unwrap();
+    let key = s.audit_key();
     let dir = s._dir.as_ref().unwrap().path().to_path_buf();
     let s_dir = s._dir;
     s.server.shutdown().await; // seals with a digest
@@ -895,13 +877,7 @@ async fn background_actions_are_recorded_as_service_events() {
             .contains(":secret:bg-")
     );
     // The background run also sealed the chain.
-    let key = s
-        .server
-        .audit()
-        .public_key()
-        .expect("unsealed")
-        .raw()
-        .unwrap();
+    let key = s.audit_key();
     let report = verify(&trail, &key);
     assert!(report.ok(), "{report:?}");
     let events: Vec<String> = trail

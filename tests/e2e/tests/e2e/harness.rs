@@ -106,6 +106,16 @@ impl TestServer {
         }
     }
 
+    /// The audit trail's public key (raw Ed25519 bytes), for `coffer_audit::verify::verify`.
+    pub fn audit_key(&self) -> Vec<u8> {
+        self.server
+            .audit()
+            .public_key()
+            .expect("unsealed")
+            .raw()
+            .unwrap()
+    }
+
     pub fn endpoint(&self) -> String {
         self.server.endpoint()
     }

@@ -77,13 +77,7 @@ async fn the_database_survives_a_restart_holds_no_plaintext_and_one_audit_chain(
         .await
         .unwrap();
     assert_eq!(p.parameter().unwrap().value(), Some(marker));
-    let key = s
-        .server
-        .audit()
-        .public_key()
-        .expect("unsealed")
-        .raw()
-        .unwrap();
+    let key = s.audit_key();
     let trail = s.server.audit().read_trail().await.unwrap();
     let report = verify(&trail, &key);
     assert!(report.ok(), "{report:?}");
@@ -217,13 +211,7 @@ async fn migrate_moves_a_deployment_to_postgres_and_back() {
         .await
         .unwrap();
     assert_eq!(prev.secret_string(), Some("v1"));
-    let key = s
-        .server
-        .audit()
-        .public_key()
-        .expect("unsealed")
-        .raw()
-        .unwrap();
+    let key = s.audit_key();
     let trail = s.server.audit().read_trail().await.unwrap();
     assert!(verify(&trail, &key).ok(), "the moved chain continues");
     assert!(trail.entries.len() > to_pg.audit_records);
