@@ -135,9 +135,7 @@ impl PgStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
-}
 
-impl PgStore {
     fn now_ms(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
