@@ -236,7 +236,8 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     println!("OK: the target holds the same keys and values, and its audit chain verifies");
     println!(
         "Not copied: leases, and the data directory's own files (auto-unseal key file, TLS \
-         files, parameter event log); the seal record still names the same auto-unseal key."
+         files, parameter event log): give the servers of the target the same auto-unseal key \
+         (the default key file is DATA_DIR/unseal.key of each server)."
     );
     Ok(())
 }

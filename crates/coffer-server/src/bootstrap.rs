@@ -47,6 +47,11 @@ pub(crate) struct Bootstrap {
 
 impl Bootstrap {
     pub async fn open(config: &ServerConfig) -> Result<Self, StartError> {
+        // With a database too: the directory holds the auto-unseal key file a first start
+        // writes, TLS files and the parameter event log.
+        if let Some(dir) = &config.data_dir {
+            std::fs::create_dir_all(dir)?;
+        }
         let store: Arc<dyn Store> = match (&config.database_url, &config.data_dir) {
             (Some(url), _) => {
                 let store = coffer_store::postgres::PgStore::connect(url).await?;
@@ -54,10 +59,7 @@ impl Bootstrap {
                 Arc::new(store)
             }
             (None, None) => Arc::new(MemoryStore::new()),
-            (None, Some(dir)) => {
-                std::fs::create_dir_all(dir)?;
-                Arc::new(coffer_store::embedded::EmbeddedStore::open(dir)?)
-            }
+            (None, Some(dir)) => Arc::new(coffer_store::embedded::EmbeddedStore::open(dir)?),
         };
         let mut report = StartReport::default();
         let account = resolve_account_id(&*store, config.account_id.as_deref()).await?;

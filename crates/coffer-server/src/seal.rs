@@ -49,6 +49,9 @@ const CRASH_POINT_ENV: &str = "COFFER_TEST_CRASH_POINT";
 pub enum KekSource {
     /// 32 raw bytes, mode 0600; created at init if absent.
     File(PathBuf),
+    /// `unseal.key` in the data directory of whichever node reads it (the default a first start
+    /// creates): nodes over one database each keep a copy in their own data directory.
+    DataDirFile,
     /// The name of an environment variable holding base64 of 32 bytes.
     Env(String),
     /// `--dev`: a random key held in this process's memory, or with a PostgreSQL store (which
@@ -218,6 +221,16 @@ impl Sealer {
                         .into(),
                 )
             }),
+            KekSource::DataDirFile => {
+                let dir = self.data_dir.as_ref().ok_or_else(|| {
+                    SealError::InvalidState(
+                        "this database unseals with the auto-unseal key file of a data \
+                         directory: start with --data-dir holding unseal.key"
+                            .into(),
+                    )
+                })?;
+                self.kek(&KekSource::File(dir.join(AUTO_UNSEAL_KEY_FILE)), create)
+            }
             KekSource::File(path) => {
                 let key = if create {
                     RootKey::load_or_create(path).map(|(k, _)| k)
@@ -421,7 +434,7 @@ pub(crate) async fn on_start(
         return Ok((StartState::Uninitialized, None));
     }
     let source = auto_unseal.unwrap_or_else(|| match &sealer.data_dir {
-        Some(d) => KekSource::File(d.join(AUTO_UNSEAL_KEY_FILE)),
+        Some(_) => KekSource::DataDirFile,
         None => KekSource::Dev,
     });
     // A data directory from before sealing: its root key file becomes the root key, sealed

@@ -789,7 +789,6 @@ async fn nodes_with_their_own_data_directories_and_one_unseal_key_serve_one_stor
         c.dev = false;
         c.database_url = Some(db.url().to_string());
         c.data_dir = Some(dir.to_path_buf());
-        c.auto_unseal = Some(coffer_server::KekSource::File(dir.join("unseal.key")));
         c.root_credentials = Some(coffer_server::RootCredentials {
             access_key_id: coffer_server::DEV_ACCESS_KEY_ID.into(),
             secret_access_key: coffer_server::DEV_SECRET_ACCESS_KEY.into(),
@@ -802,7 +801,15 @@ async fn nodes_with_their_own_data_directories_and_one_unseal_key_serve_one_stor
         _dir: None,
         _db: None,
     };
+    // The default key file: the first start writes DATA_DIR/unseal.key, and every node reads
+    // the one in its own data directory.
     let a = node(coffer_server::start(config(dirs[0].path())).await.unwrap());
+    let refused = coffer_server::start(config(dirs[1].path()))
+        .await
+        .err()
+        .expect("a node without the key file cannot unseal")
+        .to_string();
+    assert!(refused.contains("unseal.key"), "{refused}");
     std::fs::copy(
         dirs[0].path().join("unseal.key"),
         dirs[1].path().join("unseal.key"),

@@ -192,7 +192,14 @@ async fn migrate_moves_a_deployment_to_postgres_and_back() {
     let again = migrate(&embedded, &pg).await.unwrap_err().to_string();
     assert!(again.contains("not empty"), "{again}");
 
-    // A server on the database (the auto-unseal key file stays where the seal record says).
+    // A server on the database, its data directory holding a copy of the auto-unseal key file
+    // (README: the default key file is read from each server's own data directory).
+    let key_file = dir.path().join(coffer_server::AUTO_UNSEAL_KEY_FILE);
+    std::fs::copy(
+        &key_file,
+        back.path().join(coffer_server::AUTO_UNSEAL_KEY_FILE),
+    )
+    .unwrap();
     let s = start(config_on(&db, false, Some(back.path()))).await;
     let got = s
         .sm()
@@ -221,6 +228,11 @@ async fn migrate_moves_a_deployment_to_postgres_and_back() {
         .await
         .unwrap();
     assert!(to_embedded.audit_records > to_pg.audit_records);
+    std::fs::copy(
+        &key_file,
+        back_dir.join(coffer_server::AUTO_UNSEAL_KEY_FILE),
+    )
+    .unwrap();
     let s = TestServer::durable_at(&back_dir, |_| {}).await;
     let got = s
         .sm()
