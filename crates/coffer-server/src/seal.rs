@@ -433,7 +433,7 @@ pub(crate) async fn on_start(
     if !auto_init && legacy.is_none() {
         return Ok((StartState::Uninitialized, None));
     }
-    let source = auto_unseal.unwrap_or_else(|| match &sealer.data_dir {
+    let source = auto_unseal.unwrap_or(match &sealer.data_dir {
         Some(_) => KekSource::DataDirFile,
         None => KekSource::Dev,
     });
