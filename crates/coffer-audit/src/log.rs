@@ -175,7 +175,18 @@ impl AuditLog {
     /// Loads (or, on the first unseal, creates and stores) the digest signing key, sealed under
     /// the root key.
     pub async fn load_signer(&self, root: &coffer_crypto::AeadKey) -> Result<(), AuditError> {
-        let signer = load_or_create_signer(&*self.store, root).await?;
+        self.load_signer_through(&*self.store, root).await
+    }
+
+    /// [`AuditLog::load_signer`], creating the key (when absent) through `store`: a view of this
+    /// log's store that adds to root-sealed writes what the server needs (its check that the
+    /// root key is still the one in force).
+    pub async fn load_signer_through(
+        &self,
+        store: &dyn Store,
+        root: &coffer_crypto::AeadKey,
+    ) -> Result<(), AuditError> {
+        let signer = load_or_create_signer(store, root).await?;
         *self.signer.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(signer));
         Ok(())
     }

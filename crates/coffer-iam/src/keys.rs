@@ -114,6 +114,25 @@ pub async fn store_root_access_key(
     }
 }
 
+/// The key id an access key record's store key (`iam/{account}/accesskey/{id}`) names; `None`
+/// for every other key.
+fn access_key_id_of(key: &[u8]) -> Option<&str> {
+    let key = std::str::from_utf8(key).ok()?;
+    let mut parts = key.splitn(4, '/');
+    let (Some("iam"), Some(_account), Some("accesskey"), Some(akid)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    (!akid.is_empty() && !akid.contains('/')).then_some(akid)
+}
+
+/// Whether `key` is an access key record's, the only IAM records holding a value sealed under
+/// the root key (the secret access key).
+pub fn is_access_key_record(key: &[u8]) -> bool {
+    access_key_id_of(key).is_some()
+}
+
 /// Root rotation: an access key record (`iam/{account}/accesskey/{id}`, root's or a user's) with
 /// its secret opened under `old` and sealed under `new`; `None` for every other `iam/` record.
 pub fn rewrap_access_key_record(
@@ -122,16 +141,9 @@ pub fn rewrap_access_key_record(
     old: &coffer_crypto::AeadKey,
     new: &coffer_crypto::AeadKey,
 ) -> Result<Option<Vec<u8>>, IamError> {
-    let key = String::from_utf8_lossy(key);
-    let mut parts = key.splitn(4, '/');
-    let (Some("iam"), Some(_account), Some("accesskey"), Some(akid)) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let Some(akid) = access_key_id_of(key) else {
         return Ok(None);
     };
-    if akid.is_empty() || akid.contains('/') {
-        return Ok(None);
-    }
     let mut record: AccessKeyRecord = serde_json::from_slice(value)
         .map_err(|_| IamError::internal(format!("access key {akid}: unreadable record")))?;
     let secret = open_secret(old, akid, &record)?;
@@ -469,6 +481,10 @@ mod tests {
                     .unwrap()
                     .is_none()
             );
+            assert!(!is_access_key_record(other));
         }
+        assert!(is_access_key_record(key.as_bytes()));
+        assert!(!is_access_key_record(b"iam/123456789012/accesskey/"));
+        assert!(!is_access_key_record(b"iam/123456789012/accesskey/A/B"));
     }
 }

@@ -30,8 +30,8 @@ mod users;
 pub use credentials::{IdentityPolicies, Resolved};
 pub use error::IamError;
 pub use keys::{
-    generate_access_key, has_root_access_key, rewrap_access_key_record, root_access_key_entry,
-    store_root_access_key,
+    generate_access_key, has_root_access_key, is_access_key_record, rewrap_access_key_record,
+    root_access_key_entry, store_root_access_key,
 };
 
 /// The Query namespace of IAM answers.

@@ -20,6 +20,7 @@ use coffer_wire::sigv4::RequestParts;
 use crate::ServerConfig;
 use crate::auth::Credentials;
 use crate::bootstrap::Bootstrap;
+use crate::root_guard::{RootGuard, SealHeld};
 
 const JSON_11: &str = "application/x-amz-json-1.1";
 
@@ -45,14 +46,16 @@ pub(crate) struct AppState {
     /// Notified when sealing starts: long background work (rotations) holding the services stops
     /// rather than keep the root key alive.
     pub sealing: tokio::sync::Notify,
+    /// Wakes the seal watcher (`seal::follow_root_rotation`) when the services find their root
+    /// key stale (rotated through another node).
+    pub seal_kick: Arc<tokio::sync::Notify>,
 }
 
 /// Everything [`Services::new`] needs besides the root key.
 pub(crate) struct ServiceDeps {
-    /// The raw store (bootstrap records: access keys).
-    pub store: Arc<dyn Store>,
-    /// The store the services write through: the audit log's view, which adds each mutating
-    /// call's write-ahead intent to the call's own batches (fail closed).
+    /// The store the services write through (under their `RootGuard`): the audit log's view,
+    /// which adds each mutating call's write-ahead intent to the call's own batches (fail
+    /// closed).
     pub audited_store: Arc<dyn Store>,
     /// Actions the server takes on its own (purges, parameter policies) are recorded here;
     /// `None` with auditing off (benchmark baseline).
@@ -72,6 +75,9 @@ pub(crate) struct ServiceDeps {
 pub(crate) struct Services {
     /// Kept for rotate-root (it rewraps from this key); zeroized when the services drop.
     root: RootKey,
+    /// The store every service writes through: root-sealed writes are checked against the seal
+    /// record this root key came from (see `crate::root_guard`).
+    pub guard: Arc<RootGuard>,
     /// Authenticates through IAM: root's and IAM users' keys, STS session credentials.
     pub credentials: Credentials,
     /// IAM and STS (Query protocol); holds the root key (it seals secret access keys).
@@ -91,12 +97,16 @@ pub(crate) struct Services {
 }
 
 impl Services {
-    pub async fn new(deps: &ServiceDeps, root: RootKey) -> Result<Self, crate::StartError> {
+    pub async fn new(
+        deps: &ServiceDeps,
+        root: RootKey,
+        guard: Arc<RootGuard>,
+    ) -> Result<Self, crate::StartError> {
         if let Some(creds) = &deps.wanted_root_credentials {
             // Stored once (a no-op when the key id is already there): the configured or dev
             // credentials of a server initialized without them.
             coffer_iam::store_root_access_key(
-                &*deps.store,
+                &*guard,
                 &root,
                 &deps.account_id,
                 &creds.access_key_id,
@@ -108,8 +118,9 @@ impl Services {
                 crate::StartError::Config(format!("storing the root credentials: {e:?}"))
             })?;
         }
-        // IAM writes carry the call's audit intent like every other service's.
-        let store = deps.audited_store.clone();
+        // IAM writes carry the call's audit intent like every other service's; every service
+        // writes through the guard.
+        let store: Arc<dyn Store> = guard.clone();
         let iam = Arc::new(coffer_iam::Iam::new(
             store.clone(),
             &root,
@@ -125,8 +136,8 @@ impl Services {
             secrets = secrets.with_service_events(log.clone());
         }
         let secrets = Arc::new(secrets);
-        let rotation = crate::rotation::scheduler(deps, &secrets, &iam);
-        let lambda = crate::lambda::service(deps, &keys, &iam);
+        let rotation = crate::rotation::scheduler(deps, &store, &secrets, &iam);
+        let lambda = crate::lambda::service(deps, &store, &keys, &iam);
         let reader = Arc::new(crate::secret_reader::SecretsReader(secrets.clone()));
         let mut parameters = ParametersService::new(store, keys.clone(), deps.clock.clone())
             .with_secret_reader(reader)
@@ -144,6 +155,7 @@ impl Services {
         let kms = KmsService::new(keys.clone(), deps.clock.clone());
         Ok(Self {
             root,
+            guard,
             credentials: Credentials::new(iam.clone(), deps.account_id.clone()),
             iam,
             authorizer,
@@ -159,9 +171,10 @@ impl Services {
 }
 
 impl Services {
-    /// The root key, for a rotation that has taken the services down.
-    pub fn take_root(self) -> RootKey {
-        self.root
+    /// The root key and the seal record it came from, for a rotation that has taken the
+    /// services down.
+    pub fn take_root(self) -> (RootKey, SealHeld) {
+        (self.root, self.guard.held())
     }
 }
 
@@ -194,7 +207,6 @@ impl AppState {
             audit_retention: config.audit.retention,
             digest_gap: config.task_interval / 2,
             deps: ServiceDeps {
-                store: boot.store.clone(),
                 audited_store: audit.services_store(),
                 service_events,
                 audit: audit.clone(),
@@ -214,6 +226,7 @@ impl AppState {
             ),
             services: RwLock::new(None),
             sealing: tokio::sync::Notify::new(),
+            seal_kick: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -233,14 +246,20 @@ impl AppState {
             .is_some()
     }
 
-    /// Builds the services from `root` and starts serving data.
-    pub async fn unseal(&self, root: RootKey) -> Result<(), crate::StartError> {
+    /// Builds the services from `root`, which came from the seal record `held`, and starts
+    /// serving data.
+    pub async fn unseal(&self, root: RootKey, held: SealHeld) -> Result<(), crate::StartError> {
+        let guard = Arc::new(RootGuard::new(
+            self.deps.audited_store.clone(),
+            held,
+            self.seal_kick.clone(),
+        ));
         // The digest signing key is sealed under the root key (listed in root_wrapped::RECORDS).
         self.audit
-            .load_signer(&coffer_crypto::AeadKey::new(root.as_bytes()))
+            .load_signer_through(&*guard, &coffer_crypto::AeadKey::new(root.as_bytes()))
             .await
             .map_err(|e| crate::StartError::Config(format!("audit signing key: {e}")))?;
-        let services = Arc::new(Services::new(&self.deps, root).await?);
+        let services = Arc::new(Services::new(&self.deps, root, guard).await?);
         *self.services.write().unwrap_or_else(|p| p.into_inner()) = Some(services);
         Ok(())
     }
@@ -280,6 +299,25 @@ pub(crate) fn sealed_error() -> ErrorEnvelope {
     ErrorEnvelope::service_unavailable(
         "Coffer is sealed: it serves no data until an operator unseals it (coffer operator unseal).",
     )
+}
+
+/// A call that failed (5xx) on services whose root key was rotated through another node gets
+/// what a sealed node answers, the retryable `ServiceUnavailable`: the failure may come from
+/// records sealed under the new key, and the node is about to re-key (or seal). Reads the seal
+/// record once unless the staleness is known already.
+pub(crate) async fn unless_root_stale<T>(
+    services: &Services,
+    result: Result<T, ErrorEnvelope>,
+) -> Result<T, ErrorEnvelope> {
+    match result {
+        Err(e) if e.status >= 500 && services.guard.check_stale().await => {
+            Err(ErrorEnvelope::service_unavailable(
+                "Coffer's root key was rotated through another node: this node is unsealing \
+                 again with the new key, or is sealed until an operator unseals it. Retry.",
+            ))
+        }
+        other => other,
+    }
 }
 
 /// The services served on `POST /`, by `X-Amz-Target` prefix and SigV4 signing name.
@@ -452,7 +490,8 @@ pub(crate) async fn authenticate(
     // drives the domain (deletion windows, dates), so tests can move it without breaking signing.
     let now = coffer_core::Clock::now_secs(&coffer_core::SystemClock);
     let services = state.services()?;
-    let (caller, verified) = services.credentials.authenticate(&parts, body, now).await?;
+    let authenticated = services.credentials.authenticate(&parts, body, now).await;
+    let (caller, verified) = unless_root_stale(&services, authenticated).await?;
     call.authenticated(&caller, &verified.region);
     Ok((services, caller, verified))
 }
@@ -523,7 +562,8 @@ async fn handle_inner(
             Service::Iam | Service::Sts => Err(ErrorEnvelope::unknown_operation(String::new())),
         }
     };
-    call.run(state, body, run).await
+    let result = call.run(state, body, run).await;
+    unless_root_stale(&services, result).await
 }
 
 /// The signing name of a request's credential scope (`Credential=AKID/DATE/REGION/SERVICE/...`
@@ -606,7 +646,8 @@ async fn handle_query(
             }
             .map_err(envelope)
         };
-        call.run(state, body, run).await
+        let result = call.run(state, body, run).await;
+        unless_root_stale(&services, result).await
     }
     .await;
     // Exactly one audit record per call, as on the JSON path; fail closed.

@@ -63,12 +63,13 @@ impl Roles for IamRoles {
 /// outlives sealing, so it holds the service weakly: sealed, no deployed function resolves).
 pub(crate) fn service(
     deps: &ServiceDeps,
+    store: &Arc<dyn coffer_store::Store>,
     keys: &Arc<coffer_kms::Keyring>,
     iam: &Arc<coffer_iam::Iam>,
 ) -> Arc<LambdaService> {
     let r = &deps.rotation;
     let service = Arc::new(LambdaService::new(
-        deps.audited_store.clone(),
+        store.clone(),
         keys.clone(),
         deps.clock.clone(),
         Arc::new(IamRoles(iam.clone())),

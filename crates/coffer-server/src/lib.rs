@@ -17,6 +17,7 @@ pub mod migrate;
 #[cfg(test)]
 mod operation_access;
 mod operator_api;
+mod root_guard;
 mod root_wrapped;
 mod rotation;
 mod seal;
@@ -249,7 +250,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         report.new_root_credentials = created;
     }
     match start {
-        seal::StartState::Unsealed(root) => state.unseal(root).await?,
+        seal::StartState::Unsealed(root, held) => state.unseal(root, held).await?,
         seal::StartState::Sealed => {
             tracing::warn!("the server is sealed: unseal it with `coffer operator unseal`")
         }

@@ -6,7 +6,12 @@
 //! `coffer_crypto::root_wrapped::seal` (bound to the record's store key), and add a
 //! [`RootSealedRecords`] entry whose `rewrap` opens the record's sealed field(s) under `old` and
 //! seals them under `new` (`coffer_crypto::root_wrapped::rewrap` does one field). `rewrap` gets
-//! every record under `prefix` and returns `None` for records it does not own.
+//! every record under `prefix` and returns `None` for records it does not own; `holds` says the
+//! same from the store key alone.
+//!
+//! The list also tells [`crate::root_guard`] which writes seal under the root key: every batch
+//! that puts such a record is checked against the seal record (so it cannot land under a root
+//! key that another node has rotated away).
 
 use coffer_crypto::{AeadKey, RootKey};
 use coffer_store::{Store, WriteBatch};
@@ -20,6 +25,9 @@ pub(crate) type Rewrap = fn(&[u8], &[u8], &AeadKey, &AeadKey) -> Result<Option<V
 pub(crate) struct RootSealedRecords {
     pub prefix: &'static str,
     pub rewrap: Rewrap,
+    /// Whether the record at this key (under `prefix`) holds something root-sealed: exactly
+    /// the records `rewrap` does not answer `None` for.
+    pub holds: fn(&[u8]) -> bool,
 }
 
 /// Every prefix whose records hold values sealed under the root key.
@@ -27,18 +35,28 @@ pub(crate) const RECORDS: &[RootSealedRecords] = &[
     RootSealedRecords {
         prefix: "kms/key/",
         rewrap: kms_key,
+        holds: |_| true,
     },
     RootSealedRecords {
         prefix: "iam/",
         rewrap: iam_access_key,
+        holds: coffer_iam::is_access_key_record,
     },
     // The audit trail's Ed25519 digest signing key (one record; `audit/` itself holds the
     // trail, which is not sealed).
     RootSealedRecords {
         prefix: "audit/signing-key",
         rewrap: audit_signing_key,
+        holds: |key| key == coffer_audit::keys::SIGNING_KEY,
     },
 ];
+
+/// Whether the record at `key` holds a value sealed under the root key.
+pub(crate) fn is_root_sealed(key: &[u8]) -> bool {
+    RECORDS
+        .iter()
+        .any(|r| key.starts_with(r.prefix.as_bytes()) && (r.holds)(key))
+}
 
 /// `iam/{account}/accesskey/{id}` (root's and IAM users' keys), with IAM's own sealing helpers;
 /// IAM's other records hold nothing root-sealed. STS session tokens are sealed under a key
@@ -102,4 +120,31 @@ pub(crate) async fn rewrap_all(
         }
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_sealed_records_are_recognised_by_key() {
+        for key in [
+            &b"kms/key/000000000000/us-east-1/1234abcd-12ab-34cd-56ef-1234567890ab"[..],
+            b"iam/000000000000/accesskey/AKIAIOSFODNN7EXAMPLE",
+            b"audit/signing-key",
+        ] {
+            assert!(is_root_sealed(key), "{}", String::from_utf8_lossy(key));
+        }
+        for key in [
+            &b"kms/alias/000000000000/us-east-1/alias/x"[..],
+            b"iam/000000000000/user/alice",
+            b"iam/000000000000/generation",
+            b"audit/head",
+            b"audit/r/0000000000000001",
+            b"meta/seal",
+            b"secret/x",
+        ] {
+            assert!(!is_root_sealed(key), "{}", String::from_utf8_lossy(key));
+        }
+    }
 }

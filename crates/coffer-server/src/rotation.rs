@@ -74,6 +74,7 @@ pub(crate) struct RotationDeps {
 /// and kicks it).
 pub(crate) fn scheduler(
     deps: &ServiceDeps,
+    store: &Arc<dyn coffer_store::Store>,
     secrets: &Arc<SecretsService>,
     iam: &Arc<coffer_iam::Iam>,
 ) -> Arc<Scheduler> {
@@ -81,7 +82,7 @@ pub(crate) fn scheduler(
     let scheduler = Scheduler::new(
         Arc::new(RotationHost(secrets.clone())),
         r.registry.clone(),
-        Leases::new(deps.audited_store.clone(), deps.clock.clone()),
+        Leases::new(store.clone(), deps.clock.clone()),
         r.step_timeout,
     )
     .with_kick(r.kick.clone())

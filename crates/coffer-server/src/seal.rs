@@ -14,9 +14,18 @@
 //!
 //! Atomicity: `init`, `rekey` and `rotate-root` each end in one store batch that checks the seal
 //! record's version. `rotate-root` writes, in that batch, every root-sealed record rewrapped
-//! (`crate::root_wrapped`) and the record with the new sealed root key; a crash leaves either all
-//! old or all new. It runs with the services taken down (requests get `ServiceUnavailable`
-//! meanwhile), so no write under the old key can slip in between the scan and the commit.
+//! (`crate::root_wrapped`) and the record with the new sealed root key and the next
+//! `root_generation`; a crash leaves either all old or all new. It runs with this node's services
+//! taken down (requests get `ServiceUnavailable` meanwhile), so no write under the old key can
+//! slip in between the scan and the commit from this node.
+//!
+//! Several nodes on one store: seal state is per node (each unseals, with the same shares or
+//! auto-unseal key, and seals on its own). Every other node's root-sealed writes check the seal
+//! record (`crate::root_guard`), so none lands under the old root key once rotate-root has read
+//! the record; and each node follows a rotation made elsewhere within [`WATCH_INTERVAL`]
+//! ([`follow_root_rotation`]): re-unsealed from the record with an auto-unseal key, sealed with
+//! shares (the shares stay the same). A rekey keeps the root key and its generation: other
+//! nodes keep serving.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -32,8 +41,11 @@ use zeroize::Zeroizing;
 
 use crate::RootCredentials;
 use crate::dispatch::AppState;
+use crate::root_guard::SealHeld;
 
 pub(crate) const SEAL_RECORD_KEY: &[u8] = b"meta/seal";
+/// How often each node compares the seal record's root generation with its own.
+pub(crate) const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 /// The auto-unseal key file a data directory gets when it initialises itself on first start.
 pub const AUTO_UNSEAL_KEY_FILE: &str = "unseal.key";
 /// The interim root key file of data directories created before sealing existed; adopted (and
@@ -83,6 +95,24 @@ struct SealRecord {
     /// them; a crash before that leaves the old shares working).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pending: Option<Box<PendingRekey>>,
+    /// How many times the root key was rotated (0 for records from before it was counted): a
+    /// node whose root key came from another generation holds a stale key.
+    #[serde(default)]
+    root_generation: u64,
+}
+
+/// The root generation of a seal record's stored value; `None` when it is unreadable.
+pub(crate) fn root_generation_of(value: &[u8]) -> Option<u64> {
+    serde_json::from_slice::<SealRecord>(value)
+        .ok()
+        .map(|r| r.root_generation)
+}
+
+fn held(rec: &SealRecord, entry: Entry) -> SealHeld {
+    SealHeld {
+        generation: rec.root_generation,
+        entry,
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -352,6 +382,7 @@ fn seal_record_for(
     method: Method,
     unseal_key: &[u8; 32],
     root: &RootKey,
+    root_generation: u64,
 ) -> Result<Vec<u8>, SealError> {
     let wrapped = wrap_root(unseal_key, root)
         .map_err(|_| SealError::Internal("sealing the root key failed".into()))?;
@@ -359,6 +390,7 @@ fn seal_record_for(
         method,
         wrapped_root: B64.encode(wrapped),
         pending: None,
+        root_generation,
     };
     serde_json::to_vec(&rec).map_err(|e| SealError::Internal(e.to_string()))
 }
@@ -397,7 +429,7 @@ fn crash_point(name: &str) {
 
 /// How the server comes up.
 pub(crate) enum StartState {
-    Unsealed(RootKey),
+    Unsealed(RootKey, SealHeld),
     Sealed,
     Uninitialized,
 }
@@ -411,7 +443,7 @@ pub(crate) async fn on_start(
     account: &str,
     new_credentials: Option<RootCredentials>,
 ) -> Result<(StartState, Option<RootCredentials>), SealError> {
-    if let Some((rec, _)) = sealer.record().await? {
+    if let Some((rec, entry)) = sealer.record().await? {
         return match &rec.method {
             Method::Shares { .. } => Ok((StartState::Sealed, None)),
             Method::Auto { source } => {
@@ -421,7 +453,7 @@ pub(crate) async fn on_start(
                         "the auto-unseal key does not open this data directory's root key".into(),
                     )
                 })?;
-                Ok((StartState::Unsealed(root), None))
+                Ok((StartState::Unsealed(root, held(&rec, entry)), None))
             }
         };
     }
@@ -480,7 +512,11 @@ async fn initialize(
         InitMethod::Shares { shares, threshold } => {
             let unseal_key = coffer_crypto::random_key();
             let (texts, method) = new_share_set(&unseal_key, shares, threshold)?;
-            (texts, seal_record_for(method, &unseal_key, &root)?, false)
+            (
+                texts,
+                seal_record_for(method, &unseal_key, &root, 0)?,
+                false,
+            )
         }
         InitMethod::Auto(source) => {
             if let KekSource::Env(var) = &source
@@ -493,7 +529,7 @@ async fn initialize(
             let kek = sealer.kek(&source, true)?;
             (
                 Vec::new(),
-                seal_record_for(Method::Auto { source }, &kek, &root)?,
+                seal_record_for(Method::Auto { source }, &kek, &root, 0)?,
                 true,
             )
         }
@@ -501,7 +537,7 @@ async fn initialize(
     let mut batch = WriteBatch::new();
     batch
         .check(SEAL_RECORD_KEY, None)
-        .put(SEAL_RECORD_KEY, record);
+        .put(SEAL_RECORD_KEY, record.clone());
     if let Some(creds) = &credentials {
         // IAM's access key record (the one stored format); the creation date is informational.
         let now_ms = coffer_core::Clock::now_millis(&coffer_core::SystemClock);
@@ -515,17 +551,27 @@ async fn initialize(
         .map_err(|e| SealError::Internal(format!("storing the root credentials: {e:?}")))?;
         batch.put(k, v);
     }
-    match sealer.store.commit(batch).await {
-        Ok(_) => {}
+    let version = match sealer.store.commit(batch).await {
+        Ok(v) => v,
         Err(StoreError::Conflict) => {
             return Err(SealError::InvalidState(
                 "the server is already initialized".into(),
             ));
         }
         Err(e) => return Err(e.into()),
-    }
+    };
     let state = if unsealed {
-        StartState::Unsealed(root)
+        let entry = Entry {
+            version,
+            value: record.into(),
+        };
+        StartState::Unsealed(
+            root,
+            SealHeld {
+                generation: 0,
+                entry,
+            },
+        )
     } else {
         StartState::Sealed
     };
@@ -580,9 +626,9 @@ pub(crate) async fn init(state: &AppState, method: InitMethod) -> Result<Initial
         None => Some(RootCredentials::generate()),
     };
     let (start, out) = initialize(&state.sealer, method, None, &state.account_id, creds).await?;
-    if let StartState::Unsealed(root) = start {
+    if let StartState::Unsealed(root, held) = start {
         state
-            .unseal(root)
+            .unseal(root, held)
             .await
             .map_err(|e| SealError::Internal(e.to_string()))?;
     }
@@ -600,7 +646,7 @@ pub(crate) async fn unseal(
     if reset {
         progress.clear();
     }
-    let Some((rec, _)) = state.sealer.record().await? else {
+    let Some((rec, entry)) = state.sealer.record().await? else {
         return Err(SealError::InvalidState(
             "the server is not initialized (coffer operator init)".into(),
         ));
@@ -618,7 +664,7 @@ pub(crate) async fn unseal(
                 )
             })?;
             state
-                .unseal(root)
+                .unseal(root, held(&rec, entry))
                 .await
                 .map_err(|e| SealError::Internal(e.to_string()))?;
         }
@@ -633,7 +679,7 @@ pub(crate) async fn unseal(
                 let shares = std::mem::take(&mut *progress);
                 let (_key, root) = open_with_shares(&shares, &rec)?;
                 state
-                    .unseal(root)
+                    .unseal(root, held(&rec, entry))
                     .await
                     .map_err(|e| SealError::Internal(e.to_string()))?;
             }
@@ -683,10 +729,12 @@ pub(crate) async fn rekey_verify(state: &AppState, new: &[String]) -> Result<(),
     let Some(pending) = rec.pending.clone() else {
         return Err(SealError::InvalidState("no rekey is pending".into()));
     };
+    // The same root key, so the same generation: other nodes keep serving.
     let candidate = SealRecord {
         method: pending.method,
         wrapped_root: pending.wrapped_root,
         pending: None,
+        root_generation: rec.root_generation,
     };
     state.sealer.combine(new, &candidate)?;
     crash_point("rekey-before-commit");
@@ -717,7 +765,9 @@ async fn write_record(state: &AppState, rec: &SealRecord, read: &Entry) -> Resul
     batch
         .check(SEAL_RECORD_KEY, Some(read))
         .put(SEAL_RECORD_KEY, value);
-    commit_checked(&*state.sealer.store, batch).await
+    commit_checked(&*state.sealer.store, batch)
+        .await
+        .map(|_| ())
 }
 
 /// `operator rotate-root` (caller authenticated as root; `current` shares for a shares server):
@@ -756,56 +806,141 @@ pub(crate) async fn rotate_root(state: &AppState, current: &[String]) -> Result<
             "the server was sealed meanwhile".into(),
         ));
     };
-    let old_root = old.take_root();
+    let (old_root, old_held) = old.take_root();
+    if old_held.generation != rec.root_generation {
+        // Another node rotated the root key; this node follows within a second.
+        restore(state, old_root, old_held).await;
+        return Err(SealError::InvalidState(
+            "the root key was rotated through another node and this node has not caught up yet; \
+             try again in a few seconds"
+                .into(),
+        ));
+    }
     if let Some(r) = &checked_root
         && r.as_bytes() != old_root.as_bytes()
     {
-        restore(state, old_root).await;
+        restore(state, old_root, old_held).await;
         return Err(SealError::Internal(
             "the shares open a different root key".into(),
         ));
     }
     let new_root = RootKey::generate();
+    let generation = rec.root_generation + 1;
     let result = async {
         let mut batch = WriteBatch::new();
         let n =
             crate::root_wrapped::rewrap_all(&*state.sealer.store, &old_root, &new_root, &mut batch)
                 .await?;
-        batch.check(SEAL_RECORD_KEY, Some(&entry)).put(
-            SEAL_RECORD_KEY,
-            seal_record_for(rec.method.clone(), &unseal_key, &new_root)?,
-        );
+        let record = seal_record_for(rec.method.clone(), &unseal_key, &new_root, generation)?;
+        batch
+            .check(SEAL_RECORD_KEY, Some(&entry))
+            .put(SEAL_RECORD_KEY, record.clone());
         crash_point("rotate-root-before-commit");
-        commit_checked(&*state.sealer.store, batch).await?;
+        let version = commit_checked(&*state.sealer.store, batch).await?;
         crash_point("rotate-root-after-commit");
-        Ok::<usize, SealError>(n)
+        let entry = Entry {
+            version,
+            value: record.into(),
+        };
+        Ok::<_, SealError>((n, SealHeld { generation, entry }))
     }
     .await;
     match result {
-        Ok(n) => {
+        Ok((n, new_held)) => {
             drop(old_root);
             state
-                .unseal(new_root)
+                .unseal(new_root, new_held)
                 .await
                 .map_err(|e| SealError::Internal(e.to_string()))?;
             Ok(n)
         }
         Err(e) => {
-            restore(state, old_root).await;
+            restore(state, old_root, old_held).await;
             Err(e)
         }
     }
 }
 
-async fn restore(state: &AppState, root: RootKey) {
-    if let Err(e) = state.unseal(root).await {
+async fn restore(state: &AppState, root: RootKey, held: SealHeld) {
+    if let Err(e) = state.unseal(root, held).await {
         tracing::error!(error = %e, "could not bring the services back after a failed rotation");
     }
 }
 
-async fn commit_checked(store: &dyn Store, batch: WriteBatch) -> Result<(), SealError> {
+/// Follows a root rotation made through another node (every [`WATCH_INTERVAL`], and at once
+/// when this node's services find their key stale): nothing while the seal record's root
+/// generation is the one this node unsealed with; otherwise the services (and the stale root
+/// key) go, and the node unseals again from the record with its auto-unseal key, or stays
+/// sealed until an operator unseals it with the shares (which a rotation does not change).
+pub(crate) async fn follow_root_rotation(state: &AppState) {
+    let Ok(services) = state.services() else {
+        return; // sealed: an unseal reads the record as it is then
+    };
+    let Ok(Some((_, entry))) = state.sealer.record().await else {
+        return; // the store is unreachable: next time
+    };
+    if !services.guard.observe(Some(entry)) {
+        return;
+    }
+    drop(services);
+    // Operator actions on this node (rotate-root, seal, unseal) run under the same lock; one
+    // may have brought this node up to date meanwhile.
+    let _progress = state.sealer.progress.lock().await;
+    let Ok(services) = state.services() else {
+        return;
+    };
+    let Ok(Some((rec, entry))) = state.sealer.record().await else {
+        return;
+    };
+    if services.guard.generation() == rec.root_generation {
+        return;
+    }
+    let stale = services.guard.generation();
+    services.guard.mark_stale();
+    drop(services);
+    // Requests get ServiceUnavailable from here on; in-flight ones finish first.
+    drop(state.take_services().await);
+    match &rec.method {
+        Method::Auto { source } => {
+            let root = state.sealer.kek(source, false).and_then(|kek| {
+                unwrap_root(&kek, &decode_wrapped(&rec)?).map_err(|_| {
+                    SealError::InvalidState(
+                        "the auto-unseal key does not open the rotated root key".into(),
+                    )
+                })
+            });
+            let result = match root {
+                Ok(root) => state
+                    .unseal(root, held(&rec, entry))
+                    .await
+                    .map_err(|e| SealError::Internal(e.to_string())),
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(()) => tracing::info!(
+                    from = stale,
+                    to = rec.root_generation,
+                    "the root key was rotated through another node: unsealed again with it"
+                ),
+                Err(e) => tracing::error!(
+                    error = %e,
+                    "the root key was rotated through another node and this node cannot \
+                     unseal with the new one: it stays sealed"
+                ),
+            }
+        }
+        Method::Shares { .. } => tracing::warn!(
+            from = stale,
+            to = rec.root_generation,
+            "the root key was rotated through another node: this node is sealed; unseal it \
+             with the same shares (coffer operator unseal)"
+        ),
+    }
+}
+
+async fn commit_checked(store: &dyn Store, batch: WriteBatch) -> Result<u64, SealError> {
     match store.commit(batch).await {
-        Ok(_) => Ok(()),
+        Ok(v) => Ok(v),
         Err(StoreError::Conflict) => Err(SealError::InvalidState(
             "the seal state changed meanwhile; nothing was changed, try again".into(),
         )),

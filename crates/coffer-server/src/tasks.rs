@@ -1,6 +1,7 @@
 //! Background jobs: purging secrets whose recovery window has passed, firing parameter policies,
 //! deleting KMS keys whose waiting period has passed and rotating KMS keys that are due; and, in
-//! a loop of their own, rotating secrets (also at once when RotateSecret kicks the scheduler).
+//! a loop of their own, rotating secrets (also at once when RotateSecret kicks the scheduler);
+//! and, every second, following a root key rotated through another node sharing the store.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +31,18 @@ pub(crate) fn spawn(state: Arc<AppState>, every: Duration) -> JoinHandle<()> {
                 run_rotations(&state).await;
             }
         };
-        tokio::join!(periodic, rotations);
+        // Following a root rotation made through another node: a cheap read of the seal
+        // record every second (or at once when the services find their key stale).
+        let seal_watch = async {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(crate::seal::WATCH_INTERVAL) => {}
+                    _ = state.seal_kick.notified() => {}
+                }
+                crate::seal::follow_root_rotation(&state).await;
+            }
+        };
+        tokio::join!(periodic, rotations, seal_watch);
     })
 }
 

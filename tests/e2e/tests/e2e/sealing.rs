@@ -9,7 +9,12 @@ use crate::harness::{TestServer, code};
 use crate::server::{send, sign_request};
 
 /// `POST /coffer/operator/{action}`, optionally signed with the dev (root) credentials.
-async fn operator(s: &TestServer, action: &str, body: Value, signed: bool) -> (u16, Value) {
+pub(crate) async fn operator(
+    s: &TestServer,
+    action: &str,
+    body: Value,
+    signed: bool,
+) -> (u16, Value) {
     let host = s.server.addr.to_string();
     let path = format!("/coffer/operator/{action}");
     let body = body.to_string().into_bytes();
@@ -25,7 +30,7 @@ async fn operator(s: &TestServer, action: &str, body: Value, signed: bool) -> (u
     (status, json)
 }
 
-async fn get(s: &TestServer, path: &str) -> (u16, Value) {
+pub(crate) async fn get(s: &TestServer, path: &str) -> (u16, Value) {
     let host = s.server.addr.to_string();
     let (status, json, _) = send(&host, "GET", path, &[("host".into(), host.clone())], b"").await;
     (status, json)
@@ -36,7 +41,7 @@ async fn start_on(dir: &std::path::Path) -> TestServer {
     TestServer::durable_at(dir, |c| c.auto_init = false).await
 }
 
-fn shares(v: &Value) -> Vec<String> {
+pub(crate) fn shares(v: &Value) -> Vec<String> {
     v["shares"]
         .as_array()
         .expect("shares")
@@ -45,7 +50,7 @@ fn shares(v: &Value) -> Vec<String> {
         .collect()
 }
 
-async fn assert_sealed(s: &TestServer) {
+pub(crate) async fn assert_sealed(s: &TestServer) {
     let (status, health) = get(s, "/health").await;
     assert_eq!((status, health["status"].as_str()), (503, Some("sealed")));
     let err = s.sm().list_secrets().send().await.unwrap_err();

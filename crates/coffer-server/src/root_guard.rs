@@ -1,0 +1,325 @@
+//! Root-sealed writes, guarded against a root key rotated through another node.
+//!
+//! Nodes sharing a store each hold the root key they unsealed with. `rotate-root` through one
+//! node rewraps every root-sealed record in one batch that checks the seal record and bumps its
+//! `root_generation`; the other nodes still hold the old key. So that none of them can store a
+//! record sealed under the old key, meanwhile or afterwards, an unsealed node's services write
+//! through a [`RootGuard`]: every batch that puts a root-sealed record
+//! ([`crate::root_wrapped::is_root_sealed`]) also checks the seal record at the version this
+//! node's root key came from, and puts it back unchanged (which bumps its version). Hence:
+//! - a root-sealed write committed after rotate-root read the seal record makes rotate-root's
+//!   batch conflict (it answers "the seal state changed meanwhile; try again"), and
+//! - a root-sealed write after rotate-root committed conflicts on the seal record.
+//!
+//! On a conflict the guard reads the seal record. The same `root_generation` (a rekey, or
+//! another node's root-sealed write, moved the version): this node's key is current, so it
+//! takes the newer version and retries (a few times; a conflict on the batch's own keys stays a
+//! conflict). Another generation: the key is stale, the call fails (the server answers
+//! `ServiceUnavailable`, as a sealed node does) and the seal watcher
+//! ([`crate::seal::follow_root_rotation`], which also looks every second on its own) re-keys the
+//! node: re-unsealed from the record with an auto-unseal key, sealed with shares.
+//!
+//! One guard per unsealed [`crate::dispatch::Services`]: it holds the generation of exactly the
+//! root key those services were built with, so a batch sealed under that key can only ever
+//! commit while that key is the one in force.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use coffer_store::{Entry, Result, Store, StoreError, WriteBatch};
+
+use crate::seal::{SEAL_RECORD_KEY, root_generation_of};
+
+/// Retries of a root-sealed batch after the seal record moved on within the same generation.
+const RETRIES: usize = 3;
+
+/// The seal record a node's root key came from: its generation and the store entry read (or
+/// written) with it.
+#[derive(Debug, Clone)]
+pub(crate) struct SealHeld {
+    pub generation: u64,
+    pub entry: Entry,
+}
+
+/// The store an unsealed node's services write through (see the module docs).
+pub(crate) struct RootGuard {
+    inner: Arc<dyn Store>,
+    generation: u64,
+    /// The seal record at the newest version seen with `generation`.
+    entry: Mutex<Entry>,
+    stale: AtomicBool,
+    /// Wakes the seal watcher when the key is found stale.
+    kick: Arc<tokio::sync::Notify>,
+}
+
+fn stale_error() -> StoreError {
+    StoreError::Unavailable(
+        "the root key was rotated through another node; this node is re-keying or sealed".into(),
+    )
+}
+
+impl RootGuard {
+    pub fn new(inner: Arc<dyn Store>, held: SealHeld, kick: Arc<tokio::sync::Notify>) -> Self {
+        Self {
+            inner,
+            generation: held.generation,
+            entry: Mutex::new(held.entry),
+            stale: AtomicBool::new(false),
+            kick,
+        }
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    fn entry(&self) -> std::sync::MutexGuard<'_, Entry> {
+        self.entry.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn held(&self) -> SealHeld {
+        SealHeld {
+            generation: self.generation,
+            entry: self.entry().clone(),
+        }
+    }
+
+    /// Whether this guard's root key is known to be stale.
+    pub fn is_stale(&self) -> bool {
+        self.stale.load(Ordering::Acquire)
+    }
+
+    pub fn mark_stale(&self) {
+        if !self.stale.swap(true, Ordering::AcqRel) {
+            self.kick.notify_one();
+        }
+    }
+
+    /// Compares the seal record as just read with the key held: the same generation → keeps the
+    /// newer version and answers `false`; another one (or no readable record) → marks the key
+    /// stale and answers `true`.
+    pub fn observe(&self, current: Option<Entry>) -> bool {
+        match current {
+            Some(e) if root_generation_of(&e.value) == Some(self.generation) => {
+                let mut held = self.entry();
+                if e.version > held.version {
+                    *held = e;
+                }
+                false
+            }
+            _ => {
+                self.mark_stale();
+                true
+            }
+        }
+    }
+
+    /// Whether the key is stale, reading the seal record unless that is known already (after a
+    /// call failed: the failure may come from records sealed under a newer root key). A store
+    /// error answers `false`: nothing is known.
+    pub async fn check_stale(&self) -> bool {
+        if self.is_stale() {
+            return true;
+        }
+        match self.inner.get(SEAL_RECORD_KEY).await {
+            Ok(current) => self.observe(current),
+            Err(_) => false,
+        }
+    }
+}
+
+/// Whether `batch` puts a root-sealed record and is not a seal action itself (those check and
+/// write the seal record on their own).
+fn needs_guard(batch: &WriteBatch) -> bool {
+    batch
+        .ops
+        .iter()
+        .any(|(k, v)| v.is_some() && crate::root_wrapped::is_root_sealed(k))
+        && !batch.ops.iter().any(|(k, _)| k == SEAL_RECORD_KEY)
+        && !batch.checks.iter().any(|(k, _)| k == SEAL_RECORD_KEY)
+}
+
+#[async_trait]
+impl Store for RootGuard {
+    async fn get(&self, key: &[u8]) -> Result<Option<Entry>> {
+        self.inner.get(key).await
+    }
+
+    async fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Entry)>> {
+        self.inner.scan(start, end, limit).await
+    }
+
+    async fn commit(&self, batch: WriteBatch) -> Result<u64> {
+        if !needs_guard(&batch) {
+            return self.inner.commit(batch).await;
+        }
+        for _ in 0..=RETRIES {
+            if self.is_stale() {
+                return Err(stale_error());
+            }
+            let held = self.entry().clone();
+            let mut guarded = batch.clone();
+            guarded
+                .check(SEAL_RECORD_KEY, Some(&held))
+                .put(SEAL_RECORD_KEY, held.value.clone());
+            match self.inner.commit(guarded).await {
+                Ok(version) => {
+                    // The record as held, at the version this commit gave it: the next
+                    // root-sealed write of this node need not conflict first.
+                    let mut entry = self.entry();
+                    if version > entry.version {
+                        *entry = Entry {
+                            version,
+                            value: held.value,
+                        };
+                    }
+                    return Ok(version);
+                }
+                Err(StoreError::Conflict) => {
+                    let current = self.inner.get(SEAL_RECORD_KEY).await?;
+                    // Versions only grow: the seal record as held means another key conflicted.
+                    if current.as_ref().is_some_and(|e| e.version == held.version) {
+                        return Err(StoreError::Conflict);
+                    }
+                    if self.observe(current) {
+                        return Err(stale_error());
+                    }
+                }
+                other => return other,
+            }
+        }
+        Err(StoreError::Conflict)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coffer_store::memory::MemoryStore;
+
+    const KMS_KEY: &[u8] = b"kms/key/000000000000/us-east-1/k";
+
+    fn record(generation: u64, note: &str) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "method": {"type": "auto", "source": "dev"},
+            "wrapped_root": note,
+            "root_generation": generation,
+        }))
+        .unwrap()
+    }
+
+    async fn put(store: &dyn Store, key: &[u8], value: Vec<u8>) -> Entry {
+        let mut b = WriteBatch::new();
+        b.put(key.to_vec(), value.clone());
+        let version = store.commit(b).await.unwrap();
+        Entry {
+            version,
+            value: value.into(),
+        }
+    }
+
+    async fn guard_at(generation: u64) -> (Arc<MemoryStore>, RootGuard, Arc<tokio::sync::Notify>) {
+        let store = Arc::new(MemoryStore::new());
+        let entry = put(&*store, SEAL_RECORD_KEY, record(generation, "a")).await;
+        let kick = Arc::new(tokio::sync::Notify::new());
+        let guard = RootGuard::new(store.clone(), SealHeld { generation, entry }, kick.clone());
+        (store, guard, kick)
+    }
+
+    fn kms_put(value: &str) -> WriteBatch {
+        let mut b = WriteBatch::new();
+        b.put(KMS_KEY.to_vec(), value.as_bytes().to_vec());
+        b
+    }
+
+    #[tokio::test]
+    async fn root_sealed_writes_check_and_bump_the_seal_record_others_pass() {
+        let (store, guard, _) = guard_at(0).await;
+        let before = store.get(SEAL_RECORD_KEY).await.unwrap().unwrap();
+        let mut b = WriteBatch::new();
+        b.put(b"secret/x".to_vec(), b"v".to_vec())
+            .put(b"iam/000000000000/user/alice".to_vec(), b"u".to_vec());
+        guard.commit(b).await.unwrap();
+        assert_eq!(
+            store.get(SEAL_RECORD_KEY).await.unwrap(),
+            Some(before.clone())
+        );
+        let v = guard.commit(kms_put("k1")).await.unwrap();
+        let after = store.get(SEAL_RECORD_KEY).await.unwrap().unwrap();
+        assert_eq!((after.version, &after.value), (v, &before.value));
+        assert_eq!(guard.held().entry, after, "the guard follows its own write");
+        // Deleting a root-sealed record leaves nothing sealed: not guarded.
+        let mut b = WriteBatch::new();
+        b.delete(KMS_KEY.to_vec());
+        guard.commit(b).await.unwrap();
+        assert_eq!(
+            store.get(SEAL_RECORD_KEY).await.unwrap().unwrap().version,
+            v
+        );
+    }
+
+    #[tokio::test]
+    async fn same_generation_moves_are_followed_other_conflicts_stay() {
+        let (store, guard, _) = guard_at(3).await;
+        // A rekey (or another node's root-sealed write) moves the record, same generation.
+        put(&*store, SEAL_RECORD_KEY, record(3, "rekeyed")).await;
+        guard.commit(kms_put("k1")).await.unwrap();
+        assert_eq!(
+            store.get(KMS_KEY).await.unwrap().unwrap().value,
+            b"k1".as_slice()
+        );
+        assert_eq!(
+            store.get(SEAL_RECORD_KEY).await.unwrap().unwrap().value,
+            record(3, "rekeyed").as_slice(),
+            "put back unchanged"
+        );
+        assert!(!guard.is_stale());
+        // A conflict on the batch's own key is the caller's.
+        let mut b = kms_put("k2");
+        b.check(KMS_KEY.to_vec(), None);
+        assert!(matches!(guard.commit(b).await, Err(StoreError::Conflict)));
+        assert!(!guard.is_stale());
+    }
+
+    #[tokio::test]
+    async fn a_rotated_root_fails_root_sealed_writes_and_wakes_the_watcher() {
+        let (store, guard, kick) = guard_at(0).await;
+        put(&*store, SEAL_RECORD_KEY, record(1, "rotated")).await;
+        let err = guard
+            .commit(kms_put("under the old root"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        assert_eq!(store.get(KMS_KEY).await.unwrap(), None);
+        assert!(guard.is_stale());
+        tokio::time::timeout(std::time::Duration::from_secs(1), kick.notified())
+            .await
+            .expect("the watcher is woken");
+        // Other writes still pass; seal actions (which write the record) are left alone.
+        let mut b = WriteBatch::new();
+        b.put(b"secret/x".to_vec(), b"v".to_vec());
+        guard.commit(b).await.unwrap();
+        let current = store.get(SEAL_RECORD_KEY).await.unwrap();
+        let mut b = kms_put("rewrapped");
+        b.check(SEAL_RECORD_KEY.to_vec(), current.as_ref())
+            .put(SEAL_RECORD_KEY.to_vec(), record(2, "x"));
+        guard.commit(b).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn check_stale_reads_the_record_once_known() {
+        let (store, guard, _) = guard_at(0).await;
+        assert!(!guard.check_stale().await);
+        put(&*store, SEAL_RECORD_KEY, record(0, "rekeyed")).await;
+        assert!(!guard.check_stale().await);
+        assert_eq!(
+            guard.held().entry.value,
+            record(0, "rekeyed").as_slice(),
+            "the newer version of the same generation is held"
+        );
+        put(&*store, SEAL_RECORD_KEY, record(1, "rotated")).await;
+        assert!(guard.check_stale().await);
+        assert!(guard.is_stale());
+    }
+}
