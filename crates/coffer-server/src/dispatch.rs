@@ -49,6 +49,10 @@ pub(crate) struct AppState {
     /// Wakes the seal watcher (`seal::follow_root_rotation`) when the services find their root
     /// key stale (rotated through another node).
     pub seal_kick: Arc<tokio::sync::Notify>,
+    /// One run of the periodic jobs at a time on this node: the periodic loop and an explicit
+    /// run (tests, the startup run) would otherwise interleave, and one run's digest could land
+    /// between another's purge and the sweep that chains its service event.
+    pub jobs_pass: tokio::sync::Mutex<()>,
 }
 
 /// Everything [`Services::new`] needs besides the root key.
@@ -227,6 +231,7 @@ impl AppState {
             services: RwLock::new(None),
             sealing: tokio::sync::Notify::new(),
             seal_kick: Arc::new(tokio::sync::Notify::new()),
+            jobs_pass: tokio::sync::Mutex::new(()),
         }
     }
 

@@ -70,6 +70,7 @@ pub(crate) async fn run_rotations(state: &AppState) {
 }
 
 pub(crate) async fn run_once(state: &AppState) {
+    let _pass = state.jobs_pass.lock().await;
     // Sealed: nothing can be decrypted or written under the root key; jobs resume on unseal
     // and catch up from their time indexes. The audit trail needs no root key (a sealed
     // server has no signer and makes no digest), so its jobs run anyway.
