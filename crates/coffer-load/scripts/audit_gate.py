@@ -10,24 +10,18 @@ are in flight: report it for the default 16 connections and for more (e.g. --con
 
 usage: audit_gate.py [--duration S] [--connections N] [--rounds R] [--bin DIR] [--port P]
 """
-import argparse, os, shutil, tempfile
+import os, shutil, tempfile
 
 import gate
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--duration", type=float, default=10)
-    ap.add_argument("--connections", type=int, default=16)
-    ap.add_argument("--threads", type=int)
+    ap = gate.parser(4791)
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--bin", default="target/release")
-    ap.add_argument("--port", type=int, default=4791)
     a = ap.parse_args()
 
     tmp = tempfile.mkdtemp(prefix="coffer-audit-bench.")
-    env = dict(os.environ, COFFER_ROOT_ACCESS_KEY_ID=gate.KEY_ID, COFFER_ROOT_SECRET_ACCESS_KEY=gate.SECRET,
-               AWS_ACCESS_KEY_ID=gate.KEY_ID, AWS_SECRET_ACCESS_KEY=gate.SECRET)
+    env = gate.bench_env()
     results = {"noop": [], "audited": []}
     try:
         for _ in range(a.rounds):

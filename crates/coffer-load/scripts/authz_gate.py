@@ -11,10 +11,10 @@ statement of the last policy, so every decision scans all of them.
 usage: authz_gate.py [--duration S] [--connections N] [--threads T] [--bin DIR] [--port P]
 Needs boto3 (target/py-venv). Only loopback; the server and temp dir are removed on exit.
 """
-import argparse, json, os, shutil, sys, tempfile
+import json, os, shutil, sys, tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gate import KEY_ID, SECRET, measure, start_server, stop_server  # noqa: E402
+from gate import KEY_ID, SECRET, bench_env, measure, parser, start_server, stop_server  # noqa: E402
 
 TARGET = 0.8
 
@@ -55,16 +55,10 @@ def make_user(port):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--duration", type=float, default=10)
-    ap.add_argument("--connections", type=int, default=16)
-    ap.add_argument("--threads", type=int)
-    ap.add_argument("--bin", default="target/release")
-    ap.add_argument("--port", type=int, default=4793)
+    ap = parser(4793)
     a = ap.parse_args()
 
-    env = dict(os.environ, COFFER_ROOT_ACCESS_KEY_ID=KEY_ID, COFFER_ROOT_SECRET_ACCESS_KEY=SECRET,
-               AWS_ACCESS_KEY_ID=KEY_ID, AWS_SECRET_ACCESS_KEY=SECRET)
+    env = bench_env()
     data = tempfile.mkdtemp(prefix="coffer-authz-bench-")
     server = start_server(a, env, data, os.path.join(data, "server.log"))
     try:

@@ -93,20 +93,31 @@ def measure(a, server, env, scenario, extra=()):
     return r
 
 
-def main():
+def parser(port):
+    """The options every harness takes (each script adds its own)."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=float, default=10)
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--threads", type=int)
-    ap.add_argument("--put-secrets", type=int)
     ap.add_argument("--bin", default="target/release")
-    ap.add_argument("--port", type=int, default=4791)
+    ap.add_argument("--port", type=int, default=port)
+    return ap
+
+
+def bench_env(**extra):
+    """The environment for the servers (fixed root credentials) and the load tool (signed as root)."""
+    return dict(os.environ, COFFER_ROOT_ACCESS_KEY_ID=KEY_ID, COFFER_ROOT_SECRET_ACCESS_KEY=SECRET,
+                AWS_ACCESS_KEY_ID=KEY_ID, AWS_SECRET_ACCESS_KEY=SECRET, **extra)
+
+
+def main():
+    ap = parser(4791)
+    ap.add_argument("--put-secrets", type=int)
     ap.add_argument("scenarios", nargs="*", default=["health", "get-secret-value", "put-secret-value"])
     a = ap.parse_args()
 
     tmp = tempfile.mkdtemp(prefix="coffer-bench.")
-    env = dict(os.environ, COFFER_ROOT_ACCESS_KEY_ID=KEY_ID, COFFER_ROOT_SECRET_ACCESS_KEY=SECRET,
-               AWS_ACCESS_KEY_ID=KEY_ID, AWS_SECRET_ACCESS_KEY=SECRET)
+    env = bench_env()
     server = start_server(a, env, os.path.join(tmp, "data"), os.path.join(tmp, "server.log"))
     try:
         results = []

@@ -11,7 +11,7 @@ servers, the load tools, PostgreSQL's processes and everything else.
 usage: pg_gate.py [--duration S] [--connections N] [--bin DIR] [--port P] [--pg URL]
 Only loopback; servers, temp dirs and databases are removed on exit.
 """
-import argparse, json, os, shutil, subprocess, sys, tempfile, time, uuid
+import argparse, base64, json, os, shutil, subprocess, sys, tempfile, time, uuid
 
 import gate
 
@@ -77,19 +77,12 @@ def run_parallel(a, env, ports, scenario):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--duration", type=float, default=10)
-    ap.add_argument("--connections", type=int, default=16)
-    ap.add_argument("--threads", type=int)
-    ap.add_argument("--bin", default="target/release")
-    ap.add_argument("--port", type=int, default=4791)
+    ap = gate.parser(4791)
     ap.add_argument("--pg", default="postgres://postgres@127.0.0.1:5432/postgres")
     a = ap.parse_args()
 
     tmp = tempfile.mkdtemp(prefix="coffer-pg-bench.")
-    env = dict(os.environ, COFFER_ROOT_ACCESS_KEY_ID=gate.KEY_ID, COFFER_ROOT_SECRET_ACCESS_KEY=gate.SECRET,
-               AWS_ACCESS_KEY_ID=gate.KEY_ID, AWS_SECRET_ACCESS_KEY=gate.SECRET,
-               **{UNSEAL_VAR: __import__("base64").b64encode(os.urandom(32)).decode()})
+    env = gate.bench_env(**{UNSEAL_VAR: base64.b64encode(os.urandom(32)).decode()})
     databases, servers = [], []
     summary = []
     try:

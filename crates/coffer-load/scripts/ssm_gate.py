@@ -14,29 +14,23 @@ usage: ssm_gate.py [--duration S] [--connections N] [--stores 1000:1000,100000:1
                    [--data-root DIR] [--fresh] [--recursive] [--bin DIR] [--port P]
 Only loopback; the servers are stopped on exit, the data directories kept (remove with --fresh).
 """
-import argparse, os, shutil, subprocess, sys, time
+import os, shutil, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gate import KEY_ID, SECRET, measure, start_server, stop_server  # noqa: E402
+from gate import bench_env, measure, parser, start_server, stop_server  # noqa: E402
 
 TARGET = 0.5
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--duration", type=float, default=10)
-    ap.add_argument("--connections", type=int, default=16)
-    ap.add_argument("--threads", type=int)
+    ap = parser(4792)
     ap.add_argument("--stores", default="1000:1000,100000:10000")
     ap.add_argument("--data-root", default="/tmp/coffer-ssm-bench")
     ap.add_argument("--fresh", action="store_true", help="delete the kept stores first")
     ap.add_argument("--recursive", action="store_true", help="GetParametersByPath with Recursive=true")
-    ap.add_argument("--bin", default="target/release")
-    ap.add_argument("--port", type=int, default=4792)
     a = ap.parse_args()
 
-    env = dict(os.environ, COFFER_ROOT_ACCESS_KEY_ID=KEY_ID, COFFER_ROOT_SECRET_ACCESS_KEY=SECRET,
-               AWS_ACCESS_KEY_ID=KEY_ID, AWS_SECRET_ACCESS_KEY=SECRET)
+    env = bench_env()
     if a.fresh:
         shutil.rmtree(a.data_root, ignore_errors=True)
     os.makedirs(a.data_root, exist_ok=True)
