@@ -112,3 +112,17 @@ def test_second_node_joins_with_a_copy_of_the_unseal_key_file():
                     _stop(first)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_an_unreachable_database_stops_the_start_with_an_error_and_exit_status():
+    tmp = tempfile.mkdtemp(prefix="coffer-pg-down.")
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("COFFER_", "AWS_"))}
+        p = subprocess.run([COFFER_BIN, "server", "--data-dir", tmp, "--listen", "127.0.0.1:%d" % _free_port(),
+                            "--storage", "postgres://coffer:pw-not-shown@127.0.0.1:1/coffer?sslmode=disable"],
+                           capture_output=True, text=True, timeout=60, env=env)
+        assert p.returncode == 1, (p.returncode, p.stderr)
+        assert "cannot connect to PostgreSQL at 127.0.0.1:1/coffer" in p.stderr, p.stderr
+        assert "pw-not-shown" not in p.stderr + p.stdout
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
