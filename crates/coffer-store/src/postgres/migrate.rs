@@ -19,11 +19,18 @@ pub(crate) struct Migration {
     pub sql: &'static str,
 }
 
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "key space and commit sequence",
-    sql: include_str!("../../migrations/postgres/0001_kv.sql"),
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "key space and commit sequence",
+        sql: include_str!("../../migrations/postgres/0001_kv.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "commit in one round trip",
+        sql: include_str!("../../migrations/postgres/0002_commit_function.sql"),
+    },
+];
 
 /// `pg_advisory_xact_lock(int4, int4)` key of the upgrade: the two-key space never overlaps
 /// the single-bigint space the per-key commit locks use.

@@ -2,16 +2,16 @@
 //! database. Reads go to the database (no mirror), so a write by one node is read by every other
 //! at once.
 //!
-//! A commit is one READ COMMITTED transaction:
+//! A commit is one READ COMMITTED transaction, sent as one call of the `coffer_commit` function
+//! (migration 2; one round trip instead of five):
 //! 1. take a transaction-scoped advisory lock for every key the batch checks or writes, in
 //!    ascending lock-id order (every node sorts the same way, so no two commits wait on each
 //!    other in a cycle). Every writer holds the locks of the keys it writes until it commits, so
 //!    once a commit holds them, no other commit can change those keys — including inserting a key
 //!    that is checked as absent, which row locks (`SELECT ... FOR UPDATE`) could not guard;
-//! 2. compare the checked versions with the table (each statement of a READ COMMITTED
-//!    transaction reads the latest committed rows) and only if all match draw the commit's
-//!    sequence number from `coffer_commit_seq`;
-//! 3. write the batch's puts and deletes with that number as the new version, and COMMIT.
+//! 2. compare the checked versions with the table (each statement reads the latest committed
+//!    rows) and only if all match draw the commit's sequence number from `coffer_commit_seq`;
+//! 3. write the batch's puts and deletes with that number as the new version, and commit.
 //!
 //! Sequence numbers are unique and, for any one key, increase with each commit that writes it
 //! (the number is drawn while that key's lock is held). They are NOT gap-free and commits of
@@ -45,18 +45,9 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// first operation after the window probes the database again.
 const FAIL_FAST: Duration = Duration::from_secs(1);
 
-const LOCK_KEYS: &str = "SELECT pg_advisory_xact_lock(k) FROM unnest($1::int8[]) AS k";
-/// The commit's sequence number, or NULL when a check fails (`CASE` draws no number then).
-const CHECK_AND_NUMBER: &str = "SELECT CASE WHEN NOT EXISTS (
-         SELECT 1 FROM unnest($1::bytea[], $2::int8[]) AS c(key, version)
-         LEFT JOIN coffer_kv kv ON kv.key = c.key
-         WHERE kv.version IS DISTINCT FROM c.version
-     ) THEN nextval('coffer_commit_seq') END";
-/// Deletes and puts of distinct keys (see [`CommitPlan`]) in one statement.
-const APPLY: &str = "WITH deleted AS (DELETE FROM coffer_kv WHERE key = ANY($1::bytea[]))
-     INSERT INTO coffer_kv (key, value, version)
-     SELECT k, v, $4 FROM unnest($2::bytea[], $3::bytea[]) AS p(k, v)
-     ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, version = EXCLUDED.version";
+/// One commit (see the module docs and migration 2): the sequence number, or NULL when a check
+/// fails.
+const COMMIT: &str = "SELECT coffer_commit($1, $2, $3, $4, $5, $6)";
 
 /// Whether `s` names a PostgreSQL database (`postgres://` or `postgresql://`).
 pub fn is_postgres_url(s: &str) -> bool {
@@ -194,38 +185,21 @@ impl PgStore {
 
     async fn commit_batch(&self, batch: WriteBatch) -> Result<u64> {
         let plan = CommitPlan::new(&batch)?;
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
-        if !plan.locks.is_empty() {
-            sqlx::query(LOCK_KEYS)
-                .bind(&plan.locks)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-        }
-        let seq: Option<i64> = sqlx::query_scalar(CHECK_AND_NUMBER)
+        // A failure after sending leaves the outcome unknown (the connection may have died
+        // after the server committed): reported as unavailable, like any lost connection.
+        let seq: Option<i64> = sqlx::query_scalar(COMMIT)
+            .bind(&plan.locks)
             .bind(&plan.check_keys)
             .bind(&plan.check_versions)
-            .fetch_one(&mut *tx)
+            .bind(&plan.delete_keys)
+            .bind(&plan.put_keys)
+            .bind(&plan.put_values)
+            .fetch_one(&self.pool)
             .await
             .map_err(db_err)?;
         let Some(seq) = seq else {
-            // Dropping the transaction would roll back too; saying so frees the locks now.
-            let _ = tx.rollback().await;
             return Err(StoreError::Conflict);
         };
-        if plan.writes() {
-            sqlx::query(APPLY)
-                .bind(&plan.delete_keys)
-                .bind(&plan.put_keys)
-                .bind(&plan.put_values)
-                .bind(seq)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-        }
-        // A failure here leaves the outcome unknown (the connection may have died after the
-        // server committed): reported as unavailable, like any lost connection.
-        tx.commit().await.map_err(db_err)?;
         u64::try_from(seq).map_err(|_| StoreError::Internal("negative commit sequence".into()))
     }
 }

@@ -50,10 +50,6 @@ impl CommitPlan {
         plan.locks = locks.into_iter().collect();
         Ok(plan)
     }
-
-    pub fn writes(&self) -> bool {
-        !self.put_keys.is_empty() || !self.delete_keys.is_empty()
-    }
 }
 
 /// The advisory lock guarding `key` on every node: FNV-1a (64 bit), a fixed function so nodes of
@@ -94,7 +90,6 @@ mod tests {
         let mut want = vec![lock_id(b"a"), lock_id(b"b"), lock_id(b"c")];
         want.sort_unstable();
         assert_eq!(p.locks, want);
-        assert!(p.writes());
     }
 
     #[test]
@@ -102,7 +97,7 @@ mod tests {
         let mut b = WriteBatch::new();
         b.checks.push((b"k".to_vec(), Some(3)));
         let p = CommitPlan::new(&b).unwrap();
-        assert!(!p.writes());
+        assert!(p.put_keys.is_empty() && p.delete_keys.is_empty());
         assert_eq!(p.locks, vec![lock_id(b"k")]);
         b.checks.push((b"k".to_vec(), Some(u64::MAX)));
         assert!(matches!(CommitPlan::new(&b), Err(StoreError::Internal(_))));
