@@ -242,6 +242,22 @@ impl Sealer {
         }
     }
 
+    /// The root key of an auto-unseal record `rec`, opened with the key from `source`;
+    /// `whose` names the root key in the error ("this server's", ...).
+    fn open_auto(
+        &self,
+        rec: &SealRecord,
+        source: &KekSource,
+        whose: &str,
+    ) -> Result<RootKey, SealError> {
+        let kek = self.kek(source, false)?;
+        unwrap_root(&kek, &decode_wrapped(rec)?).map_err(|_| {
+            SealError::InvalidState(format!(
+                "the auto-unseal key does not open {whose} root key"
+            ))
+        })
+    }
+
     fn kek(&self, source: &KekSource, create: bool) -> Result<Zeroizing<[u8; 32]>, SealError> {
         match source {
             KekSource::Dev => self.dev_kek.clone().ok_or_else(|| {
@@ -447,12 +463,7 @@ pub(crate) async fn on_start(
         return match &rec.method {
             Method::Shares { .. } => Ok((StartState::Sealed, None)),
             Method::Auto { source } => {
-                let kek = sealer.kek(source, false)?;
-                let root = unwrap_root(&kek, &decode_wrapped(&rec)?).map_err(|_| {
-                    SealError::InvalidState(
-                        "the auto-unseal key does not open this data directory's root key".into(),
-                    )
-                })?;
+                let root = sealer.open_auto(&rec, source, "this data directory's")?;
                 Ok((StartState::Unsealed(root, held(&rec, entry)), None))
             }
         };
@@ -657,12 +668,7 @@ pub(crate) async fn unseal(
     }
     match (&rec.method, share) {
         (Method::Auto { source }, _) => {
-            let kek = state.sealer.kek(source, false)?;
-            let root = unwrap_root(&kek, &decode_wrapped(&rec)?).map_err(|_| {
-                SealError::InvalidState(
-                    "the auto-unseal key does not open this server's root key".into(),
-                )
-            })?;
+            let root = state.sealer.open_auto(&rec, source, "this server's")?;
             state
                 .unseal(root, held(&rec, entry))
                 .await
@@ -902,14 +908,7 @@ pub(crate) async fn follow_root_rotation(state: &AppState) {
     drop(state.take_services().await);
     match &rec.method {
         Method::Auto { source } => {
-            let root = state.sealer.kek(source, false).and_then(|kek| {
-                unwrap_root(&kek, &decode_wrapped(&rec)?).map_err(|_| {
-                    SealError::InvalidState(
-                        "the auto-unseal key does not open the rotated root key".into(),
-                    )
-                })
-            });
-            let result = match root {
+            let result = match state.sealer.open_auto(&rec, source, "the rotated") {
                 Ok(root) => state
                     .unseal(root, held(&rec, entry))
                     .await
