@@ -52,11 +52,13 @@ impl ChainEntry {
     pub fn encode_into(seq: u64, prev: &Hash, canonical_record: &[u8], out: &mut Vec<u8>) -> Hash {
         let hash = link_hash(seq, prev, canonical_record);
         out.extend_from_slice(b"{\"seq\":");
-        out.extend_from_slice(seq.to_string().as_bytes());
+        // The writer thread runs this per record: no allocation.
+        let mut hex = [0u8; 64];
+        std::io::Write::write_fmt(out, format_args!("{seq}")).expect("writing to a Vec");
         out.extend_from_slice(b",\"prev\":\"");
-        out.extend_from_slice(hex::encode(prev).as_bytes());
+        out.extend_from_slice(hex32::encode(prev, &mut hex));
         out.extend_from_slice(b"\",\"hash\":\"");
-        out.extend_from_slice(hex::encode(hash).as_bytes());
+        out.extend_from_slice(hex32::encode(&hash, &mut hex));
         out.extend_from_slice(b"\",\"record\":");
         out.extend_from_slice(canonical_record);
         out.push(b'}');
@@ -87,6 +89,12 @@ impl Head {
 /// Serde for 32-byte hashes as lowercase hex.
 pub mod hex32 {
     use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Lowercase hex of `h` in `buf`.
+    pub fn encode<'a>(h: &[u8; 32], buf: &'a mut [u8; 64]) -> &'a [u8] {
+        hex::encode_to_slice(h, buf).expect("64 bytes hold 32 in hex");
+        buf
+    }
 
     pub fn serialize<S: Serializer>(h: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&hex::encode(h))

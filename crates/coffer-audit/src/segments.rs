@@ -21,7 +21,7 @@ use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock, mpsc};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 
 use async_trait::async_trait;
@@ -73,15 +73,105 @@ impl Shared {
     }
 }
 
-struct Write {
-    records: Vec<Vec<u8>>,
-    reply: oneshot::Sender<Result<(), AuditError>>,
+type Reply = oneshot::Sender<Result<(), AuditError>>;
+
+/// Records waiting for the writer, copied back to back into one buffer. Request threads copy
+/// their record in and drop their own buffer where they allocated it; the writer swaps the
+/// whole queue out for its emptied one. (A channel of per-record `Vec`s made every record's
+/// memory cross threads, and the allocator's cross-thread frees and wake-ups cost more than
+/// the copy: see BENCHMARKS.md "Audit".)
+#[derive(Default)]
+struct Queued {
+    bytes: Vec<u8>,
+    /// End of each record in `bytes`.
+    ends: Vec<usize>,
+    /// One per submission (a submitted batch lands in one group, whole).
+    replies: Vec<Reply>,
+}
+
+impl Queued {
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
+        self.replies.clear();
+    }
+    fn records(&self) -> impl Iterator<Item = &[u8]> {
+        let mut start = 0;
+        self.ends.iter().map(move |&end| {
+            let r = &self.bytes[start..end];
+            start = end;
+            r
+        })
+    }
+}
+
+struct QueueState {
+    queued: Queued,
+    open: bool,
+    /// The writer is parked on `wake` (only then does a submission pay for a wake-up).
+    idle: bool,
+}
+
+struct Queue {
+    state: Mutex<QueueState>,
+    wake: Condvar,
+}
+
+impl Queue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn push<'a>(
+        &self,
+        records: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<oneshot::Receiver<Result<(), AuditError>>, AuditError> {
+        let (reply, answer) = oneshot::channel();
+        let mut st = self.lock();
+        if !st.open {
+            return Err(AuditError::Unavailable("audit writer stopped".into()));
+        }
+        for r in records {
+            st.queued.bytes.extend_from_slice(r);
+            let end = st.queued.bytes.len();
+            st.queued.ends.push(end);
+        }
+        st.queued.replies.push(reply);
+        let wake = std::mem::take(&mut st.idle);
+        drop(st);
+        if wake {
+            self.wake.notify_one();
+        }
+        Ok(answer)
+    }
+
+    /// Waits for queued records and swaps them into `into` (emptied first); false once the
+    /// queue is closed and drained.
+    fn take(&self, into: &mut Queued) -> bool {
+        into.clear();
+        let mut st = self.lock();
+        while st.queued.replies.is_empty() {
+            if !st.open {
+                return false;
+            }
+            st.idle = true;
+            st = self.wake.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+        st.idle = false;
+        std::mem::swap(&mut st.queued, into);
+        true
+    }
+
+    fn close(&self) {
+        self.lock().open = false;
+        self.wake.notify_one();
+    }
 }
 
 /// See the module docs.
 pub struct SegmentRecords {
     shared: Arc<Shared>,
-    writes: Mutex<Option<mpsc::Sender<Write>>>,
+    queue: Arc<Queue>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -156,15 +246,22 @@ impl SegmentRecords {
             index: RwLock::new(Index { segments, head }),
             failing: AtomicBool::new(false),
         });
-        let (tx, rx) = mpsc::channel();
-        let s = shared.clone();
+        let queue = Arc::new(Queue {
+            state: Mutex::new(QueueState {
+                queued: Queued::default(),
+                open: true,
+                idle: false,
+            }),
+            wake: Condvar::new(),
+        });
+        let (s, q) = (shared.clone(), queue.clone());
         let writer = std::thread::Builder::new()
             .name("coffer-audit-writer".into())
-            .spawn(move || writer_loop(s, rx))
+            .spawn(move || writer_loop(s, q))
             .map_err(|e| AuditError::Unavailable(format!("cannot start audit writer: {e}")))?;
         Ok(Self {
             shared,
-            writes: Mutex::new(Some(tx)),
+            queue,
             writer: Mutex::new(Some(writer)),
         })
     }
@@ -236,6 +333,8 @@ fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
 
 /// Direct I/O works in whole blocks at block-aligned offsets from block-aligned memory.
 const BLOCK: usize = 4096;
+/// Preparing writes zeros this much at a time (a multiple of [`BLOCK`] dividing [`PREPARE`]).
+const ZERO_CHUNK: usize = 256 << 10;
 
 /// The writer's own view of the open segment.
 struct Tail {
@@ -252,6 +351,8 @@ struct Tail {
     /// The direct-I/O staging buffer, kept between groups (allocating and zeroing one per
     /// group cost more than the copy into it).
     staging: Aligned,
+    /// Zeros for preparing the file ahead, made on first use.
+    zeros: Option<Aligned>,
 }
 
 impl Tail {
@@ -289,6 +390,7 @@ impl Tail {
             prepared,
             partial,
             staging: Aligned::new(0),
+            zeros: None,
         })
     }
 
@@ -297,10 +399,12 @@ impl Tail {
         let need = self.end + data.len() as u64;
         if need > self.prepared {
             let to = need.div_ceil(PREPARE) * PREPARE;
-            let n = (to - self.prepared) as usize;
-            self.file
-                .write_all_at(Aligned::new(n).bytes(n), self.prepared)?;
-            self.prepared = to;
+            let zeros = self.zeros.get_or_insert_with(|| Aligned::new(ZERO_CHUNK));
+            while self.prepared < to {
+                let n = ZERO_CHUNK.min((to - self.prepared) as usize);
+                self.file.write_all_at(zeros.bytes(n), self.prepared)?;
+                self.prepared += n as u64;
+            }
         }
         if !self.direct {
             self.file.write_all_at(data, self.end)?;
@@ -344,33 +448,25 @@ impl Aligned {
     }
 }
 
-/// Records written in one group at most.
-const MAX_GROUP: usize = 4096;
+/// The writer's buffers, kept between groups (a fresh 100 KB+ buffer per group cost page
+/// faults and zeroing).
+#[derive(Default)]
+struct Scratch {
+    group: Queued,
+    encoded: Vec<u8>,
+    offsets: Vec<u32>,
+}
 
-fn writer_loop(shared: Arc<Shared>, rx: mpsc::Receiver<Write>) {
+fn writer_loop(shared: Arc<Shared>, queue: Arc<Queue>) {
     let mut tail: Option<Tail> = None;
-    while let Ok(first) = rx.recv() {
-        // Everything queued meanwhile (single records sent straight by the request path, and
-        // the appender's batches) goes in one group: one write, one fdatasync.
-        let mut writes = vec![first];
-        let mut n = writes[0].records.len();
-        while n < MAX_GROUP {
-            match rx.try_recv() {
-                Ok(w) => {
-                    n += w.records.len();
-                    writes.push(w);
-                }
-                Err(_) => break,
-            }
-        }
-        let records: Vec<&[u8]> = writes
-            .iter()
-            .flat_map(|w| w.records.iter().map(Vec::as_slice))
-            .collect();
-        let result = write_group(&shared, &mut tail, &records);
+    let mut scratch = Scratch::default();
+    // Everything queued meanwhile (records sent straight by the request path, and the
+    // appender's batches) goes in one group: one write, one fdatasync.
+    while queue.take(&mut scratch.group) {
+        let result = write_group(&shared, &mut tail, &mut scratch);
         shared.failing.store(result.is_err(), Ordering::SeqCst);
-        for w in writes {
-            let _ = w.reply.send(result.clone());
+        for reply in scratch.group.replies.drain(..) {
+            let _ = reply.send(result.clone());
         }
     }
 }
@@ -378,18 +474,23 @@ fn writer_loop(shared: Arc<Shared>, rx: mpsc::Receiver<Write>) {
 fn write_group(
     shared: &Shared,
     tail: &mut Option<Tail>,
-    records: &[&[u8]],
+    scratch: &mut Scratch,
 ) -> Result<(), AuditError> {
     let mut head = shared.read().head;
     if tail.as_ref().is_none_or(|t| t.end >= shared.segment_bytes) {
         *tail = Some(open_tail(shared, head.seq + 1)?);
     }
     let t = tail.as_mut().expect("set above");
-    let mut buf = Vec::with_capacity(records.iter().map(|r| r.len() + 200).sum());
-    let mut offsets = Vec::with_capacity(records.len());
-    for r in records {
+    let Scratch {
+        group,
+        encoded: buf,
+        offsets,
+    } = scratch;
+    buf.clear();
+    offsets.clear();
+    for r in group.records() {
         let seq = head.seq + 1;
-        let hash = ChainEntry::encode_into(seq, &head.hash, r, &mut buf);
+        let hash = ChainEntry::encode_into(seq, &head.hash, r, buf);
         buf.push(b'\n');
         offsets.push(
             u32::try_from(t.end + buf.len() as u64)
@@ -397,7 +498,7 @@ fn write_group(
         );
         head = Head { seq, hash };
     }
-    if let Err(e) = t.append(&buf) {
+    if let Err(e) = t.append(buf) {
         // Leave no half group behind for the next write to chain after (best effort: if this
         // fails too, a restart's open finds the torn lines and zeroes them).
         let _ = t.append(&vec![0u8; buf.len()]);
@@ -409,7 +510,7 @@ fn write_group(
     t.end += buf.len() as u64;
     let mut index = shared.index.write().unwrap_or_else(|e| e.into_inner());
     if let Some(s) = index.segments.last_mut() {
-        s.offsets.extend_from_slice(&offsets);
+        s.offsets.extend_from_slice(offsets);
     }
     index.head = head;
     Ok(())
@@ -443,23 +544,8 @@ fn open_tail(shared: &Shared, next_seq: u64) -> Result<Tail, AuditError> {
 impl SegmentRecords {
     /// Closes the writer's queue (it ends after what is queued) and hands back its thread.
     fn stop_writer(&self) -> Option<JoinHandle<()>> {
-        self.writes.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.queue.close();
         self.writer.lock().unwrap_or_else(|e| e.into_inner()).take()
-    }
-
-    fn send(
-        &self,
-        records: Vec<Vec<u8>>,
-    ) -> Result<oneshot::Receiver<Result<(), AuditError>>, AuditError> {
-        let (reply, answer) = oneshot::channel();
-        self.writes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .ok_or_else(|| AuditError::Unavailable("audit writer stopped".into()))?
-            .send(Write { records, reply })
-            .map_err(|_| AuditError::Unavailable("audit writer stopped".into()))?;
-        Ok(answer)
     }
 
     /// (file, first line start, line ends) of the lines numbered `lo..=hi`, per segment,
@@ -499,8 +585,8 @@ impl SegmentRecords {
 #[async_trait]
 impl RecordStore for SegmentRecords {
     async fn append(&self, batch: &[Pending<'_>]) -> Result<bool, AuditError> {
-        let records = batch.iter().map(|p| p.record.to_vec()).collect();
-        self.send(records)?
+        self.queue
+            .push(batch.iter().map(|p| p.record))?
             .await
             .map_err(|_| AuditError::Unavailable("audit writer stopped".into()))??;
         Ok(false)
@@ -511,7 +597,7 @@ impl RecordStore for SegmentRecords {
     }
 
     fn submit(&self, record: Vec<u8>) -> Submitted {
-        self.send(vec![record])
+        self.queue.push([record.as_slice()])
     }
 
     async fn head(&self) -> Result<Head, AuditError> {
