@@ -25,6 +25,26 @@ def proc_cpu_secs(pid):
     return (int(parts[11]) + int(parts[12])) / TICK  # utime + stime
 
 
+def writer_stats(pid, comm="coffer-audit-wr"):
+    """(CPU seconds, voluntary context switches) of the server's audit writer thread, or None.
+    Per durable group the writer sleeps twice in the kernel (the write, the flush), and once more
+    when it then finds its queue empty: groups = switches / 3 .. switches / 2."""
+    root = f"/proc/{pid}/task"
+    for tid in os.listdir(root):
+        try:
+            with open(f"{root}/{tid}/comm") as f:
+                if f.read().strip() != comm:
+                    continue
+            with open(f"{root}/{tid}/stat") as f:
+                parts = f.read().rsplit(")", 1)[1].split()
+            with open(f"{root}/{tid}/status") as f:
+                vol = next(int(l.split()[1]) for l in f if l.startswith("voluntary_ctxt_switches"))
+            return (int(parts[11]) + int(parts[12])) / TICK, vol
+        except (OSError, StopIteration):
+            continue
+    return None
+
+
 def wait_quiet(limit_secs=180, threshold=0.15):
     """Waits (bounded) until the machine is mostly idle, so other people's builds do not skew a run."""
     deadline = time.monotonic() + limit_secs
@@ -71,11 +91,13 @@ def measure(a, server, env, scenario, extra=()):
     if a.threads:
         cmd += ["--threads", str(a.threads)]
     busy0, srv0, t0 = machine_busy_secs(), proc_cpu_secs(server.pid), time.monotonic()
+    w0 = writer_stats(server.pid)
     load = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     out = load.stdout.read()
     _, status, ru = os.wait4(load.pid, 0)
     wall = time.monotonic() - t0
     busy, srv = machine_busy_secs() - busy0, proc_cpu_secs(server.pid) - srv0
+    w1 = writer_stats(server.pid)
     tool = ru.ru_utime + ru.ru_stime
     if status != 0:
         sys.exit(f"coffer-load failed for {scenario}")
@@ -88,6 +110,13 @@ def measure(a, server, env, scenario, extra=()):
           f"p99 {r['latency_ms']['p99']:.3f} max {r['latency_ms']['max']:.3f} ms  errors {r['errors']}  | cpu s: "
           f"server {c['server']:.2f} ({c['server_us_per_req']:.1f} us/req) load {c['load_tool']:.2f} "
           f"({c['load_us_per_req']:.1f} us/req) others {c['others']:.2f} of {2 * wall:.1f}", flush=True)
+    if w0 and w1:
+        n = max(1, r["ok"] + r["errors"])
+        c["audit_writer_us_per_req"] = 1e6 * (w1[0] - w0[0]) / n
+        sw = max(1, w1[1] - w0[1])
+        c["audit_records_per_group"] = [2 * n / sw, 3 * n / sw]
+        print(f"{'':<22} audit writer thread {c['audit_writer_us_per_req']:.1f} us/req (part of the server's); "
+              f"{2 * n / sw:.1f}-{3 * n / sw:.1f} records per durable group", flush=True)
     for s in r["error_samples"]:
         print("   ", s)
     return r
