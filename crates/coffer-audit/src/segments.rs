@@ -168,6 +168,19 @@ impl Queue {
     }
 }
 
+/// Closes the queue when the writer ends, however it ends: if it panicked, what is queued is
+/// dropped (its callers get "audit writer stopped") and later submissions are refused, instead
+/// of waiting for ever.
+struct CloseOnExit(Arc<Queue>);
+
+impl Drop for CloseOnExit {
+    fn drop(&mut self) {
+        let mut st = self.0.lock();
+        st.open = false;
+        st.queued.clear();
+    }
+}
+
 /// See the module docs.
 pub struct SegmentRecords {
     shared: Arc<Shared>,
@@ -458,6 +471,7 @@ struct Scratch {
 }
 
 fn writer_loop(shared: Arc<Shared>, queue: Arc<Queue>) {
+    let _close = CloseOnExit(queue.clone());
     let mut tail: Option<Tail> = None;
     let mut scratch = Scratch::default();
     // Everything queued meanwhile (records sent straight by the request path, and the
@@ -772,6 +786,58 @@ mod tests {
         }
         assert_eq!(trail.entries[0].1.prev, GENESIS);
         s.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_submissions_chain_whole_and_a_closed_writer_refuses() {
+        let dir = tempfile_dir();
+        let s = Arc::new(SegmentRecords::open(&dir, Head::EMPTY).unwrap());
+        // Many callers at once, single records and batches of three.
+        let tasks: Vec<_> = (0..32u64)
+            .map(|t| {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    if t % 2 == 0 {
+                        s.submit(rec(t * 100)).unwrap().await.unwrap().unwrap();
+                    } else {
+                        append(&s, t * 100..t * 100 + 3).await;
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let (entries, _) = s.entries().await.unwrap();
+        // Every record once, chained in file order.
+        let mut ns: Vec<u64> = entries
+            .iter()
+            .map(|(_, e)| e.record["n"].as_u64().unwrap())
+            .collect();
+        let mut prev = GENESIS;
+        for (i, (_, e)) in entries.iter().enumerate() {
+            assert_eq!(e.seq, i as u64 + 1);
+            assert_eq!(e.prev, prev, "record {} chains to the one before", e.seq);
+            assert_eq!(e.computed_hash(), e.hash);
+            prev = e.hash;
+        }
+        // Each batch in consecutive numbers: never split by another caller's record.
+        for t in (1..32u64).step_by(2) {
+            let at = ns.iter().position(|n| *n == t * 100).unwrap();
+            assert_eq!(ns[at..at + 3], [t * 100, t * 100 + 1, t * 100 + 2]);
+        }
+        ns.sort();
+        let mut want: Vec<u64> = (0..32u64)
+            .flat_map(|t| t * 100..t * 100 + if t % 2 == 0 { 1 } else { 3 })
+            .collect();
+        want.sort();
+        assert_eq!(ns, want);
+
+        s.close().await;
+        assert!(
+            matches!(s.submit(rec(1)), Err(AuditError::Unavailable(_))),
+            "a stopped writer refuses instead of queueing for ever"
+        );
     }
 
     #[tokio::test]
