@@ -13,6 +13,7 @@ pub mod chain;
 pub mod digest;
 pub mod export;
 pub mod keys;
+pub mod linger;
 pub mod log;
 pub mod lookup;
 pub mod record;

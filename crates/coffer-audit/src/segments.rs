@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -30,6 +31,7 @@ use tokio::sync::oneshot;
 
 use crate::AuditError;
 use crate::chain::{ChainEntry, Head};
+use crate::linger::Linger;
 use crate::records::{Pending, RecordStore, Submitted, parse_entry};
 
 /// A segment is closed once it holds this much.
@@ -145,9 +147,9 @@ impl Queue {
         Ok(answer)
     }
 
-    /// Waits for queued records and swaps them into `into` (emptied first); false once the
-    /// queue is closed and drained.
-    fn take(&self, into: &mut Queued) -> bool {
+    /// Waits for queued records, then `linger` more for others (see [`crate::linger`]), and
+    /// swaps them into `into` (emptied first); false once the queue is closed and drained.
+    fn take(&self, into: &mut Queued, linger: Duration) -> bool {
         into.clear();
         let mut st = self.lock();
         while st.queued.replies.is_empty() {
@@ -158,6 +160,19 @@ impl Queue {
             st = self.wake.wait(st).unwrap_or_else(|e| e.into_inner());
         }
         st.idle = false;
+        // Nobody notifies while `idle` is false (close does): this sleeps unlocked to the
+        // deadline.
+        let deadline = Instant::now() + linger;
+        while let Some(left) = deadline.checked_duration_since(Instant::now())
+            && !left.is_zero()
+            && st.open
+        {
+            st = self
+                .wake
+                .wait_timeout(st, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
         std::mem::swap(&mut st.queued, into);
         true
     }
@@ -474,14 +489,17 @@ fn writer_loop(shared: Arc<Shared>, queue: Arc<Queue>) {
     let _close = CloseOnExit(queue.clone());
     let mut tail: Option<Tail> = None;
     let mut scratch = Scratch::default();
+    let mut linger = Linger::default();
+    let mut wait = Duration::ZERO;
     // Everything queued meanwhile (records sent straight by the request path, and the
     // appender's batches) goes in one group: one write, one fdatasync.
-    while queue.take(&mut scratch.group) {
+    while queue.take(&mut scratch.group, wait) {
         let result = write_group(&shared, &mut tail, &mut scratch);
         shared.failing.store(result.is_err(), Ordering::SeqCst);
         for reply in scratch.group.replies.drain(..) {
             let _ = reply.send(result.clone());
         }
+        wait = linger.next(Instant::now(), scratch.group.ends.len() as u64);
     }
 }
 
