@@ -19,10 +19,15 @@ def machine_busy_secs():
     return (sum(fields[:8]) - idle) / TICK
 
 
-def proc_cpu_secs(pid):
-    with open(f"/proc/{pid}/stat") as f:
+def stat_cpu_secs(path):
+    """utime + stime of a /proc/.../stat file, in seconds."""
+    with open(path) as f:
         parts = f.read().rsplit(")", 1)[1].split()
-    return (int(parts[11]) + int(parts[12])) / TICK  # utime + stime
+    return (int(parts[11]) + int(parts[12])) / TICK
+
+
+def proc_cpu_secs(pid):
+    return stat_cpu_secs(f"/proc/{pid}/stat")
 
 
 def writer_stats(pid, comm="coffer-audit-wr"):
@@ -35,11 +40,10 @@ def writer_stats(pid, comm="coffer-audit-wr"):
             with open(f"{root}/{tid}/comm") as f:
                 if f.read().strip() != comm:
                     continue
-            with open(f"{root}/{tid}/stat") as f:
-                parts = f.read().rsplit(")", 1)[1].split()
+            cpu = stat_cpu_secs(f"{root}/{tid}/stat")
             with open(f"{root}/{tid}/status") as f:
                 vol = next(int(l.split()[1]) for l in f if l.startswith("voluntary_ctxt_switches"))
-            return (int(parts[11]) + int(parts[12])) / TICK, vol
+            return cpu, vol
         except (OSError, StopIteration):
             continue
     return None
