@@ -97,7 +97,8 @@ pub mod hex32 {
     }
 
     pub fn serialize<S: Serializer>(h: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(h))
+        let mut buf = [0u8; 64];
+        s.serialize_str(std::str::from_utf8(encode(h, &mut buf)).expect("hex is ASCII"))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
