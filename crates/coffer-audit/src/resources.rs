@@ -31,9 +31,10 @@ pub fn resources(
             #[serde(rename = "ARN", alias = "KeyId", default)]
             arn: Option<String>,
         }
-        response
-            .and_then(|b| serde_json::from_slice::<Top>(b).ok())
-            .and_then(|t| t.arn)
+        let body = response?;
+        leading_arn(body)
+            .map(str::to_string)
+            .or_else(|| serde_json::from_slice::<Top>(body).ok()?.arn)
             .filter(|a| a.starts_with("arn:"))
     };
     match service {
@@ -101,6 +102,18 @@ pub fn resources(
     out
 }
 
+/// The `ARN` of an answer that names it first (Secrets Manager's answers are written in sorted
+/// key order, so `ARN` leads): read without parsing the rest, which may be a 64 KB secret value.
+/// `None` sends the caller to the full parse.
+fn leading_arn(body: &[u8]) -> Option<&str> {
+    let rest = body.strip_prefix(br#"{"ARN":""#)?;
+    let end = rest.iter().position(|&b| b == b'"' || b == b'\\')?;
+    // A backslash would need unescaping: leave that to the parser.
+    (rest[end] == b'"')
+        .then(|| std::str::from_utf8(&rest[..end]).ok())
+        .flatten()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +131,24 @@ mod tests {
         assert_eq!(
             r[0].arn,
             "arn:aws:secretsmanager:us-east-1:1:secret:db-AbCdEf"
+        );
+        // Not first, or escaped: the full parse finds it all the same.
+        for answer in [
+            &br#"{"Name":"db","ARN":"arn:aws:secretsmanager:us-east-1:1:secret:db-AbCdEf"}"#[..],
+            br#"{"ARN":"arn:aws:secretsmanager:us-east-1:1:secret:d\u0062-AbCdEf","SecretString":"x"}"#,
+        ] {
+            let r = resources("secretsmanager", "1", "us-east-1", &json!({}), Some(answer));
+            assert_eq!(r[0].arn, "arn:aws:secretsmanager:us-east-1:1:secret:db-AbCdEf");
+        }
+        assert!(
+            resources(
+                "secretsmanager",
+                "1",
+                "us-east-1",
+                &json!({}),
+                Some(br#"{"ARN":"not-an-arn"}"#)
+            )
+            .is_empty()
         );
         assert!(
             resources(
