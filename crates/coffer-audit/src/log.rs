@@ -240,21 +240,32 @@ impl AuditLog {
         INTENT.scope(Intent { key, bytes }, call).await
     }
 
-    /// Chains `record` (canonical bytes: [`crate::record::ApiCall::canonical`]); returns once
-    /// it is committed. `clear` is an intent key to remove in the same batch.
-    pub async fn append(&self, record: Vec<u8>, clear: Option<Vec<u8>>) -> Result<(), AuditError> {
-        if self.noop {
-            return Ok(());
-        }
-        let bytes = record;
-        // Nothing to settle: straight to the home's writer when it has one.
-        let done = if clear.is_none() && self.records.has_writer() {
-            self.records.submit(bytes)?
+    /// Chains `record` (canonical bytes: [`crate::record::ApiCall::canonical`]); the returned
+    /// future resolves once it is committed. `clear` is an intent key to remove in the same
+    /// batch. The record is queued here, before the future is first polled, and the future
+    /// borrows nothing: a caller can free what it no longer needs before it waits (under load
+    /// hundreds of calls wait at once, and what they hold on to while parked costs cache misses).
+    pub fn append(
+        &self,
+        record: Vec<u8>,
+        clear: Option<Vec<u8>>,
+    ) -> impl Future<Output = Result<(), AuditError>> + Send + 'static {
+        let queued = if self.noop {
+            None
+        } else if clear.is_none() && self.records.has_writer() {
+            // Nothing to settle: straight to the home's writer.
+            Some(self.records.submit(record))
         } else {
-            self.submit(bytes, clear, None)?
+            Some(self.submit(record, clear, None))
         };
-        done.await
-            .map_err(|_| AuditError::Unavailable("audit appender stopped".into()))?
+        async move {
+            let Some(done) = queued else {
+                return Ok(());
+            };
+            done?
+                .await
+                .map_err(|_| AuditError::Unavailable("audit appender stopped".into()))?
+        }
     }
 
     fn submit(

@@ -201,25 +201,54 @@ impl Call {
         }
     }
 
-    /// Records the call and returns what to answer: its result, or InternalFailure when the
-    /// record could not be written.
-    pub async fn finish(
+    /// Records the call; the returned future resolves to what to answer: its result, or
+    /// InternalFailure when the record could not be written. The record is built and queued
+    /// here, and the future holds only the result: whatever the record was built from is freed
+    /// before the call waits for the record's commit.
+    pub fn finish(
         mut self,
         state: &AppState,
         headers: &HeaderMap,
         body: &[u8],
         result: Result<Vec<u8>, ErrorEnvelope>,
-    ) -> Result<Vec<u8>, ErrorEnvelope> {
-        if state.audit.is_noop() {
-            return result;
+    ) -> impl Future<Output = Result<Vec<u8>, ErrorEnvelope>> + Send + 'static {
+        let committed = (!state.audit.is_noop()).then(|| {
+            let record = self.record(state, headers, body, &result);
+            state.audit.append(record, self.intent_key.take())
+        });
+        let request_id = std::mem::take(&mut self.request_id);
+        drop(self);
+        async move {
+            let Some(committed) = committed else {
+                return result;
+            };
+            match committed.await {
+                Ok(()) => result,
+                Err(e) => {
+                    tracing::error!(error = %e, request_id = %request_id, "audit record not written; failing the call");
+                    Err(ErrorEnvelope::internal_failure(
+                        "An internal error occurred.",
+                    ))
+                }
+            }
         }
+    }
+
+    /// The call's record in canonical form.
+    fn record(
+        &mut self,
+        state: &AppState,
+        headers: &HeaderMap,
+        body: &[u8],
+        result: &Result<Vec<u8>, ErrorEnvelope>,
+    ) -> Vec<u8> {
         let parsed =
             (self.request.is_none() || self.caller.is_some()).then(|| self.parsed_request(body));
         let request = match self.request.take() {
             Some(r) => r,
             None => self.redacted_request(parsed.as_ref().unwrap_or(&Value::Null)),
         };
-        let (response, error) = match &result {
+        let (response, error) = match result {
             Ok(payload) if !self.read_only => {
                 let out = self
                     .service
@@ -259,15 +288,7 @@ impl Call {
                 call.region = region;
             }
         }
-        match state.audit.append(call.canonical(), self.intent_key).await {
-            Ok(()) => result,
-            Err(e) => {
-                tracing::error!(error = %e, request_id = %self.request_id, "audit record not written; failing the call");
-                Err(ErrorEnvelope::internal_failure(
-                    "An internal error occurred.",
-                ))
-            }
-        }
+        call.canonical()
     }
 }
 

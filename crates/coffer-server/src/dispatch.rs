@@ -447,16 +447,21 @@ pub(crate) async fn handle(
         return handle_query(state, &parts, &body, &request_id, service, transport, call).await;
     }
     let result = handle_inner(state, &parts, &body, &request_id, transport, &mut call).await;
-    // Exactly one audit record per call, whatever happened above; fail closed.
-    let result = call.finish(state, &parts.headers, &body, result).await;
-    match result {
+    // Exactly one audit record per call, whatever happened above; fail closed. The request is
+    // freed before the wait for the record's commit (see `Call::finish`).
+    let committed = call.finish(state, &parts.headers, &body, result);
+    let target = tracing::enabled!(tracing::Level::DEBUG)
+        .then(|| target_of(&parts.headers).to_string())
+        .unwrap_or_default();
+    drop((parts, body));
+    match committed.await {
         Ok(payload) => {
-            tracing::debug!(request_id, target = target_of(&parts.headers), "ok");
+            tracing::debug!(request_id, target, "ok");
             json_response(StatusCode::OK, payload, &request_id)
         }
         Err(env) => {
             // Code only: messages are AWS-shaped and value-free, but the log needs none of them.
-            tracing::debug!(request_id, target = target_of(&parts.headers), code = %env.code, "failed");
+            tracing::debug!(request_id, target, code = %env.code, "failed");
             let status = StatusCode::from_u16(env.status).unwrap_or(StatusCode::BAD_REQUEST);
             error_response(&env, &request_id, status)
         }
