@@ -289,7 +289,7 @@ impl AuditLog {
     /// The key and bytes a service puts in the batch that carries out `event`, so the action
     /// and its record are committed together; [`AuditLog::sweep`] chains it.
     pub fn service_event_put(&self, event: &ServiceEvent) -> (Vec<u8>, Bytes) {
-        let id = crate::record::new_event_id();
+        let id = crate::record::new_call_id();
         (
             keys::pending(keys::SERVICE_EVENTS, event.event_time_ms, &id),
             Bytes::from(event.canonical(&id)),

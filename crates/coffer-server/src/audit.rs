@@ -12,7 +12,7 @@ use std::future::Future;
 use std::net::IpAddr;
 
 use axum::http::HeaderMap;
-use coffer_audit::record::{ApiCall, new_event_id};
+use coffer_audit::record::{ApiCall, new_call_id};
 use coffer_audit::redact::Side;
 use coffer_core::Caller;
 use coffer_wire::error::ErrorEnvelope;
@@ -66,7 +66,7 @@ impl Call {
         Self {
             time_ms: state.audit.now_millis(),
             request_id: request_id.to_string(),
-            event_id: new_event_id(),
+            event_id: new_call_id(),
             source_ip: peer.map(|p| p.to_string()).unwrap_or_default(),
             user_agent,
             target: header("x-amz-target").to_string(),

@@ -1,8 +1,6 @@
 //! One request, end to end: read the body, authenticate, find the operation in the table, call
 //! the service, and encode the answer or the error as AWS does.
 
-use std::sync::LazyLock;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use axum::body::Bytes;
@@ -373,27 +371,10 @@ impl Service {
     }
 }
 
-/// Per-process random high half of every request id, drawn once.
-static REQUEST_ID_PREFIX: LazyLock<u64> = LazyLock::new(|| u64::from_be_bytes(random_bytes()));
-/// Low half: starts at a random value so ids of successive processes do not line up.
-static REQUEST_ID_COUNTER: LazyLock<AtomicU64> =
-    LazyLock::new(|| AtomicU64::new(u64::from_be_bytes(random_bytes())));
-
-fn random_bytes() -> [u8; 8] {
-    coffer_crypto::random_bytes()
-}
-
-/// A UUID-shaped (version 4 layout) request id: a per-process random prefix plus a counter, so
-/// ids are unique without a system call per request. Request ids are correlation handles, not
-/// secrets, so they need not be unpredictable.
+/// A request id: a call id (see [`coffer_audit::record::new_call_id`]), like the event id its
+/// record gets.
 pub(crate) fn new_request_id() -> String {
-    let n = REQUEST_ID_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut bytes = [0u8; 16];
-    bytes[..8].copy_from_slice(&REQUEST_ID_PREFIX.to_be_bytes());
-    bytes[8..].copy_from_slice(&n.to_be_bytes());
-    let id = uuid::Builder::from_random_bytes(bytes).into_uuid();
-    let mut buf = uuid::Uuid::encode_buffer();
-    id.hyphenated().encode_lower(&mut buf).to_owned()
+    coffer_audit::record::new_call_id()
 }
 
 pub(crate) fn add_request_id(resp: &mut Response, request_id: &str) {
@@ -679,22 +660,4 @@ pub(crate) fn envelope<E: ServiceError>(e: E) -> ErrorEnvelope {
         tracing::error!(code = e.code(), error = %e, "operation failed");
     }
     ErrorEnvelope::new(e.code(), e.to_string(), e.status())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn request_ids_are_unique_uuid_shaped_v4() {
-        let ids: Vec<String> = (0..1000).map(|_| new_request_id()).collect();
-        let distinct: std::collections::HashSet<&String> = ids.iter().collect();
-        assert_eq!(distinct.len(), ids.len());
-        for id in &ids {
-            let u = uuid::Uuid::parse_str(id).expect("UUID-shaped");
-            assert_eq!(u.get_version_num(), 4, "{id}");
-            assert_eq!(u.get_variant(), uuid::Variant::RFC4122, "{id}");
-            assert_eq!(id, &u.hyphenated().to_string(), "lowercase hyphenated");
-        }
-    }
 }
