@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_kms::config::retry::RetryConfig;
@@ -1178,15 +1178,20 @@ async fn root_sealed_writes_racing_rotate_root_end_up_under_the_new_root_key() {
         return;
     };
     let stop = Arc::new(AtomicBool::new(false));
+    // The writers' pause between writes; each refusal of rotate-root doubles it (to 200 ms), as
+    // an operator easing the write load to get a rotation through would: the writes keep
+    // racing the rotation, but an attempt is no longer certain to meet one.
+    let pause_ms = Arc::new(AtomicU64::new(10));
     let fails = Arc::new(Failures::default());
     let keys = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let access = Arc::new(std::sync::Mutex::new(Vec::<(String, String, String)>::new()));
     let mut tasks = tokio::task::JoinSet::new();
-    let (kms, stop_k, keys_k, fails_k) = (
+    let (kms, stop_k, keys_k, fails_k, pause_k) = (
         kms_once(&c.nodes[1]),
         stop.clone(),
         keys.clone(),
         fails.clone(),
+        pause_ms.clone(),
     );
     tasks.spawn(async move {
         while !stop_k.load(Ordering::SeqCst) {
@@ -1197,16 +1202,21 @@ async fn root_sealed_writes_racing_rotate_root_end_up_under_the_new_root_key() {
                     .push(k.key_metadata().unwrap().key_id().to_string()),
                 Err(e) => fails_k.add(format!("CreateKey: {}", err_code(&e))),
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            tokio::time::sleep(Duration::from_millis(pause_k.load(Ordering::SeqCst))).await;
         }
     });
     let conf = iam(&c.nodes[1]).config().to_builder();
     let iam_b = aws_sdk_iam::Client::from_conf(conf.retry_config(RetryConfig::disabled()).build());
-    let (stop_i, access_i, fails_i) = (stop.clone(), access.clone(), fails.clone());
+    let (stop_i, access_i, fails_i, pause_i) = (
+        stop.clone(),
+        access.clone(),
+        fails.clone(),
+        pause_ms.clone(),
+    );
     tasks.spawn(async move {
         let mut i = 0;
         while !stop_i.load(Ordering::SeqCst) {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            tokio::time::sleep(Duration::from_millis(pause_i.load(Ordering::SeqCst))).await;
             i += 1;
             let user = format!("racer-{i}");
             if let Err(e) = iam_b.create_user().user_name(&user).send().await {
@@ -1229,8 +1239,9 @@ async fn root_sealed_writes_racing_rotate_root_end_up_under_the_new_root_key() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     // rotate-root is optimistic: each root-sealed write of node 1 committed while it runs makes
     // it refuse, and the operator tries again. Retried as an operator would, for a while rather
-    // than a fixed number of times: on a loaded machine (the whole suite in parallel) one
-    // attempt takes long enough that dozens in a row can meet a racing write.
+    // than a fixed number of times, easing the writes (above): on a loaded machine (the whole
+    // suite in parallel) one attempt takes long enough that every one can meet a racing write
+    // at the full pace (rotate-root has no fairness against a steady stream of them).
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let mut refused = 0;
     loop {
@@ -1245,6 +1256,8 @@ async fn root_sealed_writes_racing_rotate_root_end_up_under_the_new_root_key() {
             "{body}"
         );
         refused += 1;
+        let eased = (pause_ms.load(Ordering::SeqCst) * 2).min(200);
+        pause_ms.store(eased, Ordering::SeqCst);
         assert!(
             std::time::Instant::now() < deadline,
             "rotate-root never got through in 60 s ({refused} refusals): {body}"
