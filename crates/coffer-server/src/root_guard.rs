@@ -19,6 +19,12 @@
 //! ([`crate::seal::follow_root_rotation`], which also looks every second on its own) re-keys the
 //! node: re-unsealed from the record with an auto-unseal key, sealed with shares.
 //!
+//! Fairness: `rotate-root` first marks the seal record as rotating (for a few seconds at most,
+//! [`SealState::rotating_until`]). A guard that finds the mark holds its root-sealed write until the
+//! rotation lands (then the key is stale, as above) or the mark is lifted or expires, instead
+//! of committing and so refusing the rotation: a steady stream of writes can no longer hold a
+//! rotation off.
+//!
 //! One guard per unsealed [`crate::dispatch::Services`]: it holds the generation of exactly the
 //! root key those services were built with, so a batch sealed under that key can only ever
 //! commit while that key is the one in force.
@@ -29,10 +35,12 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use coffer_store::{Entry, Result, Store, StoreError, WriteBatch};
 
-use crate::seal::{SEAL_RECORD_KEY, root_generation_of};
+use crate::seal::{SEAL_RECORD_KEY, SealState, unix_millis};
 
 /// Retries of a root-sealed batch after the seal record moved on within the same generation.
 const RETRIES: usize = 3;
+/// How often a held write looks at the seal record while a rotation is marked.
+const HOLD_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// The seal record a node's root key came from: its generation and the store entry read (or
 /// written) with it.
@@ -46,11 +54,26 @@ pub(crate) struct SealHeld {
 pub(crate) struct RootGuard {
     inner: Arc<dyn Store>,
     generation: u64,
-    /// The seal record at the newest version seen with `generation`.
-    entry: Mutex<Entry>,
+    /// The seal record at the newest version seen with `generation`, and its rotation mark.
+    seen: Mutex<Seen>,
     stale: AtomicBool,
     /// Wakes the seal watcher when the key is found stale.
     kick: Arc<tokio::sync::Notify>,
+}
+
+struct Seen {
+    entry: Entry,
+    rotating_until: Option<i64>,
+}
+
+impl Seen {
+    fn new(entry: Entry) -> Self {
+        let rotating_until = SealState::of(&entry.value).and_then(|s| s.rotating_until);
+        Self {
+            entry,
+            rotating_until,
+        }
+    }
 }
 
 fn stale_error() -> StoreError {
@@ -64,7 +87,7 @@ impl RootGuard {
         Self {
             inner,
             generation: held.generation,
-            entry: Mutex::new(held.entry),
+            seen: Mutex::new(Seen::new(held.entry)),
             stale: AtomicBool::new(false),
             kick,
         }
@@ -74,14 +97,14 @@ impl RootGuard {
         self.generation
     }
 
-    fn entry(&self) -> std::sync::MutexGuard<'_, Entry> {
-        self.entry.lock().unwrap_or_else(|p| p.into_inner())
+    fn seen(&self) -> std::sync::MutexGuard<'_, Seen> {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn held(&self) -> SealHeld {
         SealHeld {
             generation: self.generation,
-            entry: self.entry().clone(),
+            entry: self.seen().entry.clone(),
         }
     }
 
@@ -100,11 +123,15 @@ impl RootGuard {
     /// newer version and answers `false`; another one (or no readable record) → marks the key
     /// stale and answers `true`.
     pub fn observe(&self, current: Option<Entry>) -> bool {
-        match current {
-            Some(e) if root_generation_of(&e.value) == Some(self.generation) => {
-                let mut held = self.entry();
-                if e.version > held.version {
-                    *held = e;
+        let state = current.as_ref().and_then(|e| SealState::of(&e.value));
+        match (current, state) {
+            (Some(e), Some(state)) if state.generation == self.generation => {
+                let mut seen = self.seen();
+                if e.version > seen.entry.version {
+                    *seen = Seen {
+                        entry: e,
+                        rotating_until: state.rotating_until,
+                    };
                 }
                 false
             }
@@ -154,11 +181,27 @@ impl Store for RootGuard {
         if !needs_guard(&batch) {
             return self.inner.commit(batch).await;
         }
-        for _ in 0..=RETRIES {
+        let mut conflicts = 0;
+        while conflicts <= RETRIES {
             if self.is_stale() {
                 return Err(stale_error());
             }
-            let held = self.entry().clone();
+            let (held, rotating_until) = {
+                let seen = self.seen();
+                (seen.entry.clone(), seen.rotating_until)
+            };
+            if let Some(until) = rotating_until
+                && until > unix_millis()
+            {
+                // Held while another node rotates the root key (see the module docs).
+                let left = u64::try_from(until - unix_millis()).unwrap_or(0);
+                tokio::time::sleep(HOLD_POLL.min(std::time::Duration::from_millis(left))).await;
+                let current = self.inner.get(SEAL_RECORD_KEY).await?;
+                if self.observe(current) {
+                    return Err(stale_error());
+                }
+                continue;
+            }
             let mut guarded = batch.clone();
             guarded
                 .check(SEAL_RECORD_KEY, Some(&held))
@@ -167,9 +210,9 @@ impl Store for RootGuard {
                 Ok(version) => {
                     // The record as held, at the version this commit gave it: the next
                     // root-sealed write of this node need not conflict first.
-                    let mut entry = self.entry();
-                    if version > entry.version {
-                        *entry = Entry {
+                    let mut seen = self.seen();
+                    if version > seen.entry.version {
+                        seen.entry = Entry {
                             version,
                             value: held.value,
                         };
@@ -185,6 +228,7 @@ impl Store for RootGuard {
                     if self.observe(current) {
                         return Err(stale_error());
                     }
+                    conflicts += 1;
                 }
                 other => return other,
             }
@@ -305,6 +349,72 @@ mod tests {
         b.check(SEAL_RECORD_KEY.to_vec(), current.as_ref())
             .put(SEAL_RECORD_KEY.to_vec(), record(2, "x"));
         guard.commit(b).await.unwrap();
+    }
+
+    fn marked(generation: u64, until: i64) -> Vec<u8> {
+        let mut v: serde_json::Value = serde_json::from_slice(&record(generation, "a")).unwrap();
+        v["rotating_until"] = until.into();
+        serde_json::to_vec(&v).unwrap()
+    }
+
+    /// Starts a root-sealed write and shows it is still held after a while.
+    async fn held_write(
+        store: &Arc<MemoryStore>,
+        guard: Arc<RootGuard>,
+    ) -> tokio::task::JoinHandle<Result<u64>> {
+        let write = tokio::spawn(async move { guard.commit(kms_put("k1")).await });
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        assert!(!write.is_finished(), "held while the rotation is marked");
+        assert_eq!(store.get(KMS_KEY).await.unwrap(), None);
+        write
+    }
+
+    #[tokio::test]
+    async fn a_marked_rotation_holds_root_sealed_writes_until_it_lands() {
+        let (store, guard, _) = guard_at(0).await;
+        let guard = Arc::new(guard);
+        put(&*store, SEAL_RECORD_KEY, marked(0, unix_millis() + 5_000)).await;
+        let write = held_write(&store, guard.clone()).await;
+        // Other writes are not held.
+        let mut b = WriteBatch::new();
+        b.put(b"secret/x".to_vec(), b"v".to_vec());
+        guard.commit(b).await.unwrap();
+        put(&*store, SEAL_RECORD_KEY, record(1, "rotated")).await;
+        let err = write.await.unwrap().unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        assert!(guard.is_stale());
+        assert_eq!(store.get(KMS_KEY).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_lifted_or_expired_mark_lets_held_writes_through() {
+        let (store, guard, _) = guard_at(2).await;
+        let guard = Arc::new(guard);
+        put(&*store, SEAL_RECORD_KEY, marked(2, unix_millis() + 5_000)).await;
+        let write = held_write(&store, guard.clone()).await;
+        // The rotation failed and lifted its mark: the write goes through, same key.
+        put(&*store, SEAL_RECORD_KEY, record(2, "a")).await;
+        write.await.unwrap().unwrap();
+        assert!(store.get(KMS_KEY).await.unwrap().is_some());
+        assert!(!guard.is_stale());
+        // A mark left by a rotation that died holds nothing once expired.
+        put(&*store, SEAL_RECORD_KEY, marked(2, unix_millis() - 1)).await;
+        tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            guard.commit(kms_put("k2")),
+        )
+        .await
+        .expect("not held")
+        .unwrap();
+        // A mark expiring while a write waits lets it through at the expiry.
+        put(&*store, SEAL_RECORD_KEY, marked(2, unix_millis() + 400)).await;
+        let started = std::time::Instant::now();
+        guard.commit(kms_put("k3")).await.unwrap();
+        assert!(started.elapsed() >= std::time::Duration::from_millis(300));
+        assert_eq!(
+            store.get(KMS_KEY).await.unwrap().unwrap().value,
+            b"k3".as_slice()
+        );
     }
 
     #[tokio::test]

@@ -99,13 +99,43 @@ struct SealRecord {
     /// node whose root key came from another generation holds a stale key.
     #[serde(default)]
     root_generation: u64,
+    /// Set by `rotate-root` before it reads the records it rewraps (unix milliseconds): until
+    /// then, other nodes hold their root-sealed writes instead of racing the rotation (see
+    /// [`crate::root_guard`]). Cleared by the rotation's own commit; a rotation that died
+    /// leaves it to expire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rotating_until: Option<i64>,
 }
 
-/// The root generation of a seal record's stored value; `None` when it is unreadable.
-pub(crate) fn root_generation_of(value: &[u8]) -> Option<u64> {
-    serde_json::from_slice::<SealRecord>(value)
-        .ok()
-        .map(|r| r.root_generation)
+/// How long a rotation holds other nodes' root-sealed writes at most: ample for the rewrap of
+/// many thousands of records, short enough that a rotation that died (or a crash of the whole
+/// server mid-rotation) delays those writes by seconds only. A rotation that outlasts it is
+/// raced as if unmarked (and refused if a write meets it).
+const ROTATION_HOLD_MS: i64 = 10_000;
+
+/// What root-sealed writers need of a seal record's stored value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SealState {
+    pub generation: u64,
+    pub rotating_until: Option<i64>,
+}
+
+impl SealState {
+    /// The state of a stored seal record; `None` when it is unreadable.
+    pub fn of(value: &[u8]) -> Option<Self> {
+        serde_json::from_slice::<SealRecord>(value)
+            .ok()
+            .map(|r| Self {
+                generation: r.root_generation,
+                rotating_until: r.rotating_until,
+            })
+    }
+}
+
+pub(crate) fn unix_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn held(rec: &SealRecord, entry: Entry) -> SealHeld {
@@ -407,6 +437,7 @@ fn seal_record_for(
         wrapped_root: B64.encode(wrapped),
         pending: None,
         root_generation,
+        rotating_until: None,
     };
     serde_json::to_vec(&rec).map_err(|e| SealError::Internal(e.to_string()))
 }
@@ -741,6 +772,7 @@ pub(crate) async fn rekey_verify(state: &AppState, new: &[String]) -> Result<(),
         wrapped_root: pending.wrapped_root,
         pending: None,
         root_generation: rec.root_generation,
+        rotating_until: rec.rotating_until,
     };
     state.sealer.combine(new, &candidate)?;
     crash_point("rekey-before-commit");
@@ -833,6 +865,8 @@ pub(crate) async fn rotate_root(state: &AppState, current: &[String]) -> Result<
     let new_root = RootKey::generate();
     let generation = rec.root_generation + 1;
     let result = async {
+        let entry = mark_rotating(state, &rec, entry).await?;
+        crash_point("rotate-root-after-mark");
         let mut batch = WriteBatch::new();
         let n =
             crate::root_wrapped::rewrap_all(&*state.sealer.store, &old_root, &new_root, &mut batch)
@@ -861,9 +895,65 @@ pub(crate) async fn rotate_root(state: &AppState, current: &[String]) -> Result<
             Ok(n)
         }
         Err(e) => {
+            unmark_rotating(state, &rec).await;
             restore(state, old_root, old_held).await;
             Err(e)
         }
+    }
+}
+
+/// Conflicts tolerated while marking the seal record as rotating.
+const MARK_ATTEMPTS: usize = 50;
+
+/// Marks the seal record as rotating ([`SealRecord::rotating_until`]) before the rotation reads
+/// what it rewraps, so that other nodes' root-sealed writes wait for it instead of racing it:
+/// without the mark, every such write committed during the rewrap refused the rotation, and a
+/// steady stream of them could hold it off indefinitely. Those writes bump the record's
+/// version without changing its bytes, so losing to one is retried; any other change refuses.
+async fn mark_rotating(
+    state: &AppState,
+    rec: &SealRecord,
+    read: Entry,
+) -> Result<Entry, SealError> {
+    let mut marked = rec.clone();
+    marked.rotating_until = Some(unix_millis() + ROTATION_HOLD_MS);
+    let value = serde_json::to_vec(&marked).map_err(|e| SealError::Internal(e.to_string()))?;
+    let mut read = read;
+    for _ in 0..MARK_ATTEMPTS {
+        let mut batch = WriteBatch::new();
+        batch
+            .check(SEAL_RECORD_KEY, Some(&read))
+            .put(SEAL_RECORD_KEY, value.clone());
+        match state.sealer.store.commit(batch).await {
+            Ok(version) => {
+                return Ok(Entry {
+                    version,
+                    value: value.into(),
+                });
+            }
+            Err(StoreError::Conflict) => match state.sealer.store.get(SEAL_RECORD_KEY).await? {
+                Some(e) if e.value == read.value => read = e,
+                _ => break,
+            },
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(changed_meanwhile())
+}
+
+/// Lifts the mark of a rotation that failed after setting it, so that held writes resume at
+/// once (best effort: otherwise the mark expires).
+async fn unmark_rotating(state: &AppState, rec: &SealRecord) {
+    let Ok(Some((current, entry))) = state.sealer.record().await else {
+        return;
+    };
+    if current.root_generation != rec.root_generation || current.rotating_until.is_none() {
+        return;
+    }
+    let mut plain = current;
+    plain.rotating_until = None;
+    if let Err(e) = write_record(state, &plain, &entry).await {
+        tracing::warn!(error = %e, "the failed rotation's mark stays until it expires");
     }
 }
 
@@ -940,11 +1030,15 @@ pub(crate) async fn follow_root_rotation(state: &AppState) {
 async fn commit_checked(store: &dyn Store, batch: WriteBatch) -> Result<u64, SealError> {
     match store.commit(batch).await {
         Ok(v) => Ok(v),
-        Err(StoreError::Conflict) => Err(SealError::InvalidState(
-            "the seal state changed meanwhile; nothing was changed, try again".into(),
-        )),
+        Err(StoreError::Conflict) => Err(changed_meanwhile()),
         Err(e) => Err(e.into()),
     }
+}
+
+fn changed_meanwhile() -> SealError {
+    SealError::InvalidState(
+        "the seal state changed meanwhile; nothing was changed, try again".into(),
+    )
 }
 
 #[cfg(test)]
