@@ -49,6 +49,22 @@ impl CloudTrailError {
     }
 }
 
+impl coffer_service::opctx::RunError for CloudTrailError {
+    fn unknown_operation() -> Self {
+        Self::client(
+            "UnknownOperationException",
+            coffer_service::opctx::UNKNOWN_OPERATION,
+        )
+    }
+    fn undecided() -> Self {
+        Self {
+            code: "InternalFailure",
+            message: "An internal error occurred.".into(),
+            status: 500,
+        }
+    }
+}
+
 impl ServiceError for CloudTrailError {
     fn code(&self) -> &'static str {
         self.code
@@ -129,30 +145,18 @@ impl CloudTrailService {
         operation: &str,
         body: &[u8],
     ) -> Result<Vec<u8>, CloudTrailError> {
-        let Some(spec) = OPERATIONS.iter().find(|o| o.name == operation) else {
-            return Err(CloudTrailError::client(
-                "UnknownOperationException",
-                "The requested operation is not supported.",
-            ));
-        };
         // Through the request's authorizer, like every other service's operations: the trail
         // is account-wide, so the decision is on `*` (CloudTrail documents no resource for it).
-        let decided = std::sync::atomic::AtomicBool::new(false);
-        let op = coffer_service::opctx::OpCtx::new(ctx, spec, &decided);
-        op.check_any()
+        let call =
+            coffer_service::opctx::Dispatch::start::<CloudTrailError>(OPERATIONS, operation)?;
+        call.ctx(ctx)
+            .check_any()
             .map_err(|e| CloudTrailError::client("AccessDeniedException", e.message))?;
-        let out = match spec.name {
+        let out = match call.name() {
             "LookupEvents" => self.lookup_events(ctx, body).await?,
             _ => unreachable!("every row of OPERATIONS is dispatched"),
         };
-        if !coffer_service::opctx::decided(&decided) {
-            return Err(CloudTrailError {
-                code: "InternalFailure",
-                message: "An internal error occurred.".into(),
-                status: 500,
-            });
-        }
-        Ok(out)
+        call.finish(out)
     }
 
     async fn lookup_events(

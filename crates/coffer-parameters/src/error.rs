@@ -77,6 +77,18 @@ errors! {
     ServiceSettingNotFound => "ServiceSettingNotFound",
 }
 
+impl coffer_service::opctx::RunError for ParametersError {
+    fn unknown_operation() -> Self {
+        ParametersError::Wire {
+            code: "UnknownOperationException",
+            message: coffer_service::opctx::UNKNOWN_OPERATION.into(),
+        }
+    }
+    fn undecided() -> Self {
+        ParametersError::InternalServerError("An error occurred on the server side.".into())
+    }
+}
+
 impl From<coffer_core::authz::AccessDenied> for ParametersError {
     fn from(e: coffer_core::authz::AccessDenied) -> Self {
         ParametersError::AccessDenied(e.message)

@@ -74,6 +74,18 @@ impl coffer_core::ServiceError for SecretsError {
     }
 }
 
+impl coffer_service::opctx::RunError for SecretsError {
+    fn unknown_operation() -> Self {
+        SecretsError::Wire {
+            code: "UnknownOperationException",
+            message: coffer_service::opctx::UNKNOWN_OPERATION.into(),
+        }
+    }
+    fn undecided() -> Self {
+        SecretsError::InternalServiceError("An error occurred on the server side.".into())
+    }
+}
+
 impl From<coffer_core::authz::AccessDenied> for SecretsError {
     fn from(e: coffer_core::authz::AccessDenied) -> Self {
         SecretsError::AccessDenied(e.message)

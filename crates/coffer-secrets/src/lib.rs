@@ -8,8 +8,6 @@
 
 use std::sync::Arc;
 
-use std::sync::atomic::AtomicBool;
-
 use coffer_core::{RequestContext, SharedClock};
 use coffer_kms::Keyring;
 use coffer_service::opctx::OpCtx;
@@ -169,27 +167,9 @@ impl SecretsService {
         operation: &str,
         body: &[u8],
     ) -> Result<Vec<u8>, SecretsError> {
-        let Some(spec) = OPERATIONS.iter().find(|o| o.name == operation) else {
-            return Err(SecretsError::Wire {
-                code: "UnknownOperationException",
-                message: "The requested operation is not supported.".into(),
-            });
-        };
-        let decided = AtomicBool::new(false);
-        let op = OpCtx::new(ctx, spec, &decided);
-        let out = self.dispatch(&op, spec.name, body).await?;
-        // Every operation decides access before it reads data; an answer computed without a
-        // decision is a bug, and is refused rather than served.
-        if !coffer_service::opctx::decided(&decided) {
-            tracing::error!(
-                operation,
-                "operation finished without an authorization decision"
-            );
-            return Err(SecretsError::InternalServiceError(
-                "An error occurred on the server side.".into(),
-            ));
-        }
-        Ok(out)
+        let call = coffer_service::opctx::Dispatch::start::<SecretsError>(OPERATIONS, operation)?;
+        let out = self.dispatch(&call.ctx(ctx), call.name(), body).await?;
+        call.finish(out)
     }
 
     async fn dispatch(
@@ -227,10 +207,7 @@ impl SecretsService {
             "StopReplicationToReplica" => self.stop_replication_to_replica(ctx, body).await,
             "RotateSecret" => self.rotate_secret(ctx, body).await,
             "CancelRotateSecret" => self.cancel_rotate_secret(ctx, body).await,
-            _ => Err(SecretsError::Wire {
-                code: "UnknownOperationException",
-                message: "The requested operation is not supported.".into(),
-            }),
+            _ => Err(<SecretsError as coffer_service::opctx::RunError>::unknown_operation()),
         }?;
         Ok(serde_json::to_vec(&serde_json::Value::Object(out)).unwrap_or_else(|_| b"{}".to_vec()))
     }

@@ -137,3 +137,107 @@ impl<'a> OpCtx<'a> {
 pub fn decided(flag: &AtomicBool) -> bool {
     flag.load(Ordering::Relaxed)
 }
+
+/// The message AWS's JSON services answer for an operation they do not have.
+pub const UNKNOWN_OPERATION: &str = "The requested operation is not supported.";
+
+/// The two answers [`Dispatch`] gives on its own, in a service's error type.
+pub trait RunError {
+    /// The name is not in the service's operation table (`UnknownOperationException`).
+    fn unknown_operation() -> Self;
+    /// The service's internal error, for an answer computed without an authorization decision.
+    fn undecided() -> Self;
+}
+
+/// One call of a JSON service, from its operation's row of the table to its answer. Every
+/// operation decides access before it reads data; an answer computed without a decision is a
+/// bug, and [`Dispatch::finish`] refuses it rather than serve it.
+///
+/// (A helper taking the operation as an async closure would be shorter, but such closures lose
+/// their lifetimes' generality where a caller's future must be `Send`.)
+pub struct Dispatch {
+    spec: &'static OperationSpec,
+    decided: AtomicBool,
+}
+
+impl Dispatch {
+    /// The row of `table` named `operation`.
+    pub fn start<E: RunError>(table: &'static [OperationSpec], operation: &str) -> Result<Self, E> {
+        match table.iter().find(|o| o.name == operation) {
+            Some(spec) => Ok(Self {
+                spec,
+                decided: AtomicBool::new(false),
+            }),
+            None => Err(E::unknown_operation()),
+        }
+    }
+
+    /// The operation's name, as the table spells it.
+    pub fn name(&self) -> &'static str {
+        self.spec.name
+    }
+
+    /// The context the operation runs in.
+    pub fn ctx<'a>(&'a self, ctx: &'a RequestContext) -> OpCtx<'a> {
+        OpCtx::new(ctx, self.spec, &self.decided)
+    }
+
+    /// The operation's answer, if it made an authorization decision.
+    pub fn finish<T, E: RunError>(&self, out: T) -> Result<T, E> {
+        if decided(&self.decided) {
+            return Ok(out);
+        }
+        tracing::error!(
+            operation = self.spec.name,
+            "operation finished without an authorization decision"
+        );
+        Err(E::undecided())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coffer_core::Caller;
+
+    #[derive(Debug, PartialEq)]
+    enum E {
+        Unknown,
+        Undecided,
+        Denied,
+    }
+
+    impl RunError for E {
+        fn unknown_operation() -> Self {
+            E::Unknown
+        }
+        fn undecided() -> Self {
+            E::Undecided
+        }
+    }
+
+    static TABLE: &[OperationSpec] = &[OperationSpec {
+        name: "ListThings",
+        action: "svc:ListThings",
+        read_only: true,
+    }];
+
+    #[test]
+    fn dispatch_refuses_unknown_names_and_undecided_answers() {
+        let root = RequestContext::new(Caller::root("123456789012", "AKIA"), "us-east-1", "r");
+        assert_eq!(
+            Dispatch::start::<E>(TABLE, "listthings").err(),
+            Some(E::Unknown)
+        );
+        // An operation that answers without deciding access is refused.
+        let call = Dispatch::start::<E>(TABLE, "ListThings").unwrap();
+        assert_eq!(call.name(), "ListThings");
+        assert_eq!(call.finish::<_, E>("answer"), Err(E::Undecided));
+        // One that decided (allowed, here) is served.
+        let call = Dispatch::start::<E>(TABLE, "ListThings").unwrap();
+        let op = call.ctx(&root);
+        assert_eq!(op.action, "svc:ListThings");
+        op.check_any().map_err(|_| E::Denied).unwrap();
+        assert_eq!(call.finish::<_, E>("answer"), Ok("answer"));
+    }
+}

@@ -113,6 +113,18 @@ pub(crate) fn not_found(display: &str) -> KmsError {
     }
 }
 
+impl coffer_service::opctx::RunError for KmsError {
+    fn unknown_operation() -> Self {
+        KmsError::Wire {
+            code: "UnknownOperationException",
+            message: coffer_service::opctx::UNKNOWN_OPERATION.into(),
+        }
+    }
+    fn undecided() -> Self {
+        KmsError::internal()
+    }
+}
+
 impl From<coffer_core::authz::AccessDenied> for KmsError {
     fn from(e: coffer_core::authz::AccessDenied) -> Self {
         KmsError::AccessDenied(e.message)

@@ -15,8 +15,6 @@
 
 use std::sync::Arc;
 
-use std::sync::atomic::AtomicBool;
-
 use coffer_core::{RequestContext, SharedClock};
 use coffer_service::OperationSpec;
 use coffer_service::opctx::OpCtx;
@@ -129,15 +127,18 @@ impl KmsService {
         operation: &str,
         body: &[u8],
     ) -> Result<Vec<u8>, KmsError> {
-        let Some(spec) = OPERATIONS.iter().find(|o| o.name == operation) else {
-            return Err(KmsError::Wire {
-                code: "UnknownOperationException",
-                message: "The requested operation is not supported.".into(),
-            });
-        };
-        let decided = AtomicBool::new(false);
-        let ctx = &OpCtx::new(ctx, spec, &decided);
-        let out = match operation {
+        let call = coffer_service::opctx::Dispatch::start::<KmsError>(OPERATIONS, operation)?;
+        let out = self.dispatch(&call.ctx(ctx), call.name(), body).await?;
+        call.finish(serde_json::to_vec(&Value::Object(out)).unwrap_or_else(|_| b"{}".to_vec()))
+    }
+
+    async fn dispatch(
+        &self,
+        ctx: &OpCtx<'_>,
+        operation: &str,
+        body: &[u8],
+    ) -> Result<serde_json::Map<String, Value>, KmsError> {
+        match operation {
             "CreateKey" => self.create_key(ctx, body).await,
             "DescribeKey" => self.describe_key(ctx, body).await,
             "ListKeys" => self.list_keys(ctx, body).await,
@@ -171,21 +172,8 @@ impl KmsService {
             "ListGrants" => self.list_grants(ctx, body).await,
             "RetireGrant" => self.retire_grant(ctx, body).await,
             "RevokeGrant" => self.revoke_grant(ctx, body).await,
-            _ => Err(KmsError::Wire {
-                code: "UnknownOperationException",
-                message: "The requested operation is not supported.".into(),
-            }),
-        }?;
-        // Every operation decides access before it returns or changes a key's data; an answer
-        // computed without a decision is a bug, and is refused rather than served.
-        if !coffer_service::opctx::decided(&decided) {
-            tracing::error!(
-                operation,
-                "operation finished without an authorization decision"
-            );
-            return Err(KmsError::internal());
+            _ => Err(<KmsError as coffer_service::opctx::RunError>::unknown_operation()),
         }
-        Ok(serde_json::to_vec(&Value::Object(out)).unwrap_or_else(|_| b"{}".to_vec()))
     }
 
     /// Background task: deletes keys whose waiting period has passed and rotates keys whose
