@@ -79,6 +79,7 @@ pub static IAM_OPERATIONS: &[&str] = &[
     "ListGroupPolicies",
     "ListGroups",
     "ListGroupsForUser",
+    "ListInstanceProfilesForRole",
     "ListPolicies",
     "ListPolicyVersions",
     "ListRolePolicies",
@@ -98,6 +99,8 @@ pub static IAM_OPERATIONS: &[&str] = &[
     "UntagUser",
     "UpdateAccessKey",
     "UpdateAssumeRolePolicy",
+    "UpdateRole",
+    "UpdateRoleDescription",
     "UpdateUser",
 ];
 
@@ -174,6 +177,9 @@ impl Iam {
             | "ListRoles"
             | "DeleteRole"
             | "UpdateAssumeRolePolicy"
+            | "UpdateRole"
+            | "UpdateRoleDescription"
+            | "ListInstanceProfilesForRole"
             | "TagRole"
             | "UntagRole"
             | "ListRoleTags" => self.roles(ctx, action, q).await?,

@@ -1,4 +1,5 @@
-//! Roles: CreateRole, GetRole, ListRoles, DeleteRole, UpdateAssumeRolePolicy and their tags.
+//! Roles: CreateRole, GetRole, ListRoles, DeleteRole, UpdateRole, UpdateRoleDescription,
+//! UpdateAssumeRolePolicy, ListInstanceProfilesForRole and their tags.
 
 use coffer_core::RequestContext;
 use coffer_policy::PolicyKind;
@@ -96,20 +97,53 @@ impl Iam {
                     TRUST_POLICY_QUOTA,
                     "ACLSizePerRole",
                 )?;
-                self.write(|| async {
-                    let (mut e, entry) = self.load_entity(account, Kind::Role, &name).await?;
-                    authorize(
-                        ctx,
-                        "iam:UpdateAssumeRolePolicy",
-                        &model::entity_arn(account, Kind::Role, &e.path, &e.name),
-                    )?;
+                self.update_role(ctx, "iam:UpdateAssumeRolePolicy", &name, |e| {
                     e.trust_policy = Some(doc.clone());
-                    let key = model::entity_key(account, Kind::Role, &name);
-                    let mut batch = WriteBatch::new();
-                    batch.check(key.clone(), Some(&entry)).put(key, json(&e)?);
-                    self.commit(account, batch).await
                 })
                 .await?;
+            }
+            "UpdateRole" => {
+                let name = i.req("RoleName", input::ROLE_NAME);
+                let description = i.opt("Description", input::ROLE_DESCRIPTION);
+                let max = i.int("MaxSessionDuration", 3600, 43200);
+                i.finish()?;
+                self.update_role(ctx, "iam:UpdateRole", &name, |e| {
+                    if let Some(d) = &description {
+                        e.description = Some(d.clone());
+                    }
+                    if let Some(m) = max {
+                        e.max_session_secs = Some(m);
+                    }
+                })
+                .await?;
+            }
+            "UpdateRoleDescription" => {
+                let name = i.req("RoleName", input::ROLE_NAME);
+                let description = i.req("Description", input::ROLE_DESCRIPTION);
+                i.finish()?;
+                let e = self
+                    .update_role(ctx, "iam:UpdateRoleDescription", &name, |e| {
+                        e.description = Some(description.clone());
+                    })
+                    .await?;
+                w.open("Role");
+                model::write_entity(&mut w, account, Kind::Role, &e, true);
+                w.close("Role");
+            }
+            "ListInstanceProfilesForRole" => {
+                let name = i.req("RoleName", input::ROLE_NAME);
+                paging(&mut i);
+                i.finish()?;
+                let (e, _) = self.load_entity(account, Kind::Role, &name).await?;
+                authorize(
+                    ctx,
+                    "iam:ListInstanceProfilesForRole",
+                    &model::entity_arn(account, Kind::Role, &e.path, &e.name),
+                )?;
+                // Instance profiles belong to EC2, which Coffer does not serve: none can exist,
+                // so a role is in none (tools such as Terraform ask before deleting a role).
+                w.open("InstanceProfiles").close("InstanceProfiles");
+                write_truncation(&mut w, None);
             }
             "DeleteRole" => {
                 let name = i.req("RoleName", input::ROLE_NAME);
@@ -128,5 +162,32 @@ impl Iam {
             _ => return self.entity_tags(ctx, Kind::Role, action, q).await,
         }
         Ok(w.into_string())
+    }
+
+    /// Changes role `name` with `change`, once `action` is allowed on it; answers the role as
+    /// written.
+    async fn update_role(
+        &self,
+        ctx: &RequestContext,
+        action: &str,
+        name: &str,
+        change: impl Fn(&mut model::Entity),
+    ) -> Result<model::Entity, IamError> {
+        let account = ctx.account_id();
+        self.write(|| async {
+            let (mut e, entry) = self.load_entity(account, Kind::Role, name).await?;
+            authorize(
+                ctx,
+                action,
+                &model::entity_arn(account, Kind::Role, &e.path, &e.name),
+            )?;
+            change(&mut e);
+            let key = model::entity_key(account, Kind::Role, name);
+            let mut batch = WriteBatch::new();
+            batch.check(key.clone(), Some(&entry)).put(key, json(&e)?);
+            self.commit(account, batch).await?;
+            Ok(e)
+        })
+        .await
     }
 }

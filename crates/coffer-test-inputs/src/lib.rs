@@ -368,6 +368,7 @@ fn iam_input(op: &str, fx: &Fixture, akid: &str) -> Option<Vec<(String, String)>
         "DeleteRole"
         | "GetRole"
         | "ListAttachedRolePolicies"
+        | "ListInstanceProfilesForRole"
         | "ListRolePolicies"
         | "ListRoleTags" => vec![role],
         "DeleteRolePolicy" | "GetRolePolicy" => vec![role, inline],
@@ -383,6 +384,8 @@ fn iam_input(op: &str, fx: &Fixture, akid: &str) -> Option<Vec<(String, String)>
         "UntagUser" => vec![user, ("TagKeys.member.1", "k")],
         "UpdateAccessKey" => vec![user, key, ("Status", "Inactive")],
         "UpdateAssumeRolePolicy" => vec![role, ("PolicyDocument", &trust)],
+        "UpdateRole" => vec![role, ("MaxSessionDuration", "7200")],
+        "UpdateRoleDescription" => vec![role, ("Description", "updated")],
         "UpdateUser" => vec![user, ("NewPath", "/moved/")],
         _ => return None,
     }))

@@ -374,6 +374,109 @@ async fn malformed_documents_and_trust_policies_are_refused() {
     assert_eq!(err_code(&e), "LimitExceeded");
 }
 
+/// UpdateRole, UpdateRoleDescription and ListInstanceProfilesForRole (which Terraform calls
+/// before it deletes a role), with their errors.
+#[tokio::test]
+async fn roles_update_and_instance_profiles() {
+    let s = TestServer::dev().await;
+    let iam = iam(&s);
+    iam.create_role()
+        .role_name("svc")
+        .assume_role_policy_document(trust_account())
+        .description("first")
+        .send()
+        .await
+        .unwrap();
+    iam.update_role()
+        .role_name("svc")
+        .max_session_duration(10_800)
+        .send()
+        .await
+        .unwrap();
+    let r = iam.get_role().role_name("svc").send().await.unwrap();
+    let r = r.role().unwrap();
+    // Only what the call names changes.
+    assert_eq!(
+        (r.max_session_duration(), r.description()),
+        (Some(10_800), Some("first"))
+    );
+    iam.update_role()
+        .role_name("svc")
+        .description("second")
+        .send()
+        .await
+        .unwrap();
+    let r = iam.get_role().role_name("svc").send().await.unwrap();
+    let r = r.role().unwrap();
+    assert_eq!(
+        (r.max_session_duration(), r.description()),
+        (Some(10_800), Some("second"))
+    );
+    let described = iam
+        .update_role_description()
+        .role_name("svc")
+        .description("third")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(described.role().unwrap().description(), Some("third"));
+    assert_eq!(
+        iam.get_role()
+            .role_name("svc")
+            .send()
+            .await
+            .unwrap()
+            .role()
+            .unwrap()
+            .description(),
+        Some("third")
+    );
+    let too_long = iam
+        .update_role()
+        .role_name("svc")
+        .max_session_duration(50_000)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&too_long), "ValidationError");
+    for missing in [
+        iam.update_role()
+            .role_name("none")
+            .description("x")
+            .send()
+            .await
+            .unwrap_err()
+            .code()
+            .map(str::to_string),
+        iam.update_role_description()
+            .role_name("none")
+            .description("x")
+            .send()
+            .await
+            .unwrap_err()
+            .code()
+            .map(str::to_string),
+        iam.list_instance_profiles_for_role()
+            .role_name("none")
+            .send()
+            .await
+            .unwrap_err()
+            .code()
+            .map(str::to_string),
+    ] {
+        assert_eq!(missing.as_deref(), Some("NoSuchEntity"));
+    }
+    let profiles = iam
+        .list_instance_profiles_for_role()
+        .role_name("svc")
+        .send()
+        .await
+        .unwrap();
+    assert!(profiles.instance_profiles().is_empty());
+    assert!(!profiles.is_truncated());
+    iam.delete_role().role_name("svc").send().await.unwrap();
+}
+
 #[tokio::test]
 async fn roles_trust_and_session_duration() {
     let s = TestServer::dev().await;
