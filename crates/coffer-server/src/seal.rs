@@ -864,9 +864,9 @@ pub(crate) async fn rotate_root(state: &AppState, current: &[String]) -> Result<
     }
     let new_root = RootKey::generate();
     let generation = rec.root_generation + 1;
+    let until = unix_millis() + ROTATION_HOLD_MS;
     let result = async {
-        let entry = mark_rotating(state, &rec, entry).await?;
-        crash_point("rotate-root-after-mark");
+        let entry = mark_rotating(state, &rec, entry, until).await?;
         let mut batch = WriteBatch::new();
         let n =
             crate::root_wrapped::rewrap_all(&*state.sealer.store, &old_root, &new_root, &mut batch)
@@ -895,7 +895,7 @@ pub(crate) async fn rotate_root(state: &AppState, current: &[String]) -> Result<
             Ok(n)
         }
         Err(e) => {
-            unmark_rotating(state, &rec).await;
+            unmark_rotating(state, &rec, until).await;
             restore(state, old_root, old_held).await;
             Err(e)
         }
@@ -914,9 +914,17 @@ async fn mark_rotating(
     state: &AppState,
     rec: &SealRecord,
     read: Entry,
+    until: i64,
 ) -> Result<Entry, SealError> {
+    if rec.rotating_until.is_some_and(|t| t > unix_millis()) {
+        return Err(SealError::InvalidState(
+            "a root key rotation is in progress (or one was interrupted moments ago); nothing \
+             was changed, try again in a few seconds"
+                .into(),
+        ));
+    }
     let mut marked = rec.clone();
-    marked.rotating_until = Some(unix_millis() + ROTATION_HOLD_MS);
+    marked.rotating_until = Some(until);
     let value = serde_json::to_vec(&marked).map_err(|e| SealError::Internal(e.to_string()))?;
     let mut read = read;
     for _ in 0..MARK_ATTEMPTS {
@@ -941,13 +949,13 @@ async fn mark_rotating(
     Err(changed_meanwhile())
 }
 
-/// Lifts the mark of a rotation that failed after setting it, so that held writes resume at
-/// once (best effort: otherwise the mark expires).
-async fn unmark_rotating(state: &AppState, rec: &SealRecord) {
+/// Lifts the mark (`until`) of a rotation that failed after setting it, so that held writes
+/// resume at once (best effort: otherwise the mark expires). Another rotation's mark is left.
+async fn unmark_rotating(state: &AppState, rec: &SealRecord, until: i64) {
     let Ok(Some((current, entry))) = state.sealer.record().await else {
         return;
     };
-    if current.root_generation != rec.root_generation || current.rotating_until.is_none() {
+    if current.root_generation != rec.root_generation || current.rotating_until != Some(until) {
         return;
     }
     let mut plain = current;

@@ -1167,6 +1167,80 @@ async fn rotate_root_through_one_auto_unseal_node_is_followed_by_the_others_with
     c.shutdown().await;
 }
 
+/// The rotation mark as other nodes see it (written straight into the shared store, as a
+/// rotation through a third node would leave it): rotate-root is refused while it stands, a
+/// root-sealed write waits for it and proceeds once it is lifted, and then rotate-root goes
+/// through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_marked_rotation_holds_root_sealed_writes_and_other_rotations() {
+    let Some(c) = cluster("mn_rotate_mark", 2, |_, _| {}).await else {
+        return;
+    };
+    let store = PgStore::connect(c.db.url()).await.unwrap();
+    let plain = store.get(b"meta/seal").await.unwrap().unwrap();
+    let mut marked: Value = serde_json::from_slice(&plain.value).unwrap();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    marked["rotating_until"] = json!(now_ms + 8_000);
+    let put = |value: Vec<u8>| {
+        let mut b = coffer_store::WriteBatch::new();
+        b.put(b"meta/seal".to_vec(), value);
+        b
+    };
+    store
+        .commit(put(serde_json::to_vec(&marked).unwrap()))
+        .await
+        .unwrap();
+
+    let (status, body) = operator(&c.nodes[0], "rotate-root", json!({}), true).await;
+    assert_eq!(
+        (status, body["__type"].as_str()),
+        (409, Some("InvalidStateException")),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("in progress"),
+        "{body}"
+    );
+    // Node 1 sees the mark when its write conflicts on the seal record's version.
+    let kms = kms_once(&c.nodes[1]);
+    let started = Instant::now();
+    let write = tokio::spawn(async move { kms.create_key().send().await });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        !write.is_finished(),
+        "a root-sealed write waits while the mark stands"
+    );
+    store.commit(put(plain.value.to_vec())).await.unwrap();
+    let made = write
+        .await
+        .unwrap()
+        .expect("goes through once the mark is lifted");
+    assert!(started.elapsed() >= Duration::from_millis(700));
+    let key_id = made.key_metadata().unwrap().key_id().to_string();
+    let (status, body) = operator(&c.nodes[0], "rotate-root", json!({}), true).await;
+    assert_eq!(status, 200, "{body}");
+    // The key made while held works under the new root key, through node 1 once it has caught
+    // up (ServiceUnavailable meanwhile) and through node 0.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while let Err(e) = kms_once(&c.nodes[1])
+        .describe_key()
+        .key_id(&key_id)
+        .send()
+        .await
+    {
+        assert!(
+            err_code(&e) == "ServiceUnavailable" && Instant::now() < deadline,
+            "{}",
+            err_code(&e)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    round_trip(&c.nodes[1], &c.nodes[0], &key_id).await;
+}
+
 /// Root-sealed writes through node 1 (CreateKey, CreateAccessKey) racing rotate-root through
 /// node 0: each either fails with a definite answer (ServiceUnavailable while node 1 catches up,
 /// a conflict) or commits under the root key in force. Rotate-root gets through on its first
