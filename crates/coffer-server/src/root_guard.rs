@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use coffer_store::{Entry, Result, Store, StoreError, WriteBatch};
 
-use crate::seal::{SEAL_RECORD_KEY, SealState, unix_millis};
+use crate::seal::{ROTATION_HOLD_MS, SEAL_RECORD_KEY, SealState, unix_millis};
 
 /// Retries of a root-sealed batch after the seal record moved on within the same generation.
 const RETRIES: usize = 3;
@@ -59,6 +59,9 @@ pub(crate) struct RootGuard {
     stale: AtomicBool,
     /// Wakes the seal watcher when the key is found stale.
     kick: Arc<tokio::sync::Notify>,
+    /// How long one write waits for a rotation at most, whatever its mark says: a node whose
+    /// clock runs ahead cannot hold other nodes' writes longer than a rotation may take.
+    max_hold: std::time::Duration,
 }
 
 struct Seen {
@@ -90,6 +93,7 @@ impl RootGuard {
             seen: Mutex::new(Seen::new(held.entry)),
             stale: AtomicBool::new(false),
             kick,
+            max_hold: std::time::Duration::from_millis(ROTATION_HOLD_MS as u64),
         }
     }
 
@@ -182,6 +186,7 @@ impl Store for RootGuard {
             return self.inner.commit(batch).await;
         }
         let mut conflicts = 0;
+        let mut holding_since: Option<std::time::Instant> = None;
         while conflicts <= RETRIES {
             if self.is_stale() {
                 return Err(stale_error());
@@ -192,6 +197,10 @@ impl Store for RootGuard {
             };
             if let Some(until) = rotating_until
                 && until > unix_millis()
+                && holding_since
+                    .get_or_insert_with(std::time::Instant::now)
+                    .elapsed()
+                    < self.max_hold
             {
                 // Held while another node rotates the root key (see the module docs).
                 let left = u64::try_from(until - unix_millis()).unwrap_or(0);
@@ -415,6 +424,28 @@ mod tests {
             store.get(KMS_KEY).await.unwrap().unwrap().value,
             b"k3".as_slice()
         );
+    }
+
+    #[tokio::test]
+    async fn a_mark_far_ahead_holds_a_write_no_longer_than_a_rotation_may_take() {
+        let (store, mut guard, _) = guard_at(1).await;
+        guard.max_hold = std::time::Duration::from_millis(300);
+        // Written by a node whose clock runs an hour ahead.
+        put(
+            &*store,
+            SEAL_RECORD_KEY,
+            marked(1, unix_millis() + 3_600_000),
+        )
+        .await;
+        let started = std::time::Instant::now();
+        guard.commit(kms_put("k1")).await.unwrap();
+        let waited = started.elapsed();
+        assert!(
+            waited >= std::time::Duration::from_millis(300)
+                && waited < std::time::Duration::from_secs(5),
+            "{waited:?}"
+        );
+        assert!(store.get(KMS_KEY).await.unwrap().is_some());
     }
 
     #[tokio::test]

@@ -111,7 +111,7 @@ struct SealRecord {
 /// many thousands of records, short enough that a rotation that died (or a crash of the whole
 /// server mid-rotation) delays those writes by seconds only. A rotation that outlasts it is
 /// raced as if unmarked (and refused if a write meets it).
-const ROTATION_HOLD_MS: i64 = 10_000;
+pub(crate) const ROTATION_HOLD_MS: i64 = 10_000;
 
 /// What root-sealed writers need of a seal record's stored value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -916,7 +916,12 @@ async fn mark_rotating(
     read: Entry,
     until: i64,
 ) -> Result<Entry, SealError> {
-    if rec.rotating_until.is_some_and(|t| t > unix_millis()) {
+    // A mark further ahead than any rotation sets comes from a clock running ahead: ignored.
+    let now = unix_millis();
+    if rec
+        .rotating_until
+        .is_some_and(|t| t > now && t <= now + ROTATION_HOLD_MS)
+    {
         return Err(SealError::InvalidState(
             "a root key rotation is in progress (or one was interrupted moments ago); nothing \
              was changed, try again in a few seconds"
