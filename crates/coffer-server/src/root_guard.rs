@@ -35,7 +35,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use coffer_store::{Entry, Result, Store, StoreError, WriteBatch};
 
-use crate::seal::{ROTATION_HOLD_MS, SEAL_RECORD_KEY, SealState, unix_millis};
+use coffer_core::{Clock as _, SystemClock};
+
+use crate::seal::{ROTATION_HOLD_MS, SEAL_RECORD_KEY, SealState};
 
 /// Retries of a root-sealed batch after the seal record moved on within the same generation.
 const RETRIES: usize = 3;
@@ -195,15 +197,16 @@ impl Store for RootGuard {
                 let seen = self.seen();
                 (seen.entry.clone(), seen.rotating_until)
             };
+            let now = SystemClock.now_millis();
             if let Some(until) = rotating_until
-                && until > unix_millis()
+                && until > now
                 && holding_since
                     .get_or_insert_with(std::time::Instant::now)
                     .elapsed()
                     < self.max_hold
             {
                 // Held while another node rotates the root key (see the module docs).
-                let left = u64::try_from(until - unix_millis()).unwrap_or(0);
+                let left = u64::try_from(until - now).unwrap_or(0);
                 tokio::time::sleep(HOLD_POLL.min(std::time::Duration::from_millis(left))).await;
                 let current = self.inner.get(SEAL_RECORD_KEY).await?;
                 if self.observe(current) {
@@ -382,7 +385,12 @@ mod tests {
     async fn a_marked_rotation_holds_root_sealed_writes_until_it_lands() {
         let (store, guard, _) = guard_at(0).await;
         let guard = Arc::new(guard);
-        put(&*store, SEAL_RECORD_KEY, marked(0, unix_millis() + 5_000)).await;
+        put(
+            &*store,
+            SEAL_RECORD_KEY,
+            marked(0, SystemClock.now_millis() + 5_000),
+        )
+        .await;
         let write = held_write(&store, guard.clone()).await;
         // Other writes are not held.
         let mut b = WriteBatch::new();
@@ -399,7 +407,12 @@ mod tests {
     async fn a_lifted_or_expired_mark_lets_held_writes_through() {
         let (store, guard, _) = guard_at(2).await;
         let guard = Arc::new(guard);
-        put(&*store, SEAL_RECORD_KEY, marked(2, unix_millis() + 5_000)).await;
+        put(
+            &*store,
+            SEAL_RECORD_KEY,
+            marked(2, SystemClock.now_millis() + 5_000),
+        )
+        .await;
         let write = held_write(&store, guard.clone()).await;
         // The rotation failed and lifted its mark: the write goes through, same key.
         put(&*store, SEAL_RECORD_KEY, record(2, "a")).await;
@@ -407,7 +420,12 @@ mod tests {
         assert!(store.get(KMS_KEY).await.unwrap().is_some());
         assert!(!guard.is_stale());
         // A mark left by a rotation that died holds nothing once expired.
-        put(&*store, SEAL_RECORD_KEY, marked(2, unix_millis() - 1)).await;
+        put(
+            &*store,
+            SEAL_RECORD_KEY,
+            marked(2, SystemClock.now_millis() - 1),
+        )
+        .await;
         tokio::time::timeout(
             std::time::Duration::from_secs(1),
             guard.commit(kms_put("k2")),
@@ -416,7 +434,12 @@ mod tests {
         .expect("not held")
         .unwrap();
         // A mark expiring while a write waits lets it through at the expiry.
-        put(&*store, SEAL_RECORD_KEY, marked(2, unix_millis() + 400)).await;
+        put(
+            &*store,
+            SEAL_RECORD_KEY,
+            marked(2, SystemClock.now_millis() + 400),
+        )
+        .await;
         let started = std::time::Instant::now();
         guard.commit(kms_put("k3")).await.unwrap();
         assert!(started.elapsed() >= std::time::Duration::from_millis(300));
@@ -434,7 +457,7 @@ mod tests {
         put(
             &*store,
             SEAL_RECORD_KEY,
-            marked(1, unix_millis() + 3_600_000),
+            marked(1, SystemClock.now_millis() + 3_600_000),
         )
         .await;
         let started = std::time::Instant::now();

@@ -32,6 +32,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use coffer_core::{Clock as _, SystemClock};
 use coffer_crypto::RootKey;
 use coffer_crypto::root_wrapped::{unwrap_root, wrap_root};
 use coffer_crypto::shamir::{self, Share, ShareError};
@@ -130,12 +131,6 @@ impl SealState {
                 rotating_until: r.rotating_until,
             })
     }
-}
-
-pub(crate) fn unix_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn held(rec: &SealRecord, entry: Entry) -> SealHeld {
@@ -864,7 +859,7 @@ pub(crate) async fn rotate_root(state: &AppState, current: &[String]) -> Result<
     }
     let new_root = RootKey::generate();
     let generation = rec.root_generation + 1;
-    let until = unix_millis() + ROTATION_HOLD_MS;
+    let until = SystemClock.now_millis() + ROTATION_HOLD_MS;
     let result = async {
         let entry = mark_rotating(state, &rec, entry, until).await?;
         let mut batch = WriteBatch::new();
@@ -917,7 +912,7 @@ async fn mark_rotating(
     until: i64,
 ) -> Result<Entry, SealError> {
     // A mark further ahead than any rotation sets comes from a clock running ahead: ignored.
-    let now = unix_millis();
+    let now = SystemClock.now_millis();
     if rec
         .rotating_until
         .is_some_and(|t| t > now && t <= now + ROTATION_HOLD_MS)
