@@ -128,8 +128,9 @@ impl KmsService {
         body: &[u8],
     ) -> Result<Vec<u8>, KmsError> {
         let call = coffer_service::opctx::Dispatch::start::<KmsError>(OPERATIONS, operation)?;
-        let out = self.dispatch(&call.ctx(ctx), call.name(), body).await?;
-        call.finish(serde_json::to_vec(&Value::Object(out)).unwrap_or_else(|_| b"{}".to_vec()))
+        let out =
+            call.finish::<_, KmsError>(self.dispatch(&call.ctx(ctx), call.name(), body).await?)?;
+        Ok(serde_json::to_vec(&Value::Object(out)).unwrap_or_else(|_| b"{}".to_vec()))
     }
 
     async fn dispatch(
