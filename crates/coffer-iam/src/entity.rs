@@ -73,6 +73,24 @@ impl Iam {
             .ok_or_else(|| kind.no_such(name))
     }
 
+    /// Loads entity `name` of the caller's account and authorizes `action` on its ARN.
+    pub(crate) async fn load_authorized(
+        &self,
+        ctx: &RequestContext,
+        kind: Kind,
+        name: &str,
+        action: &str,
+    ) -> Result<(Entity, Entry), IamError> {
+        let account = ctx.account_id();
+        let (e, entry) = self.load_entity(account, kind, name).await?;
+        authorize(
+            ctx,
+            action,
+            &model::entity_arn(account, kind, &e.path, &e.name),
+        )?;
+        Ok((e, entry))
+    }
+
     /// Creates a user, group or role named `name`; `fill` sets the kind's own fields.
     pub(crate) async fn create_entity(
         &self,

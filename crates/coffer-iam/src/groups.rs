@@ -40,9 +40,9 @@ impl Iam {
                 let name = i.req("GroupName", input::GROUP_NAME);
                 let (marker, max) = paging(&mut i);
                 i.finish()?;
-                let (g, _) = self.load_entity(account, Kind::Group, &name).await?;
-                let arn = model::entity_arn(account, Kind::Group, &g.path, &g.name);
-                authorize(ctx, "iam:GetGroup", &arn)?;
+                let (g, _) = self
+                    .load_authorized(ctx, Kind::Group, &name, "iam:GetGroup")
+                    .await?;
                 let mut users = Vec::new();
                 for m in &g.members {
                     if let Some((u, _)) = self.find_entity(account, Kind::User, m).await? {
@@ -82,9 +82,9 @@ impl Iam {
                 let name = i.req("UserName", input::EXISTING_USER_NAME);
                 let (marker, max) = paging(&mut i);
                 i.finish()?;
-                let (u, _) = self.load_entity(account, Kind::User, &name).await?;
-                let arn = model::entity_arn(account, Kind::User, &u.path, &u.name);
-                authorize(ctx, "iam:ListGroupsForUser", &arn)?;
+                let (u, _) = self
+                    .load_authorized(ctx, Kind::User, &name, "iam:ListGroupsForUser")
+                    .await?;
                 let mut groups = Vec::new();
                 for g in &u.groups {
                     if let Some((g, _)) = self.find_entity(account, Kind::Group, g).await? {

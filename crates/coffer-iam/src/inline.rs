@@ -9,7 +9,7 @@ use crate::entity::{page, paging, write_truncation};
 use crate::input::{self, Input};
 use crate::model::{self, Kind};
 use crate::policies::check_document;
-use crate::{Iam, IamError, authorize, json};
+use crate::{Iam, IamError, json};
 
 impl Iam {
     pub(crate) async fn inline(
@@ -44,12 +44,7 @@ impl Iam {
         if action.starts_with("List") {
             let (marker, max) = paging(&mut i);
             i.finish()?;
-            let (e, _) = self.load_entity(account, kind, &name).await?;
-            authorize(
-                ctx,
-                &iam_action,
-                &model::entity_arn(account, kind, &e.path, &e.name),
-            )?;
+            let (e, _) = self.load_authorized(ctx, kind, &name, &iam_action).await?;
             let items = e.inline.keys().map(|k| (k.clone(), k.clone())).collect();
             let (names, next) = page(items, marker.as_deref(), max);
             w.open("PolicyNames");
@@ -63,12 +58,7 @@ impl Iam {
         let policy = i.req("PolicyName", input::POLICY_NAME);
         if action.starts_with("Get") {
             i.finish()?;
-            let (e, _) = self.load_entity(account, kind, &name).await?;
-            authorize(
-                ctx,
-                &iam_action,
-                &model::entity_arn(account, kind, &e.path, &e.name),
-            )?;
+            let (e, _) = self.load_authorized(ctx, kind, &name, &iam_action).await?;
             let doc = e
                 .inline
                 .get(&policy)
@@ -88,12 +78,7 @@ impl Iam {
             None
         };
         self.write(|| async {
-            let (mut e, entry) = self.load_entity(account, kind, &name).await?;
-            authorize(
-                ctx,
-                &iam_action,
-                &model::entity_arn(account, kind, &e.path, &e.name),
-            )?;
+            let (mut e, entry) = self.load_authorized(ctx, kind, &name, &iam_action).await?;
             match &doc {
                 Some(d) => {
                     e.inline.insert(policy.clone(), d.clone());

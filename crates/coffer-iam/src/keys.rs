@@ -294,9 +294,9 @@ impl Iam {
         let mut batch = WriteBatch::new();
         let (principal_arn, user_name) = match user {
             Some(name) => {
-                let (mut e, entry) = self.load_entity(account, Kind::User, name).await?;
-                let arn = model::entity_arn(account, Kind::User, &e.path, &e.name);
-                authorize(ctx, "iam:CreateAccessKey", &arn)?;
+                let (mut e, entry) = self
+                    .load_authorized(ctx, Kind::User, name, "iam:CreateAccessKey")
+                    .await?;
                 if e.access_keys.len() >= MAX_KEYS_PER_USER {
                     return Err(IamError::LimitExceeded(format!(
                         "Cannot exceed quota for AccessKeysPerUser: {MAX_KEYS_PER_USER}"
@@ -305,7 +305,10 @@ impl Iam {
                 e.access_keys.push(akid.to_string());
                 let key = model::entity_key(account, Kind::User, name);
                 batch.check(key.clone(), Some(&entry)).put(key, json(&e)?);
-                (arn, Some(e.name))
+                (
+                    model::entity_arn(account, Kind::User, &e.path, &e.name),
+                    Some(e.name),
+                )
             }
             None => {
                 let arn = ctx.caller.principal_arn.clone();
@@ -337,9 +340,7 @@ impl Iam {
         let account = ctx.account_id();
         let ids: Vec<String> = match user {
             Some(name) => {
-                let (e, _) = self.load_entity(account, Kind::User, name).await?;
-                let arn = model::entity_arn(account, Kind::User, &e.path, &e.name);
-                authorize(ctx, action, &arn)?;
+                let (e, _) = self.load_authorized(ctx, Kind::User, name, action).await?;
                 e.access_keys
             }
             None => {

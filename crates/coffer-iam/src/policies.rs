@@ -368,12 +368,9 @@ impl Iam {
             let prefix = i.opt("PathPrefix", input::POLICY_PATH);
             let (marker, max) = paging(&mut i);
             i.finish()?;
-            let (e, _) = self.load_entity(account, kind, &name).await?;
-            authorize(
-                ctx,
-                &format!("iam:{action}"),
-                &model::entity_arn(account, kind, &e.path, &e.name),
-            )?;
+            let (e, _) = self
+                .load_authorized(ctx, kind, &name, &format!("iam:{action}"))
+                .await?;
             let items = e
                 .attached
                 .iter()
@@ -399,12 +396,9 @@ impl Iam {
         i.finish()?;
         let attach = action.starts_with("Attach");
         self.write(|| async {
-            let (mut e, eentry) = self.load_entity(account, kind, &name).await?;
-            authorize(
-                ctx,
-                &format!("iam:{action}"),
-                &model::entity_arn(account, kind, &e.path, &e.name),
-            )?;
+            let (mut e, eentry) = self
+                .load_authorized(ctx, kind, &name, &format!("iam:{action}"))
+                .await?;
             let (mut p, pentry) = match self.load_policy(account, &arn).await {
                 Err(IamError::NoSuchEntity(_)) if attach => return Err(not_attachable(&arn)),
                 other => other?,

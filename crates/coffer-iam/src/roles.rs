@@ -56,12 +56,9 @@ impl Iam {
             "GetRole" => {
                 let name = i.req("RoleName", input::ROLE_NAME);
                 i.finish()?;
-                let (e, _) = self.load_entity(account, Kind::Role, &name).await?;
-                authorize(
-                    ctx,
-                    "iam:GetRole",
-                    &model::entity_arn(account, Kind::Role, &e.path, &e.name),
-                )?;
+                let (e, _) = self
+                    .load_authorized(ctx, Kind::Role, &name, "iam:GetRole")
+                    .await?;
                 w.open("Role");
                 model::write_entity(&mut w, account, Kind::Role, &e, true);
                 w.close("Role");
@@ -134,12 +131,8 @@ impl Iam {
                 let name = i.req("RoleName", input::ROLE_NAME);
                 paging(&mut i);
                 i.finish()?;
-                let (e, _) = self.load_entity(account, Kind::Role, &name).await?;
-                authorize(
-                    ctx,
-                    "iam:ListInstanceProfilesForRole",
-                    &model::entity_arn(account, Kind::Role, &e.path, &e.name),
-                )?;
+                self.load_authorized(ctx, Kind::Role, &name, "iam:ListInstanceProfilesForRole")
+                    .await?;
                 // Instance profiles belong to EC2, which Coffer does not serve: none can exist,
                 // so a role is in none (tools such as Terraform ask before deleting a role).
                 w.open("InstanceProfiles").close("InstanceProfiles");
@@ -175,12 +168,7 @@ impl Iam {
     ) -> Result<model::Entity, IamError> {
         let account = ctx.account_id();
         self.write(|| async {
-            let (mut e, entry) = self.load_entity(account, Kind::Role, name).await?;
-            authorize(
-                ctx,
-                action,
-                &model::entity_arn(account, Kind::Role, &e.path, &e.name),
-            )?;
+            let (mut e, entry) = self.load_authorized(ctx, Kind::Role, name, action).await?;
             change(&mut e);
             let key = model::entity_key(account, Kind::Role, name);
             let mut batch = WriteBatch::new();

@@ -56,9 +56,9 @@ impl Iam {
                         }
                     },
                 };
-                let (e, _) = self.load_entity(account, Kind::User, &name).await?;
-                let arn = model::entity_arn(account, Kind::User, &e.path, &e.name);
-                authorize(ctx, "iam:GetUser", &arn)?;
+                let (e, _) = self
+                    .load_authorized(ctx, Kind::User, &name, "iam:GetUser")
+                    .await?;
                 w.open("User");
                 model::write_entity(&mut w, account, Kind::User, &e, true);
                 w.close("User");
@@ -125,9 +125,9 @@ impl Iam {
     ) -> Result<(), IamError> {
         let account = ctx.account_id();
         self.write(|| async {
-            let (mut e, entry) = self.load_entity(account, Kind::User, name).await?;
-            let arn = model::entity_arn(account, Kind::User, &e.path, &e.name);
-            authorize(ctx, "iam:UpdateUser", &arn)?;
+            let (mut e, entry) = self
+                .load_authorized(ctx, Kind::User, name, "iam:UpdateUser")
+                .await?;
             let old_key = model::entity_key(account, Kind::User, name);
             let mut batch = WriteBatch::new();
             batch.check(old_key.clone(), Some(&entry));
