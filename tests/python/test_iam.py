@@ -100,3 +100,41 @@ def test_boto3_errors_are_aws_shaped(use_env):
         iam.delete_user(UserName="b3-user")
     sts = boto3.client("sts")
     assert sts.get_caller_identity()["Arn"] == f"arn:aws:iam::{ACCOUNT}:root"
+
+
+def test_cli_permissions_boundary_caps_a_user(coffer_env):
+    env = coffer_env
+    boundary = aws_json(env, "iam", "create-policy", "--policy-name", "cli-ssm-only",
+                        "--policy-document", json.dumps({
+                            "Version": "2012-10-17", "Statement": [{
+                                "Effect": "Allow", "Action": "ssm:GetParameter",
+                                "Resource": "*"}]}))["Policy"]["Arn"]
+    aws(env, "ssm", "put-parameter", "--name", "/cli-bounded/p", "--value", "v",
+        "--type", "String")
+    user = aws_json(env, "iam", "create-user", "--user-name", "cli-carol",
+                    "--permissions-boundary", boundary)["User"]
+    assert user["PermissionsBoundary"] == {
+        "PermissionsBoundaryType": "PermissionsBoundaryPolicy",
+        "PermissionsBoundaryArn": boundary}
+    aws(env, "iam", "put-user-policy", "--user-name", "cli-carol", "--policy-name", "admin",
+        "--policy-document", json.dumps({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+    key = aws_json(env, "iam", "create-access-key", "--user-name", "cli-carol")["AccessKey"]
+    carol = as_principal(env, key["AccessKeyId"], key["SecretAccessKey"])
+
+    got = aws_json(carol, "ssm", "get-parameter", "--name", "/cli-bounded/p")
+    assert got["Parameter"]["Value"] == "v"
+    p = aws(carol, "ssm", "get-parameters-by-path", "--path", "/cli-bounded", check=False)
+    assert p.returncode != 0 and "no permissions boundary allows" in p.stderr, p.stderr
+
+    used = aws_json(env, "iam", "list-entities-for-policy", "--policy-arn", boundary,
+                    "--policy-usage-filter", "PermissionsBoundary")
+    assert [u["UserName"] for u in used["PolicyUsers"]] == ["cli-carol"]
+    p = aws(env, "iam", "delete-policy", "--policy-arn", boundary, check=False)
+    assert "DeleteConflict" in p.stderr, p.stderr
+
+    aws(env, "iam", "delete-user-permissions-boundary", "--user-name", "cli-carol")
+    aws_json(carol, "ssm", "get-parameters-by-path", "--path", "/cli-bounded")
+    assert "PermissionsBoundary" not in aws_json(
+        env, "iam", "get-user", "--user-name", "cli-carol")["User"]
+    aws(env, "iam", "delete-policy", "--policy-arn", boundary)

@@ -40,6 +40,7 @@ fn policies() -> IdentityPolicies {
     IdentityPolicies {
         identity,
         session: None,
+        boundary: None,
     }
 }
 

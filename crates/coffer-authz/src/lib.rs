@@ -30,6 +30,8 @@ pub struct IdentityPolicies {
     pub identity: Vec<Arc<CompiledPolicy>>,
     /// A session policy (AssumeRole's `Policy`): when present it must also allow.
     pub session: Option<Arc<CompiledPolicy>>,
+    /// The user's or the session's role's permissions boundary: when present it must also allow.
+    pub boundary: Option<Arc<CompiledPolicy>>,
 }
 
 /// Where the caller's identity policies come from (IAM). Implementations cache compiled
@@ -167,23 +169,62 @@ impl Authorizer for CallerAuthorizer {
         };
         let decision =
             coffer_policy::decide(policies.identity.iter().map(|p| &**p), mode, &request);
-        let decision = match (decision, &policies.session) {
-            // A session policy bounds what the identity policies grant.
-            (Decision::Allow, Some(session)) => {
-                coffer_policy::decide([&**session], ResourceMode::None, &request)
+        bounded(decision, policies, mode, &request).map_err(deny)
+    }
+}
+
+/// Applies the caller's bounds to the identity and resource policies' `decision`: a
+/// permissions boundary and a session policy each cap what the identity policies grant (an
+/// explicit deny anywhere wins; then every present bound must allow). As in AWS, they do not cap
+/// what a resource or key policy grants the caller by itself ("permissions boundaries do not
+/// define the maximum permissions that a resource-based policy can grant"); unlike AWS, a
+/// resource policy naming the role rather than the session is not told apart.
+fn bounded(
+    decision: Decision,
+    policies: &IdentityPolicies,
+    mode: ResourceMode<'_>,
+    request: &coffer_policy::Request<'_>,
+) -> Result<(), DenyReason> {
+    use coffer_policy::DenyReason as Why;
+    let main = match decision {
+        Decision::Allow => None,
+        Decision::Deny(Why::ExplicitIdentity) => return Err(DenyReason::ExplicitDenyIdentity),
+        Decision::Deny(Why::ExplicitResource) => return Err(DenyReason::ExplicitDenyResource),
+        Decision::Deny(Why::NoIdentityAllow) => Some(DenyReason::NoIdentityAllow),
+        Decision::Deny(Why::NoResourceAllow) => Some(DenyReason::NoResourceAllow),
+    };
+    let bounds = [
+        (
+            &policies.boundary,
+            DenyReason::ExplicitDenyBoundary,
+            DenyReason::NoBoundaryAllow,
+        ),
+        (
+            &policies.session,
+            DenyReason::ExplicitDenySession,
+            DenyReason::NoSessionAllow,
+        ),
+    ];
+    let mut implicit = main;
+    for (bound, explicit, no_allow) in bounds {
+        let Some(bound) = bound else { continue };
+        match coffer_policy::decide([&**bound], ResourceMode::None, request) {
+            Decision::Allow => {}
+            Decision::Deny(Why::ExplicitIdentity) => return Err(explicit),
+            Decision::Deny(_) => {
+                if implicit.is_none() && !granted_by_resource(mode, request) {
+                    implicit = Some(no_allow);
+                }
             }
-            (d, _) => d,
-        };
-        match decision {
-            Decision::Allow => Ok(()),
-            Decision::Deny(reason) => Err(deny(match reason {
-                coffer_policy::DenyReason::ExplicitIdentity => DenyReason::ExplicitDenyIdentity,
-                coffer_policy::DenyReason::ExplicitResource => DenyReason::ExplicitDenyResource,
-                coffer_policy::DenyReason::NoIdentityAllow => DenyReason::NoIdentityAllow,
-                coffer_policy::DenyReason::NoResourceAllow => DenyReason::NoResourceAllow,
-            })),
         }
     }
+    implicit.map_or(Ok(()), Err)
+}
+
+/// Whether the resource (or key) policy alone allows the request, without identity policies.
+fn granted_by_resource(mode: ResourceMode<'_>, request: &coffer_policy::Request<'_>) -> bool {
+    !matches!(mode, ResourceMode::None)
+        && coffer_policy::decide(std::iter::empty(), mode, request) == Decision::Allow
 }
 
 fn request_principal(caller: &Caller) -> RequestPrincipal<'_> {

@@ -54,6 +54,7 @@ fn with(docs: &[&str]) -> Fixed {
     Fixed(Ok(Arc::new(IdentityPolicies {
         identity: docs.iter().map(|d| compile(d)).collect(),
         session: None,
+        boundary: None,
     })))
 }
 
@@ -309,11 +310,134 @@ fn session_policy_bounds_the_role() {
         session: Some(compile(
             r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"secretsmanager:DescribeSecret","Resource":"*"}}"#,
         )),
+        boundary: None,
     })));
     let ctx = ctx_for(c, src);
     assert!(
         ctx.authorize(&AccessRequest::new("secretsmanager:DescribeSecret", SECRET))
             .is_ok()
     );
-    assert!(ctx.authorize(&AccessRequest::new(GSV, SECRET)).is_err());
+    let denied = ctx.authorize(&AccessRequest::new(GSV, SECRET)).unwrap_err();
+    assert!(
+        denied
+            .message
+            .ends_with("because no session policy allows the secretsmanager:GetSecretValue action"),
+        "{}",
+        denied.message
+    );
+}
+
+#[test]
+fn a_permissions_boundary_caps_what_identity_policies_grant() {
+    let admin =
+        r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"*","Resource":"*"}}"#;
+    let boundary = r#"{"Version":"2012-10-17","Statement":[
+        {"Effect":"Allow","Action":["secretsmanager:GetSecretValue","secretsmanager:DescribeSecret"],"Resource":"*"},
+        {"Effect":"Deny","Action":"secretsmanager:DescribeSecret","Resource":"*"}]}"#;
+    let with_boundary = |identity: &[&str]| {
+        Fixed(Ok(Arc::new(IdentityPolicies {
+            identity: identity.iter().map(|d| compile(d)).collect(),
+            session: None,
+            boundary: Some(compile(boundary)),
+        })))
+    };
+    let ctx = ctx_for(user(), with_boundary(&[admin]));
+    // Inside both: allowed.
+    assert!(ctx.authorize(&AccessRequest::new(GSV, SECRET)).is_ok());
+    // Granted by the identity policy, outside the boundary: denied, and the message says why.
+    let d = ctx
+        .authorize(&AccessRequest::new("secretsmanager:DeleteSecret", SECRET))
+        .unwrap_err();
+    assert!(
+        d.message.ends_with(
+            "because no permissions boundary allows the secretsmanager:DeleteSecret action"
+        ),
+        "{}",
+        d.message
+    );
+    assert!(!d.is_explicit());
+    // An explicit deny in the boundary wins and is explicit.
+    let d = ctx
+        .authorize(&AccessRequest::new("secretsmanager:DescribeSecret", SECRET))
+        .unwrap_err();
+    assert!(
+        d.message
+            .ends_with("with an explicit deny in a permissions boundary"),
+        "{}",
+        d.message
+    );
+    assert!(d.is_explicit());
+    // The boundary grants nothing by itself.
+    let ctx = ctx_for(user(), with_boundary(&[]));
+    let d = ctx.authorize(&AccessRequest::new(GSV, SECRET)).unwrap_err();
+    assert!(
+        d.message.ends_with(
+            "because no identity-based policy allows the secretsmanager:GetSecretValue action"
+        ),
+        "{}",
+        d.message
+    );
+}
+
+#[test]
+fn bounds_do_not_cap_what_a_resource_or_key_policy_grants_by_itself() {
+    let admin =
+        r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"*","Resource":"*"}}"#;
+    let narrow = r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"iam:GetUser","Resource":"*"}}"#;
+    let no_deleting = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"},
+        {"Effect":"Deny","Action":"secretsmanager:GetSecretValue","Resource":"*"}]}"#;
+    let bounded_by = |boundary: &str, session: Option<&str>| {
+        let mut c = user();
+        if session.is_some() {
+            c.principal_type = PrincipalType::AssumedRole;
+        }
+        ctx_for(
+            c,
+            Fixed(Ok(Arc::new(IdentityPolicies {
+                identity: vec![compile(admin)],
+                session: session.map(compile),
+                boundary: Some(compile(boundary)),
+            }))),
+        )
+    };
+    let to_alice = r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:user/alice"},"Action":"secretsmanager:GetSecretValue","Resource":"*"}}"#;
+    let to_account = r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"secretsmanager:GetSecretValue","Resource":"*"}}"#;
+    let req = |doc| AccessRequest::new(GSV, SECRET).resource_policy(ResourcePolicy::Combined(doc));
+    for ctx in [bounded_by(narrow, None), bounded_by(narrow, Some(narrow))] {
+        // Granted to the caller by the resource policy: neither bound caps it.
+        assert!(ctx.authorize(&req(to_alice)).is_ok());
+        // Granted to the account only: the identity policy decides, and the bounds cap it.
+        assert!(ctx.authorize(&req(to_account)).is_err());
+        assert!(ctx.authorize(&AccessRequest::new(GSV, SECRET)).is_err());
+    }
+    // An explicit deny in a bound still wins over the resource policy's grant.
+    let e = bounded_by(no_deleting, None)
+        .authorize(&req(to_alice))
+        .unwrap_err();
+    assert!(
+        e.message
+            .ends_with("with an explicit deny in a permissions boundary"),
+        "{}",
+        e.message
+    );
+    // A key policy granting through the service to anyone in the account (an AWS managed
+    // key's) is not capped either; one delegating to IAM is.
+    let key = "arn:aws:kms:us-east-1:123456789012:key/k";
+    let managed = r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"kms:CallerAccount":"123456789012"}}}}"#;
+    let delegating = r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"kms:*","Resource":"*"}}"#;
+    let caller_account = [ConditionKey::str("kms:CallerAccount", ACCOUNT)];
+    let ctx = bounded_by(narrow, None);
+    let decrypt = |doc| {
+        AccessRequest::new("kms:Decrypt", key)
+            .keys(&caller_account)
+            .resource_policy(ResourcePolicy::KeyPolicy(doc))
+    };
+    assert!(ctx.authorize(&decrypt(managed)).is_ok());
+    let e = ctx.authorize(&decrypt(delegating)).unwrap_err();
+    assert!(
+        e.message
+            .ends_with("because no permissions boundary allows the kms:Decrypt action"),
+        "{}",
+        e.message
+    );
 }

@@ -180,6 +180,12 @@ pub enum DenyReason {
     NoResourceAllow,
     ExplicitDenyIdentity,
     ExplicitDenyResource,
+    /// The principal's permissions boundary does not allow the action.
+    NoBoundaryAllow,
+    ExplicitDenyBoundary,
+    /// The session policy (AssumeRole's `Policy`) does not allow the action.
+    NoSessionAllow,
+    ExplicitDenySession,
 }
 
 impl AccessDenied {
@@ -198,6 +204,18 @@ impl AccessDenied {
             DenyReason::ExplicitDenyResource => {
                 "with an explicit deny in a resource-based policy".to_string()
             }
+            DenyReason::NoBoundaryAllow => {
+                format!("because no permissions boundary allows the {action} action")
+            }
+            DenyReason::ExplicitDenyBoundary => {
+                "with an explicit deny in a permissions boundary".to_string()
+            }
+            DenyReason::NoSessionAllow => {
+                format!("because no session policy allows the {action} action")
+            }
+            DenyReason::ExplicitDenySession => {
+                "with an explicit deny in a session policy".to_string()
+            }
         };
         Self {
             message: format!(
@@ -211,7 +229,10 @@ impl AccessDenied {
     pub fn is_explicit(&self) -> bool {
         matches!(
             self.reason,
-            DenyReason::ExplicitDenyIdentity | DenyReason::ExplicitDenyResource
+            DenyReason::ExplicitDenyIdentity
+                | DenyReason::ExplicitDenyResource
+                | DenyReason::ExplicitDenyBoundary
+                | DenyReason::ExplicitDenySession
         )
     }
 }

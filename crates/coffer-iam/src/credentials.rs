@@ -68,6 +68,8 @@ pub struct IdentityPolicies {
     pub identity: Vec<(String, Arc<str>)>,
     /// AssumeRole's `Policy`: the session can do only what it and the identity policies allow.
     pub session: Option<Arc<str>>,
+    /// The user's or role's permissions boundary (its ARN, the default version's document).
+    pub boundary: Option<(String, Arc<str>)>,
 }
 
 #[derive(Debug, Clone)]
@@ -334,6 +336,7 @@ impl Iam {
                     .ok_or_else(|| IamError::internal("an IAM user caller without a name"))?;
                 let (user, _) = self.load_entity(account, Kind::User, name).await?;
                 self.collect(account, &user, &mut out).await?;
+                out.boundary = self.boundary_of(account, &user).await?;
                 for g in &user.groups {
                     let (group, _) = self.load_entity(account, Kind::Group, g).await?;
                     self.collect(account, &group, &mut out).await?;
@@ -352,6 +355,7 @@ impl Iam {
                     return Err(Kind::Role.no_such(&session.issuer_name));
                 }
                 self.collect(account, &role, &mut out).await?;
+                out.boundary = self.boundary_of(account, &role).await?;
                 let sessions = read(&self.cache.sessions);
                 let info = sessions
                     .get(&caller.access_key_id)
@@ -387,6 +391,11 @@ impl Iam {
                 .map(|(_, d)| compile(d))
                 .collect::<Result<_, _>>()?,
             session: docs.session.as_deref().map(compile).transpose()?,
+            boundary: docs
+                .boundary
+                .as_ref()
+                .map(|(_, d)| compile(d))
+                .transpose()?,
         });
         write(&self.cache.policies).insert(cache_key, compiled.clone());
         Ok(compiled)
@@ -424,12 +433,33 @@ impl Iam {
             out.identity.push((name.clone(), Arc::from(doc.as_str())));
         }
         for arn in &e.attached {
-            let (p, _): (ManagedPolicy, _) = self.load_policy(account, arn).await?;
-            let doc = p.default_document().ok_or_else(|| {
-                IamError::internal("a managed policy without its default version")
-            })?;
-            out.identity.push((arn.clone(), Arc::from(doc)));
+            out.identity
+                .push((arn.clone(), self.default_document(account, arn).await?));
         }
         Ok(())
+    }
+
+    /// The permissions boundary of a user or role, if it has one. Its policy cannot be deleted
+    /// while in use, so a missing one is an error (and the caller is denied).
+    async fn boundary_of(
+        &self,
+        account: &str,
+        e: &model::Entity,
+    ) -> Result<Option<(String, Arc<str>)>, IamError> {
+        let Some(arn) = &e.permissions_boundary else {
+            return Ok(None);
+        };
+        Ok(Some((
+            arn.clone(),
+            self.default_document(account, arn).await?,
+        )))
+    }
+
+    /// The document of a managed policy's default version.
+    async fn default_document(&self, account: &str, arn: &str) -> Result<Arc<str>, IamError> {
+        let (p, _): (ManagedPolicy, _) = self.load_policy(account, arn).await?;
+        p.default_document()
+            .map(Arc::from)
+            .ok_or_else(|| IamError::internal("a managed policy without its default version"))
     }
 }

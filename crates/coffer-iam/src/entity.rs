@@ -6,6 +6,7 @@ use coffer_service::tags::Tag;
 use coffer_store::{Entry, WriteBatch};
 use coffer_wire::query::XmlWriter;
 
+use crate::boundaries::authorize_bounded;
 use crate::input::{self, Input};
 use crate::model::{self, Entity, Kind};
 use crate::{Iam, IamError, authorize, json};
@@ -83,27 +84,29 @@ impl Iam {
     ) -> Result<(Entity, Entry), IamError> {
         let account = ctx.account_id();
         let (e, entry) = self.load_entity(account, kind, name).await?;
-        authorize(
+        authorize_bounded(
             ctx,
             action,
             &model::entity_arn(account, kind, &e.path, &e.name),
+            e.permissions_boundary.as_deref(),
         )?;
         Ok((e, entry))
     }
 
-    /// Creates a user, group or role named `name`; `fill` sets the kind's own fields.
+    /// Creates a user, group or role named `name`, bounded by the managed policy `boundary`
+    /// (users and roles); `fill` sets the rest (tags, the kind's own fields).
     pub(crate) async fn create_entity(
         &self,
         ctx: &RequestContext,
         kind: Kind,
         name: &str,
         path: &str,
-        tags: Vec<Tag>,
+        boundary: Option<&str>,
         fill: impl Fn(&mut Entity),
     ) -> Result<Entity, IamError> {
         let account = ctx.account_id();
         let arn = model::entity_arn(account, kind, path, name);
-        authorize(ctx, &format!("iam:Create{}", kind.title()), &arn)?;
+        authorize_bounded(ctx, &format!("iam:Create{}", kind.title()), &arn, boundary)?;
         self.write(|| async {
             let key = model::entity_key(account, kind, name);
             if self.store.get(key.as_bytes()).await?.is_some() {
@@ -117,11 +120,13 @@ impl Iam {
                 path: path.to_string(),
                 id: model::new_id(kind.id_prefix()),
                 created_ms: self.now_ms(),
-                tags: tags.clone(),
+                permissions_boundary: boundary.map(str::to_string),
                 ..Entity::default()
             };
             fill(&mut e);
             let mut batch = WriteBatch::new();
+            self.move_boundary(account, &mut batch, None, boundary)
+                .await?;
             batch.check(key.clone(), None).put(key, json(&e)?);
             self.commit(account, batch).await?;
             Ok(e)
@@ -247,6 +252,8 @@ impl Iam {
             }
             let key = model::entity_key(account, kind, name);
             let mut batch = WriteBatch::new();
+            self.move_boundary(account, &mut batch, e.permissions_boundary.as_deref(), None)
+                .await?;
             batch.check(key.clone(), Some(&entry)).delete(key);
             self.commit(account, batch).await
         })

@@ -30,7 +30,7 @@ impl Iam {
                 let path = i.opt("Path", input::PATH).unwrap_or_else(|| "/".into());
                 i.finish()?;
                 let e = self
-                    .create_entity(ctx, Kind::Group, &name, &path, Vec::new(), |_| {})
+                    .create_entity(ctx, Kind::Group, &name, &path, None, |_| {})
                     .await?;
                 w.open("Group");
                 model::write_entity(&mut w, account, Kind::Group, &e, false);

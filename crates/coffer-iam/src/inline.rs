@@ -19,20 +19,9 @@ impl Iam {
         q: &QueryParams,
     ) -> Result<String, IamError> {
         let account = ctx.account_id();
-        let kind = if action.contains("User") {
-            Kind::User
-        } else if action.contains("Group") {
-            Kind::Group
-        } else {
-            Kind::Role
-        };
-        let name_shape = match kind {
-            Kind::User => input::EXISTING_USER_NAME,
-            Kind::Group => input::GROUP_NAME,
-            Kind::Role => input::ROLE_NAME,
-        };
+        let kind = Kind::of_action(action);
         let mut i = Input::new(q);
-        let name = i.req(kind.name_param(), name_shape);
+        let name = i.req(kind.name_param(), kind.existing_name_shape());
         let iam_action = format!("iam:{action}");
         let mut w = XmlWriter::new();
         let no_such_policy = |p: &str| {

@@ -14,6 +14,7 @@ use coffer_crypto::RootKey;
 use coffer_store::{Entry, Store, WriteBatch};
 use coffer_wire::query::QueryParams;
 
+mod boundaries;
 pub mod credentials;
 mod entity;
 mod error;
@@ -57,8 +58,10 @@ pub static IAM_OPERATIONS: &[&str] = &[
     "DeletePolicy",
     "DeletePolicyVersion",
     "DeleteRole",
+    "DeleteRolePermissionsBoundary",
     "DeleteRolePolicy",
     "DeleteUser",
+    "DeleteUserPermissionsBoundary",
     "DeleteUserPolicy",
     "DetachGroupPolicy",
     "DetachRolePolicy",
@@ -76,6 +79,7 @@ pub static IAM_OPERATIONS: &[&str] = &[
     "ListAttachedGroupPolicies",
     "ListAttachedRolePolicies",
     "ListAttachedUserPolicies",
+    "ListEntitiesForPolicy",
     "ListGroupPolicies",
     "ListGroups",
     "ListGroupsForUser",
@@ -89,7 +93,9 @@ pub static IAM_OPERATIONS: &[&str] = &[
     "ListUserTags",
     "ListUsers",
     "PutGroupPolicy",
+    "PutRolePermissionsBoundary",
     "PutRolePolicy",
+    "PutUserPermissionsBoundary",
     "PutUserPolicy",
     "RemoveUserFromGroup",
     "SetDefaultPolicyVersion",
@@ -183,6 +189,10 @@ impl Iam {
             | "TagRole"
             | "UntagRole"
             | "ListRoleTags" => self.roles(ctx, action, q).await?,
+            "PutUserPermissionsBoundary"
+            | "DeleteUserPermissionsBoundary"
+            | "PutRolePermissionsBoundary"
+            | "DeleteRolePermissionsBoundary" => self.boundaries(ctx, action, q).await?,
             "PutUserPolicy" | "GetUserPolicy" | "DeleteUserPolicy" | "ListUserPolicies"
             | "PutGroupPolicy" | "GetGroupPolicy" | "DeleteGroupPolicy" | "ListGroupPolicies"
             | "PutRolePolicy" | "GetRolePolicy" | "DeleteRolePolicy" | "ListRolePolicies" => {
@@ -297,6 +307,16 @@ pub(crate) fn authorize(
     action: &str,
     resource: &str,
 ) -> Result<(), IamError> {
-    ctx.authorize(&coffer_core::authz::AccessRequest::new(action, resource))
+    authorize_with(ctx, action, resource, &[])
+}
+
+/// [`authorize`] with the request's condition keys.
+pub(crate) fn authorize_with(
+    ctx: &RequestContext,
+    action: &str,
+    resource: &str,
+    keys: &[coffer_core::authz::ConditionKey<'_>],
+) -> Result<(), IamError> {
+    ctx.authorize(&coffer_core::authz::AccessRequest::new(action, resource).keys(keys))
         .map_err(|denied| IamError::AccessDenied(denied.message))
 }

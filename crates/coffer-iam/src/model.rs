@@ -26,6 +26,24 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
+    /// The kind an operation acts on, from its name (`PutUserPolicy`, `AttachRolePolicy`, ...).
+    pub fn of_action(action: &str) -> Kind {
+        if action.contains("User") {
+            Kind::User
+        } else if action.contains("Group") {
+            Kind::Group
+        } else {
+            Kind::Role
+        }
+    }
+    /// The shape of the name parameter that names an existing entity of this kind.
+    pub fn existing_name_shape(self) -> crate::input::Str {
+        match self {
+            Kind::User => crate::input::EXISTING_USER_NAME,
+            Kind::Group => crate::input::GROUP_NAME,
+            Kind::Role => crate::input::ROLE_NAME,
+        }
+    }
     pub fn segment(self) -> &'static str {
         match self {
             Kind::User => "user",
@@ -133,6 +151,9 @@ pub(crate) struct Entity {
     pub description: Option<String>,
     #[serde(default)]
     pub max_session_secs: Option<i64>,
+    /// User or role: the ARN of the managed policy that caps its permissions.
+    #[serde(default)]
+    pub permissions_boundary: Option<String>,
 }
 
 pub(crate) fn entity_arn(account: &str, kind: Kind, path: &str, name: &str) -> String {
@@ -164,6 +185,9 @@ pub(crate) struct ManagedPolicy {
     /// The number the next version gets (`v{n}`); never reused.
     pub next_version: u32,
     pub attachments: u32,
+    /// Users and roles whose permissions boundary this policy is.
+    #[serde(default)]
+    pub boundary_uses: u32,
     #[serde(default)]
     pub tags: Vec<Tag>,
 }
@@ -226,14 +250,9 @@ pub(crate) fn write_tags(w: &mut XmlWriter, tags: &[Tag]) {
     w.close("Tags");
 }
 
-/// `<User>`, `<Group>`, `<Role>` contents (without the enclosing element).
-pub(crate) fn write_entity(
-    w: &mut XmlWriter,
-    account: &str,
-    kind: Kind,
-    e: &Entity,
-    with_tags: bool,
-) {
+/// `<User>`, `<Group>`, `<Role>` contents (without the enclosing element); `full` adds what
+/// only Get and Create answers carry (the permissions boundary and the tags).
+pub(crate) fn write_entity(w: &mut XmlWriter, account: &str, kind: Kind, e: &Entity, full: bool) {
     let arn = entity_arn(account, kind, &e.path, &e.name);
     let created = iso8601(e.created_ms);
     w.text("Path", &e.path)
@@ -250,7 +269,13 @@ pub(crate) fn write_entity(
             w.text("MaxSessionDuration", &m.to_string());
         }
     }
-    if with_tags && !e.tags.is_empty() && kind != Kind::Group {
+    if let (true, Some(arn)) = (full, &e.permissions_boundary) {
+        w.open("PermissionsBoundary")
+            .text("PermissionsBoundaryType", "PermissionsBoundaryPolicy")
+            .text("PermissionsBoundaryArn", arn)
+            .close("PermissionsBoundary");
+    }
+    if full && !e.tags.is_empty() && kind != Kind::Group {
         write_tags(w, &e.tags);
     }
 }
@@ -262,7 +287,10 @@ pub(crate) fn write_policy(w: &mut XmlWriter, account: &str, p: &ManagedPolicy) 
         .text("Path", &p.path)
         .text("DefaultVersionId", &p.default_version)
         .text("AttachmentCount", &p.attachments.to_string())
-        .text("PermissionsBoundaryUsageCount", "0")
+        .text(
+            "PermissionsBoundaryUsageCount",
+            &p.boundary_uses.to_string(),
+        )
         .text("IsAttachable", "true")
         .opt("Description", p.description.as_deref())
         .text("CreateDate", &iso8601(p.created_ms))

@@ -54,6 +54,30 @@ fn parse_policy_arn<'a>(account: &str, arn: &'a str) -> Option<(&'a str, &'a str
     Some((&path_name[..=slash], &path_name[slash + 1..]))
 }
 
+/// Adds writing `p` to `batch`, guarded by a check that its record is still the one `read`.
+pub(crate) fn stage_policy(
+    batch: &mut WriteBatch,
+    account: &str,
+    p: &ManagedPolicy,
+    read: &Entry,
+) -> Result<(), IamError> {
+    let key = model::policy_key(account, &p.name);
+    batch.check(key.clone(), Some(read)).put(key, json(p)?);
+    Ok(())
+}
+
+/// `PolicyUsageFilter`'s values.
+const USAGES: &[&str] = &["PermissionsPolicy", "PermissionsBoundary"];
+
+/// Whether a policy is in use the way `PolicyUsageFilter` asks: attached
+/// (`PermissionsPolicy`) or bounding a user or role (`PermissionsBoundary`).
+fn in_use(p: &ManagedPolicy, usage: &str) -> bool {
+    match usage {
+        "PermissionsPolicy" => p.attachments > 0,
+        _ => p.boundary_uses > 0,
+    }
+}
+
 fn not_attachable(arn: &str) -> IamError {
     IamError::NoSuchEntity(format!("Policy {arn} does not exist or is not attachable."))
 }
@@ -128,6 +152,7 @@ impl Iam {
                             }],
                             next_version: 2,
                             attachments: 0,
+                            boundary_uses: 0,
                             tags: tags.clone(),
                         };
                         let mut batch = WriteBatch::new();
@@ -152,6 +177,7 @@ impl Iam {
             "ListPolicies" => {
                 let scope = i.enumerated("Scope", &["All", "AWS", "Local"]);
                 let only_attached = i.bool("OnlyAttached").unwrap_or(false);
+                let usage = i.enumerated("PolicyUsageFilter", USAGES);
                 let prefix = i.opt("PathPrefix", input::POLICY_PATH);
                 let (marker, max) = paging(&mut i);
                 i.finish()?;
@@ -171,6 +197,7 @@ impl Iam {
                         .filter(|(_, p, _)| {
                             p.path.starts_with(prefix.as_deref().unwrap_or("/"))
                                 && (!only_attached || p.attachments > 0)
+                                && usage.as_deref().is_none_or(|u| in_use(p, u))
                         })
                         .map(|(k, p, _)| (k[prefix_key.len()..].to_string(), p))
                         .collect()
@@ -191,7 +218,7 @@ impl Iam {
                 self.write(|| async {
                     let (p, entry) = self.load_policy(account, &arn).await?;
                     authorize(ctx, "iam:DeletePolicy", &arn)?;
-                    if p.attachments > 0 {
+                    if p.attachments > 0 || p.boundary_uses > 0 {
                         return Err(IamError::DeleteConflict(
                             "Cannot delete a policy attached to entities.".into(),
                         ));
@@ -324,6 +351,64 @@ impl Iam {
                 w.close("Versions");
                 write_truncation(&mut w, next.as_deref());
             }
+            "ListEntitiesForPolicy" => {
+                let arn = i.req("PolicyArn", input::ARN);
+                let filter = i.enumerated(
+                    "EntityFilter",
+                    &[
+                        "User",
+                        "Role",
+                        "Group",
+                        "LocalManagedPolicy",
+                        "AWSManagedPolicy",
+                    ],
+                );
+                let usage = i.enumerated("PolicyUsageFilter", USAGES);
+                let prefix = i.opt("PathPrefix", input::PATH_PREFIX);
+                let (marker, max) = paging(&mut i);
+                i.finish()?;
+                let (p, _) = self.load_policy(account, &arn).await?;
+                authorize(ctx, "iam:ListEntitiesForPolicy", &arn)?;
+                let target = model::policy_arn(account, &p.path, &p.name);
+                let is_target =
+                    |a: &str| parse_policy_arn(account, a) == parse_policy_arn(account, &target);
+                let mut items = Vec::new();
+                for kind in [Kind::Group, Kind::Role, Kind::User] {
+                    if filter.as_deref().is_some_and(|f| f != kind.title()) {
+                        continue;
+                    }
+                    let key_prefix = model::entity_prefix(account, kind);
+                    for (k, e, _) in self.scan_json::<model::Entity>(&key_prefix).await? {
+                        let attached = e.attached.iter().any(|a| is_target(a));
+                        let bounded = e.permissions_boundary.as_deref().is_some_and(is_target);
+                        let used = match usage.as_deref() {
+                            Some("PermissionsPolicy") => attached,
+                            Some(_) => bounded,
+                            None => attached || bounded,
+                        };
+                        if used && e.path.starts_with(prefix.as_deref().unwrap_or("/")) {
+                            // Sorted and paged by kind, then name.
+                            items.push((
+                                format!("{}/{}", kind.segment(), &k[key_prefix.len()..]),
+                                (kind, e),
+                            ));
+                        }
+                    }
+                }
+                let (list, next) = page(items, marker.as_deref(), max);
+                for kind in [Kind::Group, Kind::User, Kind::Role] {
+                    let title = kind.title();
+                    w.open(&format!("Policy{title}s"));
+                    for (_, e) in list.iter().filter(|(k, _)| *k == kind) {
+                        w.open("member")
+                            .text(&format!("{title}Name"), &e.name)
+                            .text(&format!("{title}Id"), &e.id)
+                            .close("member");
+                    }
+                    w.close(&format!("Policy{title}s"));
+                }
+                write_truncation(&mut w, next.as_deref());
+            }
             _ => return self.attachments(ctx, action, q).await,
         }
         Ok(w.into_string())
@@ -335,9 +420,8 @@ impl Iam {
         p: &ManagedPolicy,
         entry: &Entry,
     ) -> Result<(), IamError> {
-        let key = model::policy_key(account, &p.name);
         let mut batch = WriteBatch::new();
-        batch.check(key.clone(), Some(entry)).put(key, json(p)?);
+        stage_policy(&mut batch, account, p, entry)?;
         self.commit(account, batch).await
     }
 
@@ -349,20 +433,9 @@ impl Iam {
         q: &QueryParams,
     ) -> Result<String, IamError> {
         let account = ctx.account_id();
-        let kind = if action.contains("User") {
-            Kind::User
-        } else if action.contains("Group") {
-            Kind::Group
-        } else {
-            Kind::Role
-        };
-        let name_shape = match kind {
-            Kind::User => input::EXISTING_USER_NAME,
-            Kind::Group => input::GROUP_NAME,
-            Kind::Role => input::ROLE_NAME,
-        };
+        let kind = Kind::of_action(action);
         let mut i = Input::new(q);
-        let name = i.req(kind.name_param(), name_shape);
+        let name = i.req(kind.name_param(), kind.existing_name_shape());
         let mut w = XmlWriter::new();
         if action.starts_with("ListAttached") {
             let prefix = i.opt("PathPrefix", input::POLICY_PATH);
@@ -426,13 +499,11 @@ impl Iam {
                 p.attachments = p.attachments.saturating_sub(1);
             }
             let ekey = model::entity_key(account, kind, &name);
-            let pkey = model::policy_key(account, &p.name);
             let mut batch = WriteBatch::new();
             batch
                 .check(ekey.clone(), Some(&eentry))
-                .check(pkey.clone(), Some(&pentry))
-                .put(ekey, json(&e)?)
-                .put(pkey, json(&p)?);
+                .put(ekey, json(&e)?);
+            stage_policy(&mut batch, account, &p, &pentry)?;
             self.commit(account, batch).await
         })
         .await?;

@@ -34,6 +34,7 @@ impl Iam {
                 let trust = i.req("AssumeRolePolicyDocument", input::POLICY_DOCUMENT);
                 let description = i.opt("Description", input::ROLE_DESCRIPTION);
                 let max = i.int("MaxSessionDuration", 3600, 43200);
+                let boundary = i.opt("PermissionsBoundary", input::ARN);
                 let tags = to_tags(i.tags("Tags", entity::MAX_TAGS));
                 i.finish()?;
                 check_document(
@@ -43,7 +44,8 @@ impl Iam {
                     "ACLSizePerRole",
                 )?;
                 let e = self
-                    .create_entity(ctx, Kind::Role, &name, &path, tags, |e| {
+                    .create_entity(ctx, Kind::Role, &name, &path, boundary.as_deref(), |e| {
+                        e.tags = tags.clone();
                         e.trust_policy = Some(trust.clone());
                         e.description = description.clone();
                         e.max_session_secs = Some(max.unwrap_or(DEFAULT_MAX_SESSION));

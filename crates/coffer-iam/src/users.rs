@@ -23,10 +23,13 @@ impl Iam {
             "CreateUser" => {
                 let name = i.req("UserName", input::USER_NAME);
                 let path = i.opt("Path", input::PATH).unwrap_or_else(|| "/".into());
+                let boundary = i.opt("PermissionsBoundary", input::ARN);
                 let tags = to_tags(i.tags("Tags", entity::MAX_TAGS));
                 i.finish()?;
                 let e = self
-                    .create_entity(ctx, Kind::User, &name, &path, tags, |_| {})
+                    .create_entity(ctx, Kind::User, &name, &path, boundary.as_deref(), |e| {
+                        e.tags = tags.clone();
+                    })
                     .await?;
                 w.open("User");
                 model::write_entity(&mut w, account, Kind::User, &e, true);

@@ -33,6 +33,7 @@ impl IdentityPolicySource for Source {
                     .map(|d| Arc::new(CompiledPolicy::parse(d, PolicyKind::Identity).unwrap()))
                     .collect(),
                 session: None,
+                boundary: None,
             })
         });
         Box::pin(async move { r })

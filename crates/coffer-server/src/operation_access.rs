@@ -121,6 +121,7 @@ async fn user(env: &Env, docs: &[String]) -> RequestContext {
             .map(|d| Arc::new(CompiledPolicy::parse(d, PolicyKind::Identity).expect("valid")))
             .collect(),
         session: None,
+        boundary: None,
     };
     let shared = PolicyAuthorizer::new(Arc::new(Fixed(Arc::new(policies))), env.clock.clone());
     let authz = shared.for_caller(&caller).await;

@@ -372,6 +372,11 @@ fn iam_input(op: &str, fx: &Fixture, akid: &str) -> Option<Vec<(String, String)>
         | "ListRolePolicies"
         | "ListRoleTags" => vec![role],
         "DeleteRolePolicy" | "GetRolePolicy" => vec![role, inline],
+        "DeleteRolePermissionsBoundary" => vec![role],
+        "DeleteUserPermissionsBoundary" => vec![user],
+        "ListEntitiesForPolicy" => vec![arn],
+        "PutRolePermissionsBoundary" => vec![role, ("PermissionsBoundary", &policy_arn)],
+        "PutUserPermissionsBoundary" => vec![user, ("PermissionsBoundary", &policy_arn)],
         "DeleteUserPolicy" | "GetUserPolicy" => vec![user, inline],
         "GetAccessKeyLastUsed" => vec![key],
         "ListGroups" | "ListPolicies" | "ListRoles" | "ListUsers" => vec![],

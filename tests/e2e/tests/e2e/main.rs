@@ -4,6 +4,7 @@
 mod audit;
 mod audit_every_operation;
 mod harness;
+mod iam_boundaries;
 mod iam_policies;
 mod iam_users;
 mod iam_util;
