@@ -163,66 +163,18 @@ impl Iam {
     ) -> Result<String, IamError> {
         let account = ctx.account_id();
         let mut i = Input::new(q);
-        let name_shape = if kind == Kind::User {
-            input::EXISTING_USER_NAME
-        } else {
-            input::ROLE_NAME
-        };
-        let name = i.req(kind.name_param(), name_shape);
-        let mode = &action[..action.len().saturating_sub(kind.title().len())];
-        let (new_tags, keys, paging_in) = match mode {
-            "Tag" => {
-                if !q.has_prefix("Tags") {
-                    i.req("Tags", input::TAG_KEY);
-                }
-                (i.tags("Tags", MAX_TAGS), Vec::new(), None)
-            }
-            "Untag" => {
-                if !q.has_prefix("TagKeys") {
-                    i.req("TagKeys", input::TAG_KEY);
-                }
-                (
-                    Vec::new(),
-                    i.list("TagKeys", input::TAG_KEY, MAX_TAGS),
-                    None,
-                )
-            }
-            _ => (Vec::new(), Vec::new(), Some(paging(&mut i))),
-        };
+        let name = i.req(kind.name_param(), kind.existing_name_shape());
+        let change = TagChange::read(&mut i, q, &action[..action.len() - kind.title().len()]);
         i.finish()?;
-        let (current, _) = self.load_entity(account, kind, &name).await?;
-        let arn = model::entity_arn(account, kind, &current.path, &name);
-        authorize(ctx, &format!("iam:{action}"), &arn)?;
-        if let Some((marker, max)) = paging_in {
-            let items = current
-                .tags
-                .iter()
-                .map(|t| (t.key.clone(), t.clone()))
-                .collect();
-            let (tags, next) = page(items, marker.as_deref(), max);
-            let mut w = XmlWriter::new();
-            model::write_tags(&mut w, &tags);
-            write_truncation(&mut w, next.as_deref());
-            return Ok(w.into_string());
+        let (current, _) = self
+            .load_authorized(ctx, kind, &name, &format!("iam:{action}"))
+            .await?;
+        if let TagChange::List(marker, max) = &change {
+            return Ok(tag_page(&current.tags, marker.as_deref(), *max));
         }
-        let new_tags: Vec<Tag> = new_tags
-            .into_iter()
-            .map(|(key, value)| Tag { key, value })
-            .collect();
         self.write(|| async {
             let (mut e, entry) = self.load_entity(account, kind, &name).await?;
-            if mode == "Tag" {
-                coffer_service::tags::merge(&mut e.tags, new_tags.clone(), MAX_TAGS).map_err(
-                    |_| {
-                        IamError::LimitExceeded(format!(
-                            "Cannot exceed quota for TagsPer{}: {MAX_TAGS}",
-                            kind.title()
-                        ))
-                    },
-                )?;
-            } else {
-                e.tags.retain(|t| !keys.contains(&t.key));
-            }
+            change.apply(&mut e.tags, kind.title())?;
             let key = model::entity_key(account, kind, &name);
             let mut batch = WriteBatch::new();
             batch.check(key.clone(), Some(&entry)).put(key, json(&e)?);
@@ -276,6 +228,66 @@ pub(crate) fn write_entities(
         w.close("member");
     }
     w.close(element);
+}
+
+/// What a Tag*, Untag* or List*Tags call asks of a tagged IAM resource.
+pub(crate) enum TagChange {
+    Tag(Vec<Tag>),
+    Untag(Vec<String>),
+    /// Marker and MaxItems.
+    List(Option<String>, usize),
+}
+
+impl TagChange {
+    /// Reads the input of `mode` (`Tag`, `Untag`, or `List` for List*Tags).
+    pub(crate) fn read(i: &mut Input<'_>, q: &coffer_wire::query::QueryParams, mode: &str) -> Self {
+        match mode {
+            "Tag" => {
+                if !q.has_prefix("Tags") {
+                    i.req("Tags", input::TAG_KEY);
+                }
+                TagChange::Tag(to_tags(i.tags("Tags", MAX_TAGS)))
+            }
+            "Untag" => {
+                if !q.has_prefix("TagKeys") {
+                    i.req("TagKeys", input::TAG_KEY);
+                }
+                TagChange::Untag(i.list("TagKeys", input::TAG_KEY, MAX_TAGS))
+            }
+            _ => {
+                let (marker, max) = paging(i);
+                TagChange::List(marker, max)
+            }
+        }
+    }
+
+    /// Applies a Tag or Untag to `tags` (a `title` resource's: `User`, `Role`, `Policy`).
+    pub(crate) fn apply(&self, tags: &mut Vec<Tag>, title: &str) -> Result<(), IamError> {
+        match self {
+            TagChange::Tag(new) => coffer_service::tags::merge(tags, new.clone(), MAX_TAGS)
+                .map_err(|_| {
+                    IamError::LimitExceeded(format!(
+                        "Cannot exceed quota for TagsPer{title}: {MAX_TAGS}"
+                    ))
+                }),
+            TagChange::Untag(keys) => {
+                tags.retain(|t| !keys.contains(&t.key));
+                Ok(())
+            }
+            TagChange::List(..) => Ok(()),
+        }
+    }
+}
+
+/// One page of a List*Tags answer, in key order (the marker is the last key shown).
+pub(crate) fn tag_page(tags: &[Tag], marker: Option<&str>, max: usize) -> String {
+    let mut items: Vec<_> = tags.iter().map(|t| (t.key.clone(), t.clone())).collect();
+    items.sort_by(|a, b| a.0.cmp(&b.0));
+    let (tags, next) = page(items, marker, max);
+    let mut w = XmlWriter::new();
+    model::write_tags(&mut w, &tags);
+    write_truncation(&mut w, next.as_deref());
+    w.into_string()
 }
 
 /// The `Tags` input as stored tags.

@@ -14,6 +14,7 @@ use coffer_crypto::RootKey;
 use coffer_store::{Entry, Store, WriteBatch};
 use coffer_wire::query::QueryParams;
 
+mod absent;
 mod boundaries;
 pub mod credentials;
 mod entity;
@@ -69,6 +70,7 @@ pub static IAM_OPERATIONS: &[&str] = &[
     "GetAccessKeyLastUsed",
     "GetGroup",
     "GetGroupPolicy",
+    "GetLoginProfile",
     "GetPolicy",
     "GetPolicyVersion",
     "GetRole",
@@ -84,14 +86,20 @@ pub static IAM_OPERATIONS: &[&str] = &[
     "ListGroups",
     "ListGroupsForUser",
     "ListInstanceProfilesForRole",
+    "ListMFADevices",
     "ListPolicies",
+    "ListPolicyTags",
     "ListPolicyVersions",
     "ListRolePolicies",
     "ListRoleTags",
     "ListRoles",
+    "ListSSHPublicKeys",
+    "ListServiceSpecificCredentials",
+    "ListSigningCertificates",
     "ListUserPolicies",
     "ListUserTags",
     "ListUsers",
+    "ListVirtualMFADevices",
     "PutGroupPolicy",
     "PutRolePermissionsBoundary",
     "PutRolePolicy",
@@ -99,8 +107,10 @@ pub static IAM_OPERATIONS: &[&str] = &[
     "PutUserPolicy",
     "RemoveUserFromGroup",
     "SetDefaultPolicyVersion",
+    "TagPolicy",
     "TagRole",
     "TagUser",
+    "UntagPolicy",
     "UntagRole",
     "UntagUser",
     "UpdateAccessKey",
@@ -189,6 +199,9 @@ impl Iam {
             | "TagRole"
             | "UntagRole"
             | "ListRoleTags" => self.roles(ctx, action, q).await?,
+            op if absent::OPERATIONS.iter().any(|(o, _)| *o == op) => {
+                self.absent(ctx, action, q).await?
+            }
             "PutUserPermissionsBoundary"
             | "DeleteUserPermissionsBoundary"
             | "PutRolePermissionsBoundary"

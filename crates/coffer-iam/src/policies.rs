@@ -8,7 +8,7 @@ use coffer_policy::PolicyKind;
 use coffer_store::{Entry, WriteBatch};
 use coffer_wire::query::{QueryParams, XmlWriter};
 
-use crate::entity::{self, page, paging, to_tags, write_truncation};
+use crate::entity::{self, TagChange, page, paging, tag_page, to_tags, write_truncation};
 use crate::input::{self, Input};
 use crate::model::{self, Kind, ManagedPolicy, PolicyVersion};
 use crate::{Iam, IamError, authorize, json};
@@ -350,6 +350,23 @@ impl Iam {
                 }
                 w.close("Versions");
                 write_truncation(&mut w, next.as_deref());
+            }
+            "TagPolicy" | "UntagPolicy" | "ListPolicyTags" => {
+                let arn = i.req("PolicyArn", input::ARN);
+                let mode = action.trim_end_matches("Tags").trim_end_matches("Policy");
+                let change = TagChange::read(&mut i, q, mode);
+                i.finish()?;
+                let (p, _) = self.load_policy(account, &arn).await?;
+                authorize(ctx, &format!("iam:{action}"), &arn)?;
+                if let TagChange::List(marker, max) = &change {
+                    return Ok(tag_page(&p.tags, marker.as_deref(), *max));
+                }
+                self.write(|| async {
+                    let (mut p, entry) = self.load_policy(account, &arn).await?;
+                    change.apply(&mut p.tags, "Policy")?;
+                    self.put_policy(account, &p, &entry).await
+                })
+                .await?;
             }
             "ListEntitiesForPolicy" => {
                 let arn = i.req("PolicyArn", input::ARN);

@@ -38,33 +38,20 @@ impl Iam {
             "GetUser" => {
                 let name = i.opt("UserName", input::EXISTING_USER_NAME);
                 i.finish()?;
-                let name = match name {
-                    Some(n) => n,
-                    None => match (&ctx.caller.user_name, ctx.caller.principal_type) {
-                        (Some(n), PrincipalType::IamUser) => n.clone(),
-                        (_, PrincipalType::Root) => {
-                            authorize(ctx, "iam:GetUser", &ctx.caller.principal_arn)?;
-                            w.open("User")
-                                .text("UserId", account)
-                                .text("Arn", &ctx.caller.principal_arn)
-                                .text("CreateDate", &model::iso8601(0))
-                                .close("User");
-                            return Ok(w.into_string());
-                        }
-                        _ => {
-                            return Err(IamError::Validation(
-                                "Must specify userName when calling with non-User credentials"
-                                    .into(),
-                            ));
-                        }
-                    },
-                };
-                let (e, _) = self
-                    .load_authorized(ctx, Kind::User, &name, "iam:GetUser")
-                    .await?;
-                w.open("User");
-                model::write_entity(&mut w, account, Kind::User, &e, true);
-                w.close("User");
+                match self.user_or_caller(ctx, name, "iam:GetUser").await? {
+                    Some(e) => {
+                        w.open("User");
+                        model::write_entity(&mut w, account, Kind::User, &e, true);
+                        w.close("User");
+                    }
+                    None => {
+                        w.open("User")
+                            .text("UserId", account)
+                            .text("Arn", &ctx.caller.principal_arn)
+                            .text("CreateDate", &model::iso8601(0))
+                            .close("User");
+                    }
+                }
             }
             "ListUsers" => {
                 let prefix = i.opt("PathPrefix", input::PATH_PREFIX);
@@ -184,5 +171,33 @@ pub(crate) fn caller_user(ctx: &RequestContext) -> Option<&str> {
     match ctx.caller.principal_type {
         PrincipalType::IamUser => ctx.caller.user_name.as_deref(),
         _ => None,
+    }
+}
+
+impl Iam {
+    /// The user an optional `UserName` names or, without one, the calling IAM user (`None`:
+    /// the calling account root), loaded and with `action` authorized on it. Other callers
+    /// must name a user, as in AWS.
+    pub(crate) async fn user_or_caller(
+        &self,
+        ctx: &RequestContext,
+        name: Option<String>,
+        action: &str,
+    ) -> Result<Option<model::Entity>, IamError> {
+        let name = match (name, &ctx.caller.user_name, ctx.caller.principal_type) {
+            (Some(n), _, _) => n,
+            (None, Some(n), PrincipalType::IamUser) => n.clone(),
+            (None, _, PrincipalType::Root) => {
+                authorize(ctx, action, &ctx.caller.principal_arn)?;
+                return Ok(None);
+            }
+            _ => {
+                return Err(IamError::Validation(
+                    "Must specify userName when calling with non-User credentials".into(),
+                ));
+            }
+        };
+        let (e, _) = self.load_authorized(ctx, Kind::User, &name, action).await?;
+        Ok(Some(e))
     }
 }

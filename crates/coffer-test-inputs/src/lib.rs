@@ -346,10 +346,15 @@ fn iam_input(op: &str, fx: &Fixture, akid: &str) -> Option<Vec<(String, String)>
         "AttachUserPolicy" | "DetachUserPolicy" => vec![user, arn],
         "CreateAccessKey"
         | "DeleteUser"
+        | "GetLoginProfile"
         | "GetUser"
         | "ListAccessKeys"
         | "ListAttachedUserPolicies"
         | "ListGroupsForUser"
+        | "ListMFADevices"
+        | "ListSSHPublicKeys"
+        | "ListServiceSpecificCredentials"
+        | "ListSigningCertificates"
         | "ListUserPolicies"
         | "ListUserTags" => vec![user],
         "CreateGroup" => vec![("GroupName", "g2")],
@@ -362,7 +367,7 @@ fn iam_input(op: &str, fx: &Fixture, akid: &str) -> Option<Vec<(String, String)>
             vec![group]
         }
         "DeleteGroupPolicy" | "GetGroupPolicy" => vec![group, inline],
-        "DeletePolicy" | "GetPolicy" | "ListPolicyVersions" => vec![arn],
+        "DeletePolicy" | "GetPolicy" | "ListPolicyTags" | "ListPolicyVersions" => vec![arn],
         "DeletePolicyVersion" => vec![arn, ("VersionId", "v9")],
         "GetPolicyVersion" | "SetDefaultPolicyVersion" => vec![arn, ("VersionId", "v1")],
         "DeleteRole"
@@ -379,12 +384,16 @@ fn iam_input(op: &str, fx: &Fixture, akid: &str) -> Option<Vec<(String, String)>
         "PutUserPermissionsBoundary" => vec![user, ("PermissionsBoundary", &policy_arn)],
         "DeleteUserPolicy" | "GetUserPolicy" => vec![user, inline],
         "GetAccessKeyLastUsed" => vec![key],
-        "ListGroups" | "ListPolicies" | "ListRoles" | "ListUsers" => vec![],
+        "ListGroups" | "ListPolicies" | "ListRoles" | "ListUsers" | "ListVirtualMFADevices" => {
+            vec![]
+        }
         "PutGroupPolicy" => vec![group, inline, doc],
         "PutRolePolicy" => vec![role, inline, doc],
         "PutUserPolicy" => vec![user, inline, doc],
+        "TagPolicy" => [vec![arn], tag.to_vec()].concat(),
         "TagRole" => [vec![role], tag.to_vec()].concat(),
         "TagUser" => [vec![user], tag.to_vec()].concat(),
+        "UntagPolicy" => vec![arn, ("TagKeys.member.1", "k")],
         "UntagRole" => vec![role, ("TagKeys.member.1", "k")],
         "UntagUser" => vec![user, ("TagKeys.member.1", "k")],
         "UpdateAccessKey" => vec![user, key, ("Status", "Inactive")],

@@ -401,3 +401,183 @@ async fn groups_membership_and_conflicts() {
         .unwrap_err();
     assert_eq!(err_code(&nope), "NoSuchEntity");
 }
+
+#[tokio::test]
+async fn a_user_has_no_console_mfa_ssh_or_certificate_credentials() {
+    let s = TestServer::dev().await;
+    let iam = iam(&s);
+    let (akid, secret) = user_with_key(&iam, "ci", "/").await;
+
+    // What Terraform's force_destroy asks before deleting a user: all absent, none an error
+    // except GetLoginProfile's NoSuchEntity (AWS's answer for a user without a password).
+    let e = iam
+        .get_login_profile()
+        .user_name("ci")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&e), "NoSuchEntity");
+    assert_eq!(
+        e.message(),
+        Some("Login Profile for User ci cannot be found.")
+    );
+    let mfa = iam.list_mfa_devices().user_name("ci").send().await.unwrap();
+    assert!(mfa.mfa_devices().is_empty() && !mfa.is_truncated());
+    let ssh = iam
+        .list_ssh_public_keys()
+        .user_name("ci")
+        .send()
+        .await
+        .unwrap();
+    assert!(ssh.ssh_public_keys().is_empty());
+    let certs = iam
+        .list_signing_certificates()
+        .user_name("ci")
+        .send()
+        .await
+        .unwrap();
+    assert!(certs.certificates().is_empty());
+    let creds = iam
+        .list_service_specific_credentials()
+        .user_name("ci")
+        .send()
+        .await
+        .unwrap();
+    assert!(creds.service_specific_credentials().is_empty());
+    let virtual_mfa = iam.list_virtual_mfa_devices().send().await.unwrap();
+    assert!(virtual_mfa.virtual_mfa_devices().is_empty());
+
+    // The user must exist, and the caller be allowed: a user asks about itself by default.
+    let e = iam
+        .list_mfa_devices()
+        .user_name("nobody")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&e), "NoSuchEntity");
+    let as_ci = iam_with(&s, &akid, &secret, None);
+    let e = as_ci.list_mfa_devices().send().await.unwrap_err();
+    assert_eq!(err_code(&e), "AccessDenied");
+    assert!(
+        e.message()
+            .unwrap()
+            .contains(&format!("on resource: arn:aws:iam::{ACCOUNT}:user/ci ")),
+        "{e:?}"
+    );
+    iam.put_user_policy()
+        .user_name("ci")
+        .policy_name("self")
+        .policy_document(format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":["iam:ListMFADevices","iam:GetLoginProfile"],"Resource":"arn:aws:iam::{ACCOUNT}:user/ci"}}]}}"#
+        ))
+        .send()
+        .await
+        .unwrap();
+    as_ci.list_mfa_devices().send().await.unwrap();
+    let e = as_ci.get_login_profile().send().await.unwrap_err();
+    assert_eq!(err_code(&e), "NoSuchEntity");
+    let e = as_ci
+        .list_mfa_devices()
+        .user_name("nobody")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&e), "NoSuchEntity");
+}
+
+#[tokio::test]
+async fn managed_policies_are_tagged_untagged_and_listed() {
+    let s = TestServer::dev().await;
+    let iam = iam(&s);
+    let tag = |k: &str, v: &str| {
+        aws_sdk_iam::types::Tag::builder()
+            .key(k)
+            .value(v)
+            .build()
+            .unwrap()
+    };
+    let arn = iam
+        .create_policy()
+        .policy_name("Tagged")
+        .policy_document(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ssm:GetParameter","Resource":"*"}]}"#,
+        )
+        .tags(tag("team", "a"))
+        .send()
+        .await
+        .unwrap()
+        .policy()
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_string();
+    iam.tag_policy()
+        .policy_arn(&arn)
+        .tags(tag("env", "prod"))
+        .tags(tag("team", "b"))
+        .send()
+        .await
+        .unwrap();
+    let listed = iam
+        .list_policy_tags()
+        .policy_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    let pairs: Vec<(&str, &str)> = listed.tags().iter().map(|t| (t.key(), t.value())).collect();
+    assert_eq!(pairs, [("env", "prod"), ("team", "b")]);
+    let page = iam
+        .list_policy_tags()
+        .policy_arn(&arn)
+        .max_items(1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.tags().len(), 1);
+    assert!(page.is_truncated());
+    let rest = iam
+        .list_policy_tags()
+        .policy_arn(&arn)
+        .marker(page.marker().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rest.tags()[0].key(), "team");
+
+    iam.untag_policy()
+        .policy_arn(&arn)
+        .tag_keys("team")
+        .send()
+        .await
+        .unwrap();
+    let got = iam.get_policy().policy_arn(&arn).send().await.unwrap();
+    let keys: Vec<&str> = got
+        .policy()
+        .unwrap()
+        .tags()
+        .iter()
+        .map(|t| t.key())
+        .collect();
+    assert_eq!(keys, ["env"]);
+
+    let too_many = (0..50).fold(iam.tag_policy().policy_arn(&arn), |r, n| {
+        r.tags(tag(&format!("k{n}"), "v"))
+    });
+    let e = too_many.send().await.unwrap_err();
+    assert_eq!(err_code(&e), "LimitExceeded");
+    let e = iam
+        .tag_policy()
+        .policy_arn(format!("arn:aws:iam::{ACCOUNT}:policy/Nope"))
+        .tags(tag("a", "b"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&e), "NoSuchEntity");
+    let got = iam
+        .list_policy_tags()
+        .policy_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.tags().len(), 1, "a refused TagPolicy changed nothing");
+}
