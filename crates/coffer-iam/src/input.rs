@@ -239,6 +239,18 @@ impl<'a> Input<'a> {
         Some(v.to_string())
     }
 
+    /// `NAME.member.N`, each one of `allowed`.
+    pub fn enumerated_list(&mut self, name: &str, allowed: &[&str]) -> Vec<String> {
+        let items: Vec<String> = self.q.list(name).into_iter().map(String::from).collect();
+        for v in &items {
+            if let Some(why) = constraint::one_of(v, allowed) {
+                self.violations
+                    .push(violation(Some(&format!("'{v}'")), &member(name), &why));
+            }
+        }
+        items
+    }
+
     /// `Tags.member.N.Key/Value`, each checked; at most `max` of them.
     pub fn tags(&mut self, name: &str, max: usize) -> Vec<(String, String)> {
         let raw = self.q.structs(name);

@@ -17,6 +17,7 @@ use coffer_wire::query::QueryParams;
 mod absent;
 mod boundaries;
 pub mod credentials;
+mod details;
 mod entity;
 mod error;
 mod groups;
@@ -68,6 +69,7 @@ pub static IAM_OPERATIONS: &[&str] = &[
     "DetachRolePolicy",
     "DetachUserPolicy",
     "GetAccessKeyLastUsed",
+    "GetAccountAuthorizationDetails",
     "GetGroup",
     "GetGroupPolicy",
     "GetLoginProfile",
@@ -199,6 +201,7 @@ impl Iam {
             | "TagRole"
             | "UntagRole"
             | "ListRoleTags" => self.roles(ctx, action, q).await?,
+            "GetAccountAuthorizationDetails" => self.authorization_details(ctx, q).await?,
             op if absent::OPERATIONS.iter().any(|(o, _)| *o == op) => {
                 self.absent(ctx, action, q).await?
             }

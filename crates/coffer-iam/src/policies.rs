@@ -41,7 +41,7 @@ pub(crate) fn check_document(
 }
 
 /// The name of a customer managed policy of `account` from its ARN, with its path.
-fn parse_policy_arn<'a>(account: &str, arn: &'a str) -> Option<(&'a str, &'a str)> {
+pub(crate) fn parse_policy_arn<'a>(account: &str, arn: &'a str) -> Option<(&'a str, &'a str)> {
     let rest = arn.strip_prefix("arn:")?;
     let (_partition, rest) = rest.split_once(':')?;
     let rest = rest.strip_prefix("iam::")?;

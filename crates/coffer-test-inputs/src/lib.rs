@@ -384,6 +384,7 @@ fn iam_input(op: &str, fx: &Fixture, akid: &str) -> Option<Vec<(String, String)>
         "PutUserPermissionsBoundary" => vec![user, ("PermissionsBoundary", &policy_arn)],
         "DeleteUserPolicy" | "GetUserPolicy" => vec![user, inline],
         "GetAccessKeyLastUsed" => vec![key],
+        "GetAccountAuthorizationDetails" => vec![],
         "ListGroups" | "ListPolicies" | "ListRoles" | "ListUsers" | "ListVirtualMFADevices" => {
             vec![]
         }

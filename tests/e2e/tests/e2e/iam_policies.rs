@@ -539,3 +539,203 @@ async fn roles_trust_and_session_duration() {
     let gone = iam.get_role().role_name("app").send().await.unwrap_err();
     assert_eq!(err_code(&gone), "NoSuchEntity");
 }
+
+#[tokio::test]
+async fn account_authorization_details_show_every_grant_in_pages() {
+    use aws_sdk_iam::types::EntityType;
+    let s = TestServer::dev().await;
+    let iam = iam(&s);
+    let read = iam
+        .create_policy()
+        .policy_name("Read")
+        .policy_document(policy(&[READ_PROD]))
+        .send()
+        .await
+        .unwrap()
+        .policy()
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_string();
+    iam.create_policy_version()
+        .policy_arn(&read)
+        .policy_document(policy(&[READ_PROD, READ_PROD]))
+        .set_as_default(true)
+        .send()
+        .await
+        .unwrap();
+    let bound = iam
+        .create_policy()
+        .policy_name("Bound")
+        .policy_document(policy(&[READ_PROD]))
+        .send()
+        .await
+        .unwrap()
+        .policy()
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_string();
+    iam.create_user()
+        .user_name("dana")
+        .path("/eng/")
+        .permissions_boundary(&bound)
+        .send()
+        .await
+        .unwrap();
+    iam.create_group()
+        .group_name("readers")
+        .send()
+        .await
+        .unwrap();
+    iam.add_user_to_group()
+        .group_name("readers")
+        .user_name("dana")
+        .send()
+        .await
+        .unwrap();
+    iam.put_user_policy()
+        .user_name("dana")
+        .policy_name("own")
+        .policy_document(policy(&[READ_PROD]))
+        .send()
+        .await
+        .unwrap();
+    iam.attach_group_policy()
+        .group_name("readers")
+        .policy_arn(&read)
+        .send()
+        .await
+        .unwrap();
+    iam.create_role()
+        .role_name("job")
+        .assume_role_policy_document(trust_account())
+        .send()
+        .await
+        .unwrap();
+    iam.attach_role_policy()
+        .role_name("job")
+        .policy_arn(&read)
+        .send()
+        .await
+        .unwrap();
+
+    let all = iam
+        .get_account_authorization_details()
+        .send()
+        .await
+        .unwrap();
+    assert!(!all.is_truncated());
+    let [user] = all.user_detail_list() else {
+        panic!("{:?}", all.user_detail_list())
+    };
+    assert_eq!(user.user_name(), Some("dana"));
+    assert_eq!(user.path(), Some("/eng/"));
+    assert_eq!(user.group_list(), ["readers"]);
+    let inline = &user.user_policy_list()[0];
+    assert_eq!(inline.policy_name(), Some("own"));
+    assert_eq!(
+        decode(inline.policy_document().unwrap())["Statement"][0]["Action"],
+        "ssm:GetParameter*"
+    );
+    assert_eq!(
+        user.permissions_boundary()
+            .unwrap()
+            .permissions_boundary_arn(),
+        Some(bound.as_str())
+    );
+    let [group] = all.group_detail_list() else {
+        panic!("{:?}", all.group_detail_list())
+    };
+    assert_eq!(
+        group.attached_managed_policies()[0].policy_arn(),
+        Some(read.as_str())
+    );
+    let [role] = all.role_detail_list() else {
+        panic!("{:?}", all.role_detail_list())
+    };
+    assert_eq!(role.role_name(), Some("job"));
+    assert_eq!(
+        decode(role.assume_role_policy_document().unwrap())["Statement"][0]["Action"],
+        "sts:AssumeRole"
+    );
+    assert_eq!(
+        role.attached_managed_policies()[0].policy_name(),
+        Some("Read")
+    );
+    let policies = all.policies();
+    assert_eq!(policies.len(), 2);
+    let read_detail = policies
+        .iter()
+        .find(|p| p.arn() == Some(read.as_str()))
+        .unwrap();
+    assert_eq!(read_detail.attachment_count(), Some(2));
+    assert_eq!(read_detail.default_version_id(), Some("v2"));
+    let versions: Vec<(&str, bool)> = read_detail
+        .policy_version_list()
+        .iter()
+        .map(|v| (v.version_id().unwrap(), v.is_default_version()))
+        .collect();
+    assert_eq!(versions, [("v1", false), ("v2", true)]);
+    let bound_detail = policies
+        .iter()
+        .find(|p| p.arn() == Some(bound.as_str()))
+        .unwrap();
+    assert_eq!(bound_detail.permissions_boundary_usage_count(), Some(1));
+
+    // A filter keeps only the kinds asked for.
+    let roles = iam
+        .get_account_authorization_details()
+        .filter(EntityType::Role)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(roles.role_detail_list().len(), 1);
+    assert!(roles.user_detail_list().is_empty() && roles.policies().is_empty());
+    let e = iam
+        .get_account_authorization_details()
+        .filter(EntityType::from("Robots"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&e), "ValidationError");
+
+    // Pages of two carry all five items exactly once.
+    let mut seen = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let p = iam
+            .get_account_authorization_details()
+            .max_items(2)
+            .set_marker(marker.clone())
+            .send()
+            .await
+            .unwrap();
+        let names = p
+            .user_detail_list()
+            .iter()
+            .filter_map(|u| u.user_name())
+            .chain(p.group_detail_list().iter().filter_map(|g| g.group_name()))
+            .chain(p.role_detail_list().iter().filter_map(|r| r.role_name()))
+            .chain(p.policies().iter().filter_map(|p| p.policy_name()))
+            .map(String::from)
+            .collect::<Vec<_>>();
+        assert!(names.len() <= 2);
+        seen.extend(names);
+        if !p.is_truncated() {
+            break;
+        }
+        marker = p.marker().map(String::from);
+    }
+    seen.sort();
+    assert_eq!(seen, ["Bound", "Read", "dana", "job", "readers"]);
+
+    // An IAM action like any other.
+    let (akid, secret) = crate::iam_util::user_with_key(&iam, "nosy", "/").await;
+    let e = crate::iam_util::iam_with(&s, &akid, &secret, None)
+        .get_account_authorization_details()
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&e), "AccessDenied");
+}
