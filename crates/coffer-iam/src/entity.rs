@@ -8,7 +8,7 @@ use coffer_wire::query::XmlWriter;
 
 use crate::boundaries::authorize_bounded;
 use crate::input::{self, Input};
-use crate::model::{self, Entity, Kind};
+use crate::model::{self, AccessKeyRecord, Entity, Kind};
 use crate::{Iam, IamError, authorize, json};
 
 /// IAM's tag quota per user, role and policy.
@@ -182,6 +182,80 @@ impl Iam {
         })
         .await?;
         Ok(String::new())
+    }
+
+    /// UpdateUser / UpdateGroup: a new path and/or name. A rename moves the record and rewrites
+    /// what names the entity: a user's groups' member lists and its access keys, a group's
+    /// members' group lists.
+    pub(crate) async fn update_entity(
+        &self,
+        ctx: &RequestContext,
+        kind: Kind,
+        name: &str,
+        new_path: Option<String>,
+        new_name: Option<String>,
+    ) -> Result<(), IamError> {
+        let account = ctx.account_id();
+        let action = format!("iam:Update{}", kind.title());
+        self.write(|| async {
+            let (mut e, entry) = self.load_authorized(ctx, kind, name, &action).await?;
+            let old_key = model::entity_key(account, kind, name);
+            let mut batch = WriteBatch::new();
+            batch.check(old_key.clone(), Some(&entry));
+            if let Some(p) = &new_path {
+                e.path = p.clone();
+            }
+            let renamed = new_name.as_deref().filter(|n| *n != e.name);
+            if let Some(n) = renamed {
+                let new_key = model::entity_key(account, kind, n);
+                if new_key != old_key {
+                    if self.store.get(new_key.as_bytes()).await?.is_some() {
+                        return Err(IamError::EntityAlreadyExists(format!(
+                            "{} with name {n} already exists.",
+                            kind.title()
+                        )));
+                    }
+                    batch.check(new_key.clone(), None).delete(old_key.clone());
+                }
+                // Who lists this entity by name: a user's groups, a group's members.
+                let (other, names) = match kind {
+                    Kind::User => (Kind::Group, &e.groups),
+                    Kind::Group => (Kind::User, &e.members),
+                    Kind::Role => (Kind::Role, &Vec::new()),
+                };
+                for o in names {
+                    let (mut rec, oentry) = self.load_entity(account, other, o).await?;
+                    let list = match kind {
+                        Kind::User => &mut rec.members,
+                        _ => &mut rec.groups,
+                    };
+                    for m in list.iter_mut().filter(|m| **m == e.name) {
+                        *m = n.to_string();
+                    }
+                    let okey = model::entity_key(account, other, o);
+                    batch
+                        .check(okey.clone(), Some(&oentry))
+                        .put(okey, json(&rec)?);
+                }
+                e.name = n.to_string();
+            }
+            if kind == Kind::User {
+                let new_arn = model::entity_arn(account, kind, &e.path, &e.name);
+                for akid in &e.access_keys {
+                    let key = model::access_key_key(account, akid);
+                    if let Some((mut rec, kentry)) = self.get_json::<AccessKeyRecord>(&key).await? {
+                        rec.user_name = Some(e.name.clone());
+                        rec.principal_arn = new_arn.clone();
+                        batch
+                            .check(key.clone(), Some(&kentry))
+                            .put(key, json(&rec)?);
+                    }
+                }
+            }
+            batch.put(model::entity_key(account, kind, &e.name), json(&e)?);
+            self.commit(account, batch).await
+        })
+        .await
     }
 
     /// Deletes an entity after `blocked` found nothing still hanging off it.

@@ -1,5 +1,5 @@
 //! Groups: CreateGroup, GetGroup, ListGroups, ListGroupsForUser, AddUserToGroup,
-//! RemoveUserFromGroup, DeleteGroup. Membership is recorded on both sides (the group's members,
+//! RemoveUserFromGroup, UpdateGroup, DeleteGroup. Membership is recorded on both sides (the group's members,
 //! the user's groups), written in one batch.
 
 use coffer_core::RequestContext;
@@ -102,6 +102,14 @@ impl Iam {
                 i.finish()?;
                 let add = action == "AddUserToGroup";
                 self.write(|| self.membership(ctx, &group, &user, add))
+                    .await?;
+            }
+            "UpdateGroup" => {
+                let name = i.req("GroupName", input::GROUP_NAME);
+                let new_path = i.opt("NewPath", input::PATH);
+                let new_name = i.opt("NewGroupName", input::GROUP_NAME);
+                i.finish()?;
+                self.update_entity(ctx, Kind::Group, &name, new_path, new_name)
                     .await?;
             }
             _ => {

@@ -117,6 +117,7 @@ pub static IAM_OPERATIONS: &[&str] = &[
     "UntagUser",
     "UpdateAccessKey",
     "UpdateAssumeRolePolicy",
+    "UpdateGroup",
     "UpdateRole",
     "UpdateRoleDescription",
     "UpdateUser",
@@ -189,6 +190,7 @@ impl Iam {
             | "ListGroupsForUser"
             | "AddUserToGroup"
             | "RemoveUserFromGroup"
+            | "UpdateGroup"
             | "DeleteGroup" => self.groups(ctx, action, q).await?,
             "CreateRole"
             | "GetRole"

@@ -1,13 +1,12 @@
 //! Users: CreateUser, GetUser, ListUsers, UpdateUser, DeleteUser and their tags.
 
 use coffer_core::{PrincipalType, RequestContext};
-use coffer_store::WriteBatch;
 use coffer_wire::query::{QueryParams, XmlWriter};
 
 use crate::entity::{self, paging, to_tags, write_entities, write_truncation};
 use crate::input::{self, Input};
-use crate::model::{self, AccessKeyRecord, Kind};
-use crate::{Iam, IamError, authorize, json};
+use crate::model::{self, Kind};
+use crate::{Iam, IamError, authorize};
 
 impl Iam {
     pub(crate) async fn users(
@@ -79,7 +78,8 @@ impl Iam {
                 let new_path = i.opt("NewPath", input::PATH);
                 let new_name = i.opt("NewUserName", input::USER_NAME);
                 i.finish()?;
-                self.update_user(ctx, &name, new_path, new_name).await?;
+                self.update_entity(ctx, Kind::User, &name, new_path, new_name)
+                    .await?;
             }
             "DeleteUser" => {
                 let name = i.req("UserName", input::EXISTING_USER_NAME);
@@ -102,66 +102,6 @@ impl Iam {
             _ => return self.entity_tags(ctx, Kind::User, action, q).await,
         }
         Ok(w.into_string())
-    }
-
-    /// UpdateUser: a new path and/or name. A rename moves the record and rewrites what names
-    /// the user: its groups' member lists and its access keys.
-    async fn update_user(
-        &self,
-        ctx: &RequestContext,
-        name: &str,
-        new_path: Option<String>,
-        new_name: Option<String>,
-    ) -> Result<(), IamError> {
-        let account = ctx.account_id();
-        self.write(|| async {
-            let (mut e, entry) = self
-                .load_authorized(ctx, Kind::User, name, "iam:UpdateUser")
-                .await?;
-            let old_key = model::entity_key(account, Kind::User, name);
-            let mut batch = WriteBatch::new();
-            batch.check(old_key.clone(), Some(&entry));
-            if let Some(p) = &new_path {
-                e.path = p.clone();
-            }
-            let renamed = new_name.as_deref().filter(|n| *n != e.name);
-            if let Some(n) = renamed {
-                let new_key = model::entity_key(account, Kind::User, n);
-                if new_key != old_key {
-                    if self.store.get(new_key.as_bytes()).await?.is_some() {
-                        return Err(IamError::EntityAlreadyExists(format!(
-                            "User with name {n} already exists."
-                        )));
-                    }
-                    batch.check(new_key.clone(), None).delete(old_key.clone());
-                }
-                for g in &e.groups {
-                    let (mut group, gentry) = self.load_entity(account, Kind::Group, g).await?;
-                    for m in group.members.iter_mut().filter(|m| **m == e.name) {
-                        *m = n.to_string();
-                    }
-                    let gkey = model::entity_key(account, Kind::Group, g);
-                    batch
-                        .check(gkey.clone(), Some(&gentry))
-                        .put(gkey, json(&group)?);
-                }
-                e.name = n.to_string();
-            }
-            let new_arn = model::entity_arn(account, Kind::User, &e.path, &e.name);
-            for akid in &e.access_keys {
-                let key = model::access_key_key(account, akid);
-                if let Some((mut rec, kentry)) = self.get_json::<AccessKeyRecord>(&key).await? {
-                    rec.user_name = Some(e.name.clone());
-                    rec.principal_arn = new_arn.clone();
-                    batch
-                        .check(key.clone(), Some(&kentry))
-                        .put(key, json(&rec)?);
-                }
-            }
-            batch.put(model::entity_key(account, Kind::User, &e.name), json(&e)?);
-            self.commit(account, batch).await
-        })
-        .await
     }
 }
 

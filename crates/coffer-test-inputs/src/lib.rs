@@ -399,6 +399,7 @@ fn iam_input(op: &str, fx: &Fixture, akid: &str) -> Option<Vec<(String, String)>
         "UntagUser" => vec![user, ("TagKeys.member.1", "k")],
         "UpdateAccessKey" => vec![user, key, ("Status", "Inactive")],
         "UpdateAssumeRolePolicy" => vec![role, ("PolicyDocument", &trust)],
+        "UpdateGroup" => vec![group, ("NewPath", "/moved/")],
         "UpdateRole" => vec![role, ("MaxSessionDuration", "7200")],
         "UpdateRoleDescription" => vec![role, ("Description", "updated")],
         "UpdateUser" => vec![user, ("NewPath", "/moved/")],

@@ -581,3 +581,94 @@ async fn managed_policies_are_tagged_untagged_and_listed() {
         .unwrap();
     assert_eq!(got.tags().len(), 1, "a refused TagPolicy changed nothing");
 }
+
+#[tokio::test]
+async fn a_group_renamed_keeps_its_members_and_policies() {
+    let s = TestServer::dev().await;
+    let iam = iam(&s);
+    let (akid, secret) = user_with_key(&iam, "erin", "/").await;
+    iam.create_group().group_name("ops").send().await.unwrap();
+    iam.create_group().group_name("taken").send().await.unwrap();
+    iam.add_user_to_group()
+        .group_name("ops")
+        .user_name("erin")
+        .send()
+        .await
+        .unwrap();
+    iam.put_group_policy()
+        .group_name("ops")
+        .policy_name("list")
+        .policy_document(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iam:ListGroups","Resource":"*"}]}"#,
+        )
+        .send()
+        .await
+        .unwrap();
+    let erin = iam_with(&s, &akid, &secret, None);
+    erin.list_groups().send().await.unwrap();
+
+    let e = iam
+        .update_group()
+        .group_name("ops")
+        .new_group_name("TAKEN")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&e), "EntityAlreadyExists");
+    let e = iam
+        .update_group()
+        .group_name("nope")
+        .new_path("/x/")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&e), "NoSuchEntity");
+
+    iam.update_group()
+        .group_name("ops")
+        .new_group_name("platform")
+        .new_path("/teams/")
+        .send()
+        .await
+        .unwrap();
+    let got = iam.get_group().group_name("platform").send().await.unwrap();
+    let g = got.group().unwrap();
+    assert_eq!(g.path(), "/teams/");
+    assert_eq!(
+        g.arn(),
+        format!("arn:aws:iam::{ACCOUNT}:group/teams/platform")
+    );
+    assert_eq!(got.users()[0].user_name(), "erin");
+    let e = iam.get_group().group_name("ops").send().await.unwrap_err();
+    assert_eq!(err_code(&e), "NoSuchEntity");
+    let groups = iam
+        .list_groups_for_user()
+        .user_name("erin")
+        .send()
+        .await
+        .unwrap();
+    let names: Vec<&str> = groups.groups().iter().map(|g| g.group_name()).collect();
+    assert_eq!(names, ["platform"]);
+    // The member still gets the group's policy, and the group can be emptied and deleted
+    // under its new name.
+    erin.list_groups().send().await.unwrap();
+    iam.remove_user_from_group()
+        .group_name("platform")
+        .user_name("erin")
+        .send()
+        .await
+        .unwrap();
+    let e = erin.list_groups().send().await.unwrap_err();
+    assert_eq!(err_code(&e), "AccessDenied");
+    iam.delete_group_policy()
+        .group_name("platform")
+        .policy_name("list")
+        .send()
+        .await
+        .unwrap();
+    iam.delete_group()
+        .group_name("platform")
+        .send()
+        .await
+        .unwrap();
+}
