@@ -167,10 +167,19 @@ impl Authorizer for CallerAuthorizer {
             principal: request_principal(caller),
             context: &keys,
         };
-        let decision =
-            coffer_policy::decide(policies.identity.iter().map(|p| &**p), mode, &request);
-        bounded(decision, policies, mode, &request).map_err(deny)
+        evaluate(policies, mode, &request).map_err(deny)
     }
+}
+
+/// AWS's decision for one request of a non-root caller with these policies (and the resource's
+/// policy in `mode`): the one evaluation the authorizer and IAM's policy simulator share.
+pub fn evaluate(
+    policies: &IdentityPolicies,
+    mode: ResourceMode<'_>,
+    request: &coffer_policy::Request<'_>,
+) -> Result<(), DenyReason> {
+    let decision = coffer_policy::decide(policies.identity.iter().map(|p| &**p), mode, request);
+    bounded(decision, policies, mode, request)
 }
 
 /// Applies the caller's bounds to the identity and resource policies' `decision`: a

@@ -423,7 +423,8 @@ impl coffer_authz::IdentityPolicySource for Iam {
 }
 
 impl Iam {
-    async fn collect(
+    /// Appends an entity's inline policies (by name) and attached policies (by ARN).
+    pub(crate) async fn collect(
         &self,
         account: &str,
         e: &model::Entity,

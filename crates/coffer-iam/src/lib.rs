@@ -27,6 +27,7 @@ mod keys;
 pub mod model;
 mod policies;
 mod roles;
+mod simulate;
 mod sts;
 mod users;
 
@@ -109,6 +110,8 @@ pub static IAM_OPERATIONS: &[&str] = &[
     "PutUserPolicy",
     "RemoveUserFromGroup",
     "SetDefaultPolicyVersion",
+    "SimulateCustomPolicy",
+    "SimulatePrincipalPolicy",
     "TagPolicy",
     "TagRole",
     "TagUser",
@@ -128,7 +131,9 @@ pub static STS_OPERATIONS: &[&str] = &["AssumeRole", "GetCallerIdentity", "GetSe
 
 /// Whether an IAM operation only reads (for audit's `readOnly`).
 pub fn is_read_only(operation: &str) -> bool {
-    ["Get", "List"].iter().any(|p| operation.starts_with(p))
+    ["Get", "List", "Simulate"]
+        .iter()
+        .any(|p| operation.starts_with(p))
 }
 
 pub struct Iam {
@@ -204,6 +209,9 @@ impl Iam {
             | "UntagRole"
             | "ListRoleTags" => self.roles(ctx, action, q).await?,
             "GetAccountAuthorizationDetails" => self.authorization_details(ctx, q).await?,
+            "SimulatePrincipalPolicy" | "SimulateCustomPolicy" => {
+                self.simulate(ctx, action, q).await?
+            }
             op if absent::OPERATIONS.iter().any(|(o, _)| *o == op) => {
                 self.absent(ctx, action, q).await?
             }

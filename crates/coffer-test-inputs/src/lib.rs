@@ -330,6 +330,7 @@ fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
 
 fn iam_input(op: &str, fx: &Fixture, akid: &str) -> Option<Vec<(String, String)>> {
     let policy_arn = format!("arn:aws:iam::{}:policy/p1", fx.account);
+    let user_arn = format!("arn:aws:iam::{}:user/u1", fx.account);
     let trust = fx.root_policy("sts:AssumeRole", false);
     let user = ("UserName", "u1");
     let group = ("GroupName", "g1");
@@ -391,6 +392,14 @@ fn iam_input(op: &str, fx: &Fixture, akid: &str) -> Option<Vec<(String, String)>
         "PutGroupPolicy" => vec![group, inline, doc],
         "PutRolePolicy" => vec![role, inline, doc],
         "PutUserPolicy" => vec![user, inline, doc],
+        "SimulateCustomPolicy" => vec![
+            ("PolicyInputList.member.1", DOC),
+            ("ActionNames.member.1", "ssm:GetParameter"),
+        ],
+        "SimulatePrincipalPolicy" => vec![
+            ("PolicySourceArn", user_arn.as_str()),
+            ("ActionNames.member.1", "ssm:GetParameter"),
+        ],
         "TagPolicy" => [vec![arn], tag.to_vec()].concat(),
         "TagRole" => [vec![role], tag.to_vec()].concat(),
         "TagUser" => [vec![user], tag.to_vec()].concat(),

@@ -739,3 +739,270 @@ async fn account_authorization_details_show_every_grant_in_pages() {
         .unwrap_err();
     assert_eq!(err_code(&e), "AccessDenied");
 }
+
+#[tokio::test]
+async fn the_policy_simulator_agrees_with_enforcement() {
+    use aws_sdk_iam::types::{ContextEntry, ContextKeyTypeEnum, PolicyEvaluationDecisionType};
+    let s = TestServer::dev().await;
+    let iam = iam(&s);
+    let secret = |name: &str| format!("arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:{name}");
+    let sm = s.sm();
+    for name in ["app/x", "prod/y"] {
+        sm.create_secret()
+            .name(name)
+            .secret_string("v")
+            .send()
+            .await
+            .unwrap();
+    }
+    let deny_prod = iam
+        .create_policy()
+        .policy_name("DenyProd")
+        .policy_document(policy(&[&format!(
+            r#"{{"Effect":"Deny","Action":"secretsmanager:*","Resource":"{}"}}"#,
+            secret("prod/*")
+        )]))
+        .send()
+        .await
+        .unwrap()
+        .policy()
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_string();
+    let (akid, key_secret) = crate::iam_util::user_with_key(&iam, "sam", "/").await;
+    iam.put_user_policy()
+        .user_name("sam")
+        .policy_name("read-all")
+        .policy_document(policy(&[
+            r#"{"Effect":"Allow","Action":"secretsmanager:GetSecretValue","Resource":"*"}"#,
+        ]))
+        .send()
+        .await
+        .unwrap();
+    iam.create_group()
+        .group_name("guarded")
+        .send()
+        .await
+        .unwrap();
+    iam.add_user_to_group()
+        .group_name("guarded")
+        .user_name("sam")
+        .send()
+        .await
+        .unwrap();
+    iam.attach_group_policy()
+        .group_name("guarded")
+        .policy_arn(&deny_prod)
+        .send()
+        .await
+        .unwrap();
+
+    let user_arn = format!("arn:aws:iam::{ACCOUNT}:user/sam");
+    let out = iam
+        .simulate_principal_policy()
+        .policy_source_arn(&user_arn)
+        .action_names("secretsmanager:GetSecretValue")
+        .action_names("secretsmanager:DeleteSecret")
+        .resource_arns(secret("app/x-AbCdEf"))
+        .resource_arns(secret("prod/y-AbCdEf"))
+        .send()
+        .await
+        .unwrap();
+    let got: Vec<(String, String, String, Vec<String>)> = out
+        .evaluation_results()
+        .iter()
+        .map(|r| {
+            (
+                r.eval_action_name().to_string(),
+                r.eval_resource_name()
+                    .unwrap()
+                    .rsplit(':')
+                    .next()
+                    .unwrap()
+                    .to_string(),
+                r.eval_decision().as_str().to_string(),
+                r.matched_statements()
+                    .iter()
+                    .map(|m| {
+                        format!(
+                            "{}:{}",
+                            m.source_policy_type().unwrap().as_str(),
+                            m.source_policy_id().unwrap()
+                        )
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    let row = |a: &str, r: &str, d: &str, m: &[&str]| {
+        (
+            format!("secretsmanager:{a}"),
+            r.to_string(),
+            d.to_string(),
+            m.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(
+        got,
+        [
+            row(
+                "GetSecretValue",
+                "app/x-AbCdEf",
+                "allowed",
+                &["user:read-all"]
+            ),
+            row(
+                "GetSecretValue",
+                "prod/y-AbCdEf",
+                "explicitDeny",
+                &["user-managed:DenyProd"]
+            ),
+            row("DeleteSecret", "app/x-AbCdEf", "implicitDeny", &[]),
+            row(
+                "DeleteSecret",
+                "prod/y-AbCdEf",
+                "explicitDeny",
+                &["user-managed:DenyProd"]
+            ),
+        ]
+    );
+    // What the simulator says is what the server does.
+    let as_sam = s.sm_with("us-east-1", &akid, &key_secret);
+    as_sam
+        .get_secret_value()
+        .secret_id("app/x")
+        .send()
+        .await
+        .unwrap();
+    let denied = as_sam
+        .get_secret_value()
+        .secret_id("prod/y")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(crate::harness::code(&denied), "AccessDeniedException");
+
+    // Custom policies, a boundary and context keys; paged one result at a time.
+    let regional = policy(&[
+        r#"{"Effect":"Allow","Action":"ssm:GetParameter","Resource":"*","Condition":{"StringEquals":{"aws:RequestedRegion":"us-east-1"}}}"#,
+    ]);
+    let region = |r: &str| {
+        ContextEntry::builder()
+            .context_key_name("aws:RequestedRegion")
+            .context_key_type(ContextKeyTypeEnum::String)
+            .context_key_values(r)
+            .build()
+    };
+    let decide = async |r: &str, boundary: Option<&str>| {
+        let out = iam
+            .simulate_custom_policy()
+            .policy_input_list(&regional)
+            .set_permissions_boundary_policy_input_list(boundary.map(|b| vec![b.to_string()]))
+            .action_names("ssm:GetParameter")
+            .context_entries(region(r))
+            .send()
+            .await
+            .unwrap();
+        out.evaluation_results()[0].clone()
+    };
+    let r = decide("us-east-1", None).await;
+    assert_eq!(r.eval_decision(), &PolicyEvaluationDecisionType::Allowed);
+    assert_eq!(r.eval_resource_name(), Some("*"));
+    assert_eq!(
+        r.matched_statements()[0].source_policy_id(),
+        Some("PolicyInputList.1")
+    );
+    let r = decide("eu-west-1", None).await;
+    assert_eq!(
+        r.eval_decision(),
+        &PolicyEvaluationDecisionType::ImplicitDeny
+    );
+    let kms_only = policy(&[r#"{"Effect":"Allow","Action":"kms:*","Resource":"*"}"#]);
+    let r = decide("us-east-1", Some(&kms_only)).await;
+    assert_eq!(
+        r.eval_decision(),
+        &PolicyEvaluationDecisionType::ImplicitDeny
+    );
+    assert!(
+        !r.permissions_boundary_decision_detail()
+            .unwrap()
+            .allowed_by_permissions_boundary()
+    );
+
+    // A resource policy naming the caller grants by itself.
+    let grant = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"{user_arn}"}},"Action":"secretsmanager:GetSecretValue","Resource":"*"}}]}}"#
+    );
+    let out = iam
+        .simulate_custom_policy()
+        .policy_input_list(policy(&[
+            r#"{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*"}"#,
+        ]))
+        .resource_policy(&grant)
+        .caller_arn(&user_arn)
+        .action_names("secretsmanager:GetSecretValue")
+        .action_names("secretsmanager:PutSecretValue")
+        .max_items(1)
+        .send()
+        .await
+        .unwrap();
+    assert!(out.is_truncated());
+    let first = &out.evaluation_results()[0];
+    assert_eq!(
+        first.eval_decision(),
+        &PolicyEvaluationDecisionType::Allowed
+    );
+    assert_eq!(
+        first.matched_statements()[0].source_policy_id(),
+        Some("ResourcePolicy")
+    );
+    let rest = iam
+        .simulate_custom_policy()
+        .policy_input_list(policy(&[
+            r#"{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*"}"#,
+        ]))
+        .resource_policy(&grant)
+        .caller_arn(&user_arn)
+        .action_names("secretsmanager:GetSecretValue")
+        .action_names("secretsmanager:PutSecretValue")
+        .marker(out.marker().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(!rest.is_truncated());
+    assert_eq!(
+        rest.evaluation_results()[0].eval_action_name(),
+        "secretsmanager:PutSecretValue"
+    );
+    assert_eq!(
+        rest.evaluation_results()[0].eval_decision(),
+        &PolicyEvaluationDecisionType::ImplicitDeny
+    );
+
+    // Bad input and access.
+    let e = iam
+        .simulate_custom_policy()
+        .policy_input_list("{not json")
+        .action_names("ssm:GetParameter")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&e), "MalformedPolicyDocument");
+    let e = iam
+        .simulate_principal_policy()
+        .policy_source_arn(format!("arn:aws:iam::{ACCOUNT}:user/ghost"))
+        .action_names("ssm:GetParameter")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&e), "NoSuchEntity");
+    let e = crate::iam_util::iam_with(&s, &akid, &key_secret, None)
+        .simulate_principal_policy()
+        .policy_source_arn(&user_arn)
+        .action_names("ssm:GetParameter")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&e), "AccessDenied");
+}
