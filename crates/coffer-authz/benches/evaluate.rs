@@ -39,7 +39,7 @@ fn policies() -> IdentityPolicies {
         .collect();
     IdentityPolicies {
         identity,
-        session: None,
+        session: Vec::new(),
         boundary: None,
     }
 }

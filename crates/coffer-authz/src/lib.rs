@@ -28,8 +28,9 @@ pub use keys::RequestKeys;
 pub struct IdentityPolicies {
     /// Inline and managed policies of the user and its groups, or of the session's role.
     pub identity: Vec<Arc<CompiledPolicy>>,
-    /// A session policy (AssumeRole's `Policy`): when present it must also allow.
-    pub session: Option<Arc<CompiledPolicy>>,
+    /// Session policies (AssumeRole's `Policy` and `PolicyArns`): when present, one of them
+    /// must also allow.
+    pub session: Vec<Arc<CompiledPolicy>>,
     /// The user's or the session's role's permissions boundary: when present it must also allow.
     pub boundary: Option<Arc<CompiledPolicy>>,
 }
@@ -204,20 +205,22 @@ fn bounded(
     };
     let bounds = [
         (
-            &policies.boundary,
+            policies.boundary.as_slice(),
             DenyReason::ExplicitDenyBoundary,
             DenyReason::NoBoundaryAllow,
         ),
         (
-            &policies.session,
+            policies.session.as_slice(),
             DenyReason::ExplicitDenySession,
             DenyReason::NoSessionAllow,
         ),
     ];
     let mut implicit = main;
     for (bound, explicit, no_allow) in bounds {
-        let Some(bound) = bound else { continue };
-        match coffer_policy::decide([&**bound], ResourceMode::None, request) {
+        if bound.is_empty() {
+            continue;
+        }
+        match coffer_policy::decide(bound.iter().map(|p| &**p), ResourceMode::None, request) {
             Decision::Allow => {}
             Decision::Deny(Why::ExplicitIdentity) => return Err(explicit),
             Decision::Deny(_) => {

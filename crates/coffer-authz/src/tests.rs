@@ -53,7 +53,7 @@ fn ctx_for(caller: Caller, source: Fixed) -> RequestContext {
 fn with(docs: &[&str]) -> Fixed {
     Fixed(Ok(Arc::new(IdentityPolicies {
         identity: docs.iter().map(|d| compile(d)).collect(),
-        session: None,
+        session: Vec::new(),
         boundary: None,
     })))
 }
@@ -307,9 +307,9 @@ fn session_policy_bounds_the_role() {
         identity: vec![compile(
             r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"secretsmanager:*","Resource":"*"}}"#,
         )],
-        session: Some(compile(
+        session: vec![compile(
             r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"secretsmanager:DescribeSecret","Resource":"*"}}"#,
-        )),
+        )],
         boundary: None,
     })));
     let ctx = ctx_for(c, src);
@@ -337,7 +337,7 @@ fn a_permissions_boundary_caps_what_identity_policies_grant() {
     let with_boundary = |identity: &[&str]| {
         Fixed(Ok(Arc::new(IdentityPolicies {
             identity: identity.iter().map(|d| compile(d)).collect(),
-            session: None,
+            session: Vec::new(),
             boundary: Some(compile(boundary)),
         })))
     };
@@ -395,7 +395,7 @@ fn bounds_do_not_cap_what_a_resource_or_key_policy_grants_by_itself() {
             c,
             Fixed(Ok(Arc::new(IdentityPolicies {
                 identity: vec![compile(admin)],
-                session: session.map(compile),
+                session: session.map(compile).into_iter().collect(),
                 boundary: Some(compile(boundary)),
             }))),
         )

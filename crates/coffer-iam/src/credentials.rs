@@ -46,6 +46,7 @@ struct SessionInfo {
     token_fingerprint: [u8; 32],
     expires_secs: i64,
     policy: Option<Arc<str>>,
+    policy_arns: Arc<[String]>,
 }
 
 /// Why a key did not resolve.
@@ -66,8 +67,9 @@ pub struct IdentityPolicies {
     /// User: its inline and attached policies and those of its groups. Role session: the
     /// role's inline and attached policies. Each as (a name for messages, the document).
     pub identity: Vec<(String, Arc<str>)>,
-    /// AssumeRole's `Policy`: the session can do only what it and the identity policies allow.
-    pub session: Option<Arc<str>>,
+    /// AssumeRole's `Policy` and `PolicyArns` (their default versions): the session can do only
+    /// what one of them and the identity policies allow.
+    pub session: Vec<(String, Arc<str>)>,
     /// The user's or role's permissions boundary (its ARN, the default version's document).
     pub boundary: Option<(String, Arc<str>)>,
 }
@@ -207,6 +209,7 @@ impl Iam {
                 token_fingerprint: fingerprint(token),
                 expires_secs: claims.expires_secs,
                 policy: claims.session_policy.as_deref().map(Arc::from),
+                policy_arns: claims.session_policy_arns.clone().into(),
             }),
             caller: claims.caller(),
         });
@@ -356,12 +359,20 @@ impl Iam {
                 }
                 self.collect(account, &role, &mut out).await?;
                 out.boundary = self.boundary_of(account, &role).await?;
-                let sessions = read(&self.cache.sessions);
-                let info = sessions
+                let (inline, arns) = read(&self.cache.sessions)
                     .get(&caller.access_key_id)
                     .and_then(|r| r.session.as_ref())
+                    .map(|info| (info.policy.clone(), info.policy_arns.clone()))
                     .ok_or_else(|| IamError::internal("session credentials not resolved"))?;
-                out.session = info.policy.clone();
+                if let Some(doc) = inline {
+                    out.session.push(("session policy".into(), doc));
+                }
+                // A managed session policy deleted since fails this lookup: the session is
+                // then denied everything (fail closed), not granted the role's full reach.
+                for arn in arns.iter() {
+                    out.session
+                        .push((arn.clone(), self.default_document(account, arn).await?));
+                }
             }
             PrincipalType::Root => {}
         }
@@ -390,7 +401,11 @@ impl Iam {
                 .iter()
                 .map(|(_, d)| compile(d))
                 .collect::<Result<_, _>>()?,
-            session: docs.session.as_deref().map(compile).transpose()?,
+            session: docs
+                .session
+                .iter()
+                .map(|(_, d)| compile(d))
+                .collect::<Result<_, _>>()?,
             boundary: docs
                 .boundary
                 .as_ref()

@@ -176,7 +176,7 @@ impl Iam {
         }
         let policies = coffer_authz::IdentityPolicies {
             identity: identity.iter().map(|s| s.policy.clone()).collect(),
-            session: None,
+            session: Vec::new(),
             boundary: boundary.as_ref().map(|s| s.policy.clone()),
         };
 

@@ -23,6 +23,8 @@ const SESSION_POLICY: input::Str = input::s(1, 2048, Pattern::PolicyDocument);
 const EXTERNAL_ID: input::Str = input::s(2, 1224, Pattern::None);
 /// AWS's packed limit for a session policy (characters, whitespace not counted).
 const SESSION_POLICY_QUOTA: usize = 2048;
+/// Managed session policies one AssumeRole may pass.
+const MAX_POLICY_ARNS: usize = 10;
 /// Role chaining (a role session assuming a role) is limited to one hour.
 const CHAINED_MAX_SECS: i64 = 3600;
 
@@ -49,6 +51,10 @@ pub(crate) struct SessionClaims {
     pub expires_secs: i64,
     #[serde(default)]
     pub session_policy: Option<String>,
+    /// AssumeRole's `PolicyArns` (managed session policies of the role's account), resolved to
+    /// their default versions on every request, like the role's own attached policies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub session_policy_arns: Vec<String>,
 }
 
 impl SessionClaims {
@@ -184,12 +190,16 @@ impl Iam {
         let tags = i.tags("Tags", 50);
         let external_id = i.opt("ExternalId", EXTERNAL_ID);
         i.finish()?;
-        if q.has_prefix("PolicyArns") {
-            return Err(IamError::Validation(
-                "Coffer does not support managed session policies (PolicyArns); pass the \
-                 session policy inline as Policy."
-                    .into(),
-            ));
+        let policy_arns: Vec<String> = q
+            .structs("PolicyArns")
+            .into_iter()
+            .map(|m| m.get("arn").copied().unwrap_or_default().to_string())
+            .collect();
+        if policy_arns.len() > MAX_POLICY_ARNS {
+            return Err(IamError::Validation(format!(
+                "1 validation error detected: Value at 'policyArns' failed to satisfy \
+                 constraint: Member must have length less than or equal to {MAX_POLICY_ARNS}"
+            )));
         }
         // AWS: "You cannot use AWS account root user credentials to call AssumeRole."
         if coffer_core::authz::is_root(caller) {
@@ -246,9 +256,24 @@ impl Iam {
                     .into(),
             ));
         }
+        // Managed session policies must be the role account's; stored by their canonical ARN.
+        let mut session_arns = Vec::with_capacity(policy_arns.len());
+        for arn in &policy_arns {
+            let (p, _) = self.load_policy(account, arn).await.map_err(|e| match e {
+                IamError::NoSuchEntity(_) => IamError::NoSuchEntity(format!(
+                    "Policy {arn} does not exist or is not attachable."
+                )),
+                other => other,
+            })?;
+            session_arns.push(model::policy_arn(account, &p.path, &p.name));
+        }
         let mut packed = 0;
-        if let Some(p) = &policy {
-            let size = p.chars().filter(|c| !c.is_whitespace()).count();
+        if policy.is_some() || !policy_arns.is_empty() {
+            // One plaintext allowance for the inline policy and the ARNs together.
+            let size = policy
+                .as_deref()
+                .map_or(0, |p| p.chars().filter(|c| !c.is_whitespace()).count())
+                + policy_arns.iter().map(String::len).sum::<usize>();
             packed = size * 100 / SESSION_POLICY_QUOTA;
             if size > SESSION_POLICY_QUOTA {
                 return Err(IamError::PackedPolicyTooLarge(format!(
@@ -256,10 +281,13 @@ impl Iam {
                      for session."
                 )));
             }
+        }
+        if let Some(p) = &policy {
             coffer_policy::parse_as(p, PolicyKind::Identity)
                 .map_err(|e| IamError::MalformedPolicyDocument(e.to_string()))?;
         }
-        let claims = self.role_claims(account, &role, session_name, &tags, duration, policy);
+        let mut claims = self.role_claims(account, &role, session_name, &tags, duration, policy);
+        claims.session_policy_arns = session_arns;
         let token = seal_token(&self.sts, &claims)?;
         let mut w = XmlWriter::new();
         write_credentials(&mut w, &claims, &token);
@@ -267,7 +295,10 @@ impl Iam {
             .text("AssumedRoleId", &claims.principal_id)
             .text("Arn", &claims.principal_arn)
             .close("AssumedRoleUser");
-        if claims.session_policy.is_some() || !tags.is_empty() {
+        if claims.session_policy.is_some()
+            || !claims.session_policy_arns.is_empty()
+            || !tags.is_empty()
+        {
             w.text("PackedPolicySize", &packed.to_string());
         }
         Ok(w.into_string())
@@ -329,6 +360,7 @@ impl Iam {
             created_secs: now,
             expires_secs: now + duration,
             session_policy: None,
+            session_policy_arns: Vec::new(),
         }
     }
 
@@ -400,6 +432,7 @@ impl Iam {
             created_secs: now,
             expires_secs: now + duration,
             session_policy: policy,
+            session_policy_arns: Vec::new(),
         }
     }
 
@@ -521,6 +554,7 @@ mod tests {
             created_secs: 1,
             expires_secs: 2,
             session_policy: None,
+            session_policy_arns: Vec::new(),
         };
         let token = seal_token(&key, &claims).unwrap();
         assert!(!token.contains("arn:aws"), "the token is opaque");

@@ -180,7 +180,7 @@ async fn identity_policies_follow_groups_attachments_and_writes() {
         ["a", "b", "c"],
         "own inline, the group's inline, the group's attached"
     );
-    assert!(p.session.is_none());
+    assert!(p.session.is_empty());
 
     // A new default version is what applies after the write.
     call(

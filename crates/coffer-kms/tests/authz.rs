@@ -32,7 +32,7 @@ impl IdentityPolicySource for Source {
                     .iter()
                     .map(|d| Arc::new(CompiledPolicy::parse(d, PolicyKind::Identity).unwrap()))
                     .collect(),
-                session: None,
+                session: Vec::new(),
                 boundary: None,
             })
         });

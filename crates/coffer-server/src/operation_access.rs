@@ -120,7 +120,7 @@ async fn user(env: &Env, docs: &[String]) -> RequestContext {
             .iter()
             .map(|d| Arc::new(CompiledPolicy::parse(d, PolicyKind::Identity).expect("valid")))
             .collect(),
-        session: None,
+        session: Vec::new(),
         boundary: None,
     };
     let shared = PolicyAuthorizer::new(Arc::new(Fixed(Arc::new(policies))), env.clock.clone());

@@ -286,3 +286,129 @@ async fn session_tokens_for_users_and_root() {
         "root sessions last at most an hour: {lifetime}"
     );
 }
+
+#[tokio::test]
+async fn inline_and_managed_session_policies_cap_the_session() {
+    use aws_sdk_iam::error::ProvideErrorMetadata as _;
+    use aws_sdk_sts::types::PolicyDescriptorType;
+    let s = TestServer::dev().await;
+    let iam = iam(&s);
+    iam.create_role()
+        .role_name("capped")
+        .assume_role_policy_document(trust(&format!("arn:aws:iam::{ACCOUNT}:root")))
+        .send()
+        .await
+        .unwrap();
+    iam.put_role_policy()
+        .role_name("capped")
+        .policy_name("all-iam")
+        .policy_document(policy(&[
+            r#"{"Effect":"Allow","Action":"iam:*","Resource":"*"}"#,
+        ]))
+        .send()
+        .await
+        .unwrap();
+    let managed = async |name: &str, action: &str| {
+        iam.create_policy()
+            .policy_name(name)
+            .policy_document(policy(&[&format!(
+                r#"{{"Effect":"Allow","Action":"{action}","Resource":"*"}}"#
+            )]))
+            .send()
+            .await
+            .unwrap()
+            .policy()
+            .unwrap()
+            .arn()
+            .unwrap()
+            .to_string()
+    };
+    let get_role = managed("OnlyGetRole", "iam:GetRole").await;
+    let list_users = managed("OnlyListUsers", "iam:ListUsers").await;
+    let (akid, secret) = user_with_key(&iam, "bob", "/").await;
+    iam.put_user_policy()
+        .user_name("bob")
+        .policy_name("assume")
+        .policy_document(policy(&[
+            r#"{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"*"}"#,
+        ]))
+        .send()
+        .await
+        .unwrap();
+    let bob = sts_with(&s, &akid, &secret, None);
+    let arn = |a: &str| PolicyDescriptorType::builder().arn(a).build();
+    let session = async |inline: Option<&str>, arns: &[&str]| {
+        let out = bob
+            .assume_role()
+            .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/capped"))
+            .role_session_name("capped")
+            .set_policy(inline.map(String::from))
+            .set_policy_arns(Some(arns.iter().map(|a| arn(a)).collect()))
+            .send()
+            .await
+            .unwrap();
+        assert!(out.packed_policy_size().is_some());
+        let c = out.credentials().unwrap();
+        crate::iam_util::iam_with(
+            &s,
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token()),
+        )
+    };
+
+    // Managed session policies: the session may do what any of them allows, within the role.
+    let two = session(None, &[&get_role, &list_users]).await;
+    two.get_role().role_name("capped").send().await.unwrap();
+    two.list_users().send().await.unwrap();
+    let e = two.list_roles().send().await.unwrap_err();
+    assert_eq!(err_code(&e), "AccessDenied");
+    assert!(
+        e.message()
+            .unwrap()
+            .ends_with("because no session policy allows the iam:ListRoles action"),
+        "{e:?}"
+    );
+    // Inline and managed together.
+    let mixed = session(
+        Some(&policy(&[
+            r#"{"Effect":"Allow","Action":"iam:ListRoles","Resource":"*"}"#,
+        ])),
+        &[&get_role],
+    )
+    .await;
+    mixed.list_roles().send().await.unwrap();
+    mixed.get_role().role_name("capped").send().await.unwrap();
+    let e = mixed.list_users().send().await.unwrap_err();
+    assert_eq!(err_code(&e), "AccessDenied");
+
+    // A policy the account does not have, or too many of them, is refused.
+    let missing = format!("arn:aws:iam::{ACCOUNT}:policy/Nope");
+    let e = bob
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/capped"))
+        .role_session_name("probe")
+        .policy_arns(arn(&missing))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&e), "NoSuchEntity");
+    let e = bob
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/capped"))
+        .role_session_name("probe")
+        .set_policy_arns(Some((0..11).map(|_| arn(&get_role)).collect()))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&e), "ValidationError");
+
+    // A managed session policy deleted later leaves its sessions with nothing (fail closed).
+    iam.delete_policy()
+        .policy_arn(&list_users)
+        .send()
+        .await
+        .unwrap();
+    let e = two.get_role().role_name("capped").send().await.unwrap_err();
+    assert_eq!(err_code(&e), "AccessDenied");
+}
