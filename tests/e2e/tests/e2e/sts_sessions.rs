@@ -347,7 +347,6 @@ async fn inline_and_managed_session_policies_cap_the_session() {
             .send()
             .await
             .unwrap();
-        assert!(out.packed_policy_size().is_some());
         let c = out.credentials().unwrap();
         crate::iam_util::iam_with(
             &s,
