@@ -252,6 +252,9 @@ fn kms_input(op: &str, fx: &Fixture, k: &Seed) -> Option<Value> {
         | "ListKeyPolicies"
         | "GetKeyPolicy"
         | "ListGrants" => json!({"KeyId": key}),
+        "ListRetirableGrants" => {
+            json!({"RetiringPrincipal": format!("arn:aws:iam::{}:root", fx.account)})
+        }
         "PutKeyPolicy" => json!({"KeyId": key, "Policy": fx.root_policy("kms:*", true)}),
         "TagResource" => json!({"KeyId": key, "Tags": [{"TagKey": "k", "TagValue": "v"}]}),
         "UntagResource" => json!({"KeyId": key, "TagKeys": ["k"]}),

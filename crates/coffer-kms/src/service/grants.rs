@@ -308,6 +308,14 @@ struct ListIn {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
+struct RetirableIn {
+    retiring_principal: Option<String>,
+    limit: Option<i64>,
+    marker: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
 struct RetireIn {
     grant_token: Option<String>,
     key_id: Option<String>,
@@ -513,6 +521,48 @@ impl KmsService {
                         .as_ref()
                         .is_none_or(|p| *p == g.grantee_principal);
                 Ok(keep.then(|| g.to_json(&rec.arn)))
+            })
+            .await?;
+        let mut out = Obj::new();
+        out.insert(
+            "Grants".into(),
+            Value::Array(page.items.iter().map(|(_, v)| v.clone()).collect()),
+        );
+        self.finish_page(&mut out, &scope, &page);
+        Ok(out)
+    }
+
+    /// ListRetirableGrants: the grants of every key in the account and Region that name
+    /// `RetiringPrincipal` as their retiring principal.
+    pub(crate) async fn list_retirable_grants(
+        &self,
+        ctx: &OpCtx<'_>,
+        body: &[u8],
+    ) -> Result<Obj, KmsError> {
+        let i: RetirableIn = input(body)?;
+        let retiring = required("retiringPrincipal", i.retiring_principal.as_deref())?;
+        principal("retiringPrincipal", retiring)?;
+        let limit = validate::limit(i.limit, 50, 100)?;
+        ctx.check_any()?;
+        let (account, region) = (ctx.account_id(), &ctx.region);
+        let scope =
+            coffer_service::token::scope(&["ListRetirableGrants", account, region, retiring]);
+        let after = self.marker_position(&scope, i.marker.as_deref())?;
+        // Every key's grants: kms/grant/{account}/{region}/{key id}/{grant id}.
+        let prefix = format!("kms/grant/{account}/{region}/").into_bytes();
+        let page = self
+            .scan_page(&prefix, after.as_deref(), limit, |pos, e| {
+                let g: GrantRecord = crate::parse(e, "grant record")?;
+                if g.retiring_principal.as_deref() != Some(retiring) {
+                    return Ok(None);
+                }
+                let key_id = pos.split_once('/').map_or(pos, |(k, _)| k);
+                Ok(Some(g.to_json(&crate::key_arn(
+                    ctx.partition(),
+                    region,
+                    account,
+                    key_id,
+                ))))
             })
             .await?;
         let mut out = Obj::new();

@@ -70,6 +70,7 @@ static OPERATIONS: &[OperationSpec] = &[
     op!("ListKeyRotations", true),
     op!("ListKeys", true),
     op!("ListResourceTags", true),
+    op!("ListRetirableGrants", true),
     op!("PutKeyPolicy", false),
     // IAM authorizes ReEncrypt as ReEncryptFrom (source key) and ReEncryptTo (destination key);
     // the table names the first, the operation checks both keys itself.
@@ -171,6 +172,7 @@ impl KmsService {
             "ListKeyPolicies" => self.list_key_policies(ctx, body).await,
             "CreateGrant" => self.create_grant(ctx, body).await,
             "ListGrants" => self.list_grants(ctx, body).await,
+            "ListRetirableGrants" => self.list_retirable_grants(ctx, body).await,
             "RetireGrant" => self.retire_grant(ctx, body).await,
             "RevokeGrant" => self.revoke_grant(ctx, body).await,
             _ => Err(<KmsError as coffer_service::opctx::RunError>::unknown_operation()),

@@ -340,6 +340,61 @@ async fn grants_created_listed_retired_and_revoked() {
 }
 
 #[tokio::test]
+async fn retirable_grants_are_listed_across_keys() {
+    let s = TestServer::dev().await;
+    let kms = s.kms();
+    let ops = "arn:aws:iam::000000000000:role/ops";
+    let (k1, k2) = (new_key(&kms).await, new_key(&kms).await);
+    let mut ids = Vec::new();
+    for (key, retiring) in [(&k1, Some(ops)), (&k2, Some(ops)), (&k2, None)] {
+        let g = kms
+            .create_grant()
+            .key_id(key)
+            .grantee_principal("arn:aws:iam::000000000000:role/app")
+            .operations(GrantOperation::Decrypt)
+            .set_retiring_principal(retiring.map(String::from))
+            .send()
+            .await
+            .unwrap();
+        ids.push(g.grant_id().unwrap().to_string());
+    }
+    let mut seen = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let page = kms
+            .list_retirable_grants()
+            .retiring_principal(ops)
+            .limit(1)
+            .set_marker(marker.clone())
+            .send()
+            .await
+            .unwrap();
+        for g in page.grants() {
+            assert_eq!(g.retiring_principal(), Some(ops));
+            let key_id = g.key_id().unwrap().rsplit('/').next().unwrap().to_string();
+            seen.push((key_id, g.grant_id().unwrap().to_string()));
+        }
+        if !page.truncated() {
+            break;
+        }
+        marker = page.next_marker().map(String::from);
+    }
+    seen.sort();
+    let mut expected = vec![(k1.clone(), ids[0].clone()), (k2.clone(), ids[1].clone())];
+    expected.sort();
+    assert_eq!(seen, expected);
+    let none = kms
+        .list_retirable_grants()
+        .retiring_principal("arn:aws:iam::000000000000:role/nobody")
+        .send()
+        .await
+        .unwrap();
+    assert!(none.grants().is_empty());
+    let err = kms.list_retirable_grants().send().await.unwrap_err();
+    assert_code(&err, "ValidationException");
+}
+
+#[tokio::test]
 async fn key_material_ids_follow_rotation() {
     let s = TestServer::dev().await;
     let kms = s.kms();
