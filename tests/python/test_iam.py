@@ -138,3 +138,44 @@ def test_cli_permissions_boundary_caps_a_user(coffer_env):
     assert "PermissionsBoundary" not in aws_json(
         env, "iam", "get-user", "--user-name", "cli-carol")["User"]
     aws(env, "iam", "delete-policy", "--policy-arn", boundary)
+
+
+def test_boto3_audit_tools_read_authorization_details_and_simulate(use_env):
+    """What IAM auditing tools do: page through GetAccountAuthorizationDetails with boto3's
+    paginator, then ask the simulator about a principal they found."""
+    iam = boto3.client("iam")
+    deny = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Deny", "Action": "secretsmanager:DeleteSecret", "Resource": "*"}]}
+    arn = iam.create_policy(PolicyName="b3-no-delete",
+                            PolicyDocument=json.dumps(deny))["Policy"]["Arn"]
+    for n in range(3):
+        iam.create_user(UserName=f"b3-audit-{n}", Path="/audit/")
+        iam.put_user_policy(UserName=f"b3-audit-{n}", PolicyName="sm", PolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Action": "secretsmanager:*", "Resource": "*"}]}))
+    iam.attach_user_policy(UserName="b3-audit-0", PolicyArn=arn)
+
+    users, policies = [], []
+    for page in iam.get_paginator("get_account_authorization_details").paginate(
+            PaginationConfig={"PageSize": 2}):
+        users += page["UserDetailList"]
+        policies += page["Policies"]
+    names = [u["UserName"] for u in users]
+    assert len(names) == len(set(names)), "a page boundary repeated or lost an entity"
+    mine = {u["UserName"]: u for u in users if u["Path"] == "/audit/"}
+    assert sorted(mine) == ["b3-audit-0", "b3-audit-1", "b3-audit-2"]
+    assert mine["b3-audit-0"]["AttachedManagedPolicies"] == [
+        {"PolicyName": "b3-no-delete", "PolicyArn": arn}]
+    assert mine["b3-audit-1"]["UserPolicyList"][0]["PolicyDocument"]["Statement"][0][
+        "Action"] == "secretsmanager:*", "boto3 decodes the URL-encoded documents"
+    assert [p["PolicyVersionList"][0]["Document"] for p in policies if p["Arn"] == arn] == [deny]
+
+    results = iam.simulate_principal_policy(
+        PolicySourceArn=mine["b3-audit-0"]["Arn"],
+        ActionNames=["secretsmanager:GetSecretValue", "secretsmanager:DeleteSecret"],
+    )["EvaluationResults"]
+    assert [(r["EvalActionName"], r["EvalDecision"]) for r in results] == [
+        ("secretsmanager:GetSecretValue", "allowed"),
+        ("secretsmanager:DeleteSecret", "explicitDeny"),
+    ]
+    assert results[1]["MatchedStatements"][0]["SourcePolicyId"] == "b3-no-delete"
