@@ -5,11 +5,12 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use coffer_core::{Caller, Clock, ManualClock, RequestContext, ServiceError};
+use coffer_core::{Clock, ManualClock};
 use coffer_kms::{Keyring, KmsService};
+use coffer_service::testkit::root_ctx;
 use coffer_store::memory::MemoryStore;
 use coffer_store::{Store, prefix_end};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const ACCOUNT: &str = "123456789012";
 const POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"kms:*","Resource":"*"}]}"#;
@@ -39,33 +40,9 @@ fn env() -> Env {
     }
 }
 
-fn ctx() -> RequestContext {
-    RequestContext::new(Caller::root(ACCOUNT, "AKIDEXAMPLE"), "us-east-1", "req")
-}
-
 impl Env {
-    async fn call(&self, op: &str, body: Value) -> Result<Value, (String, String, u16)> {
-        let body = serde_json::to_vec(&body).unwrap();
-        match self.svc.call(&ctx(), op, &body).await {
-            Ok(out) => Ok(serde_json::from_slice(&out).unwrap()),
-            Err(e) => Err((e.code().to_owned(), e.to_string(), e.status())),
-        }
-    }
-    async fn ok(&self, op: &str, body: Value) -> Value {
-        match self.call(op, body).await {
-            Ok(v) => v,
-            Err(e) => panic!("{op} failed: {e:?}"),
-        }
-    }
-    async fn code(&self, op: &str, body: Value) -> String {
-        match self.call(op, body).await {
-            Ok(v) => panic!("{op} unexpectedly succeeded: {v}"),
-            Err((c, _, status)) => {
-                assert!(status == 400, "{op}: {c} with status {status}");
-                c
-            }
-        }
-    }
+    coffer_service::json_test_calls!(svc, account = ACCOUNT, region = "us-east-1");
+
     async fn key(&self) -> String {
         self.ok("CreateKey", json!({})).await["KeyMetadata"]["KeyId"]
             .as_str()
@@ -413,7 +390,10 @@ async fn a_state_change_through_another_node_is_seen() {
     ));
     let other = KmsService::new(other_keys, e.clock.clone());
     let body = serde_json::to_vec(&json!({"KeyId": k})).unwrap();
-    other.call(&ctx(), "DisableKey", &body).await.unwrap();
+    other
+        .call(&root_ctx(ACCOUNT, "us-east-1"), "DisableKey", &body)
+        .await
+        .unwrap();
     // Within the state cache's lifetime this node may still decrypt; after it, it must not.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(

@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine as _;
-use coffer_core::{Caller, ManualClock, RequestContext, ServiceError};
+use coffer_core::{ManualClock, RequestContext};
 use coffer_kms::Keyring;
 use coffer_parameters::{
     Limits, ParametersService, ReferencedSecret, SecretReadError, SecretReader,
 };
+use coffer_service::testkit::root_ctx;
 use coffer_store::memory::MemoryStore;
 use coffer_store::{Entry, Store, WriteBatch, prefix_end};
 use serde_json::{Value, json};
@@ -68,38 +69,9 @@ fn env() -> Env {
     env_with(|s| s)
 }
 
-fn ctx(region: &str) -> RequestContext {
-    RequestContext::new(Caller::root(ACCOUNT, "AKIDEXAMPLE"), region, "req")
-}
-
-type Res = Result<Value, (String, String, u16)>;
-
 impl Env {
-    async fn call_in(&self, region: &str, op: &str, body: Value) -> Res {
-        let body = serde_json::to_vec(&body).unwrap();
-        match self.svc.call(&ctx(region), op, &body).await {
-            Ok(out) => Ok(serde_json::from_slice(&out).unwrap()),
-            Err(e) => Err((e.code().to_owned(), e.to_string(), e.status())),
-        }
-    }
-    async fn call(&self, op: &str, body: Value) -> Res {
-        self.call_in("us-east-1", op, body).await
-    }
-    async fn ok(&self, op: &str, body: Value) -> Value {
-        match self.call(op, body).await {
-            Ok(v) => v,
-            Err(e) => panic!("{op} failed: {e:?}"),
-        }
-    }
-    async fn code(&self, op: &str, body: Value) -> String {
-        match self.call(op, body).await {
-            Ok(v) => panic!("{op} unexpectedly succeeded: {v}"),
-            Err((c, _, status)) => {
-                assert_eq!(status, if c == "InternalServerError" { 500 } else { 400 });
-                c
-            }
-        }
-    }
+    coffer_service::json_test_calls!(svc, account = ACCOUNT, region = "us-east-1");
+
     async fn put(&self, name: &str, value: &str) -> Value {
         self.ok(
             "PutParameter",
@@ -1564,7 +1536,9 @@ async fn direct_bodies_match_the_map_form() {
         let svc = &e.svc;
         async move {
             let body = serde_json::to_vec(&body).unwrap();
-            svc.call(&ctx("us-east-1"), op, &body).await.unwrap()
+            svc.call(&root_ctx(ACCOUNT, "us-east-1"), op, &body)
+                .await
+                .unwrap()
         }
     };
     let map_form = |name: &'static str, decrypt: bool| {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine as _;
-use coffer_core::{Caller, Clock, ManualClock, RequestContext, ServiceError};
+use coffer_core::{Caller, Clock, ManualClock, RequestContext};
 use coffer_kms::Keyring;
 use coffer_rotation::builtin::PasswordRules;
 use coffer_rotation::{Event, InvokeContext, Registry, RotationFunction, Scheduler, Step};
@@ -71,28 +71,9 @@ fn env() -> Env {
     env_with(vec![])
 }
 
-type Res = Result<Value, (String, String)>;
-
 impl Env {
-    async fn call(&self, op: &str, body: Value) -> Res {
-        let ctx = RequestContext::new(Caller::root(ACCOUNT, "AKIDEXAMPLE"), REGION, "req");
-        let body = serde_json::to_vec(&body).unwrap();
-        match self.svc.call(&ctx, op, &body).await {
-            Ok(out) => Ok(serde_json::from_slice(&out).unwrap()),
-            Err(e) => Err((e.code().to_owned(), e.to_string())),
-        }
-    }
-    async fn ok(&self, op: &str, body: Value) -> Value {
-        self.call(op, body)
-            .await
-            .unwrap_or_else(|e| panic!("{op}: {e:?}"))
-    }
-    async fn err(&self, op: &str, body: Value) -> (String, String) {
-        match self.call(op, body).await {
-            Ok(v) => panic!("{op} unexpectedly succeeded: {v}"),
-            Err(e) => e,
-        }
-    }
+    coffer_service::json_test_calls!(svc, account = ACCOUNT, region = REGION);
+
     async fn describe(&self, id: &str) -> Value {
         self.ok("DescribeSecret", json!({"SecretId": id})).await
     }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use coffer_core::{Caller, ManualClock, RequestContext, ServiceError};
+use coffer_core::ManualClock;
 use coffer_kms::Keyring;
 use coffer_secrets::SecretsService;
 use coffer_store::Store;
@@ -31,38 +31,9 @@ fn env() -> Env {
     Env { svc, store, clock }
 }
 
-fn ctx(region: &str) -> RequestContext {
-    RequestContext::new(Caller::root(ACCOUNT, "AKIDEXAMPLE"), region, "req")
-}
-
-type Res = Result<Value, (String, String, u16)>;
-
 impl Env {
-    async fn call_in(&self, region: &str, op: &str, body: Value) -> Res {
-        let body = serde_json::to_vec(&body).unwrap();
-        match self.svc.call(&ctx(region), op, &body).await {
-            Ok(out) => Ok(serde_json::from_slice(&out).unwrap()),
-            Err(e) => Err((e.code().to_owned(), e.to_string(), e.status())),
-        }
-    }
-    async fn call(&self, op: &str, body: Value) -> Res {
-        self.call_in("us-east-1", op, body).await
-    }
-    async fn ok(&self, op: &str, body: Value) -> Value {
-        match self.call(op, body).await {
-            Ok(v) => v,
-            Err(e) => panic!("{op} failed: {e:?}"),
-        }
-    }
-    async fn err(&self, op: &str, body: Value) -> (String, String) {
-        match self.call(op, body).await {
-            Ok(v) => panic!("{op} unexpectedly succeeded: {v}"),
-            Err((c, m, _)) => (c, m),
-        }
-    }
-    async fn code(&self, op: &str, body: Value) -> String {
-        self.err(op, body).await.0
-    }
+    coffer_service::json_test_calls!(svc, account = ACCOUNT, region = "us-east-1");
+
     async fn value(&self, id: &str) -> String {
         self.ok("GetSecretValue", json!({"SecretId": id})).await["SecretString"]
             .as_str()

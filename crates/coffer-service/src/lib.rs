@@ -9,7 +9,8 @@
 //! - [`readcache`]: decoded store records reused only for the exact entry they were decoded from;
 //! - [`jsonout`]: writing JSON answers from borrowed fields, byte-identical to the map form;
 //! - [`tags`]: the stored tag shape and the merge with its quota;
-//! - [`opctx`]: one operation's context, through which every authorization decision is made.
+//! - [`opctx`]: one operation's context, through which every authorization decision is made;
+//! - [`json_test_calls!`]: the calls the JSON services' own tests make.
 
 pub mod audit;
 pub mod constraint;
@@ -19,6 +20,7 @@ pub mod locks;
 pub mod opctx;
 pub mod readcache;
 pub mod tags;
+pub mod testkit;
 pub mod token;
 
 /// One row of the operation table a service contributes to the server.

@@ -4,27 +4,14 @@
 //! ListEntitiesForPolicy, and delegated through the `iam:PermissionsBoundary` condition key.
 
 use crate::harness::{TestServer, code};
-use crate::iam_util::{ACCOUNT, err_code, iam, iam_with, policy, sts_with, user_with_key};
+use crate::iam_util::{
+    ACCOUNT, err_code, iam, iam_with, managed_policy, policy, sts_with, user_with_key,
+};
 
 const ALLOW_ALL: &str = r#"{"Effect":"Allow","Action":"*","Resource":"*"}"#;
 
 fn secret_arn_pattern(name: &str) -> String {
     format!("arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:{name}")
-}
-
-/// A managed policy `name` holding `statements`; its ARN.
-async fn managed(iam: &aws_sdk_iam::Client, name: &str, statements: &[&str]) -> String {
-    iam.create_policy()
-        .policy_name(name)
-        .policy_document(policy(statements))
-        .send()
-        .await
-        .unwrap()
-        .policy()
-        .unwrap()
-        .arn()
-        .unwrap()
-        .to_string()
 }
 
 async fn boundary_uses(iam: &aws_sdk_iam::Client, arn: &str) -> i32 {
@@ -73,7 +60,7 @@ async fn a_boundary_caps_what_a_users_policies_grant() {
             .await
             .unwrap();
     }
-    let app_only = managed(
+    let app_only = managed_policy(
         &iam,
         "AppOnly",
         &[&format!(
@@ -261,13 +248,13 @@ async fn a_boundary_caps_what_a_users_policies_grant() {
 async fn a_roles_boundary_caps_its_sessions() {
     let s = TestServer::dev().await;
     let iam = iam(&s);
-    let read_roles = managed(
+    let read_roles = managed_policy(
         &iam,
         "ReadRoles",
         &[r#"{"Effect":"Allow","Action":["iam:GetRole","iam:ListRoles"],"Resource":"*"}"#],
     )
     .await;
-    let get_role_only = managed(
+    let get_role_only = managed_policy(
         &iam,
         "GetRoleOnly",
         &[r#"{"Effect":"Allow","Action":"iam:GetRole","Resource":"*"}"#],
@@ -358,13 +345,13 @@ async fn a_roles_boundary_caps_its_sessions() {
 async fn the_permissions_boundary_key_delegates_user_creation() {
     let s = TestServer::dev().await;
     let iam = iam(&s);
-    let bounded = managed(
+    let bounded = managed_policy(
         &iam,
         "Bounded",
         &[r#"{"Effect":"Allow","Action":"secretsmanager:DescribeSecret","Resource":"*"}"#],
     )
     .await;
-    let other = managed(
+    let other = managed_policy(
         &iam,
         "Other",
         &[r#"{"Effect":"Allow","Action":"*","Resource":"*"}"#],

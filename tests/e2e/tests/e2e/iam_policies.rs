@@ -545,18 +545,7 @@ async fn account_authorization_details_show_every_grant_in_pages() {
     use aws_sdk_iam::types::EntityType;
     let s = TestServer::dev().await;
     let iam = iam(&s);
-    let read = iam
-        .create_policy()
-        .policy_name("Read")
-        .policy_document(policy(&[READ_PROD]))
-        .send()
-        .await
-        .unwrap()
-        .policy()
-        .unwrap()
-        .arn()
-        .unwrap()
-        .to_string();
+    let read = crate::iam_util::managed_policy(&iam, "Read", &[READ_PROD]).await;
     iam.create_policy_version()
         .policy_arn(&read)
         .policy_document(policy(&[READ_PROD, READ_PROD]))
@@ -564,18 +553,7 @@ async fn account_authorization_details_show_every_grant_in_pages() {
         .send()
         .await
         .unwrap();
-    let bound = iam
-        .create_policy()
-        .policy_name("Bound")
-        .policy_document(policy(&[READ_PROD]))
-        .send()
-        .await
-        .unwrap()
-        .policy()
-        .unwrap()
-        .arn()
-        .unwrap()
-        .to_string();
+    let bound = crate::iam_util::managed_policy(&iam, "Bound", &[READ_PROD]).await;
     iam.create_user()
         .user_name("dana")
         .path("/eng/")
@@ -755,21 +733,15 @@ async fn the_policy_simulator_agrees_with_enforcement() {
             .await
             .unwrap();
     }
-    let deny_prod = iam
-        .create_policy()
-        .policy_name("DenyProd")
-        .policy_document(policy(&[&format!(
+    let deny_prod = crate::iam_util::managed_policy(
+        &iam,
+        "DenyProd",
+        &[&format!(
             r#"{{"Effect":"Deny","Action":"secretsmanager:*","Resource":"{}"}}"#,
             secret("prod/*")
-        )]))
-        .send()
-        .await
-        .unwrap()
-        .policy()
-        .unwrap()
-        .arn()
-        .unwrap()
-        .to_string();
+        )],
+    )
+    .await;
     let (akid, key_secret) = crate::iam_util::user_with_key(&iam, "sam", "/").await;
     iam.put_user_policy()
         .user_name("sam")

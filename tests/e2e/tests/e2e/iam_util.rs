@@ -92,6 +92,21 @@ pub async fn user_with_key(iam: &aws_sdk_iam::Client, name: &str, path: &str) ->
     )
 }
 
+/// A customer managed policy `name` holding `statements`; its ARN.
+pub async fn managed_policy(iam: &aws_sdk_iam::Client, name: &str, statements: &[&str]) -> String {
+    iam.create_policy()
+        .policy_name(name)
+        .policy_document(policy(statements))
+        .send()
+        .await
+        .unwrap()
+        .policy()
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_string()
+}
+
 /// `{"Version":"2012-10-17","Statement":[...]}` from statement JSON texts.
 pub fn policy(statements: &[&str]) -> String {
     format!(

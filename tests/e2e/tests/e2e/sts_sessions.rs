@@ -309,19 +309,8 @@ async fn inline_and_managed_session_policies_cap_the_session() {
         .await
         .unwrap();
     let managed = async |name: &str, action: &str| {
-        iam.create_policy()
-            .policy_name(name)
-            .policy_document(policy(&[&format!(
-                r#"{{"Effect":"Allow","Action":"{action}","Resource":"*"}}"#
-            )]))
-            .send()
-            .await
-            .unwrap()
-            .policy()
-            .unwrap()
-            .arn()
-            .unwrap()
-            .to_string()
+        let allow = format!(r#"{{"Effect":"Allow","Action":"{action}","Resource":"*"}}"#);
+        crate::iam_util::managed_policy(&iam, name, &[&allow]).await
     };
     let get_role = managed("OnlyGetRole", "iam:GetRole").await;
     let list_users = managed("OnlyListUsers", "iam:ListUsers").await;
