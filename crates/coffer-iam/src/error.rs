@@ -25,6 +25,12 @@ pub enum IamError {
     /// STS: the session policy (plus tags) packs too large.
     #[error("{0}")]
     PackedPolicyTooLarge(String),
+    /// GetCredentialReport before any GenerateCredentialReport (`ReportNotPresent`, 410).
+    #[error("{0}")]
+    ReportNotPresent(String),
+    /// GetCredentialReport of a report older than four hours (`ReportExpired`, 410).
+    #[error("{0}")]
+    ReportExpired(String),
     /// Another writer changed what this operation read; retried, then reported as
     /// `ConcurrentModification`.
     #[error("Rate exceeded: the entity was modified concurrently; retry the request.")]
@@ -68,6 +74,8 @@ impl ServiceError for IamError {
             IamError::PackedPolicyTooLarge(_) => "PackedPolicyTooLarge",
             IamError::Conflict | IamError::ConcurrentModification(_) => "ConcurrentModification",
             IamError::InvalidAction(_) => "InvalidAction",
+            IamError::ReportNotPresent(_) => "ReportNotPresent",
+            IamError::ReportExpired(_) => "ReportExpired",
             IamError::Internal(_) => "ServiceFailure",
         }
     }
@@ -81,6 +89,7 @@ impl ServiceError for IamError {
             | IamError::Conflict
             | IamError::ConcurrentModification(_) => 409,
             IamError::AccessDenied(_) => 403,
+            IamError::ReportNotPresent(_) | IamError::ReportExpired(_) => 410,
             IamError::Internal(_) => 500,
             IamError::MalformedPolicyDocument(_)
             | IamError::InvalidInput(_)

@@ -17,6 +17,7 @@ use coffer_wire::query::QueryParams;
 mod absent;
 mod boundaries;
 pub mod credentials;
+mod credreport;
 mod details;
 mod entity;
 mod error;
@@ -69,8 +70,10 @@ pub static IAM_OPERATIONS: &[&str] = &[
     "DetachGroupPolicy",
     "DetachRolePolicy",
     "DetachUserPolicy",
+    "GenerateCredentialReport",
     "GetAccessKeyLastUsed",
     "GetAccountAuthorizationDetails",
+    "GetCredentialReport",
     "GetGroup",
     "GetGroupPolicy",
     "GetLoginProfile",
@@ -209,6 +212,9 @@ impl Iam {
             | "UntagRole"
             | "ListRoleTags" => self.roles(ctx, action, q).await?,
             "GetAccountAuthorizationDetails" => self.authorization_details(ctx, q).await?,
+            "GenerateCredentialReport" | "GetCredentialReport" => {
+                self.credential_report(ctx, action, q).await?
+            }
             "SimulatePrincipalPolicy" | "SimulateCustomPolicy" => {
                 self.simulate(ctx, action, q).await?
             }

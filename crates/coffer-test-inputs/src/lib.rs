@@ -388,7 +388,9 @@ fn iam_input(op: &str, fx: &Fixture, akid: &str) -> Option<Vec<(String, String)>
         "PutUserPermissionsBoundary" => vec![user, ("PermissionsBoundary", &policy_arn)],
         "DeleteUserPolicy" | "GetUserPolicy" => vec![user, inline],
         "GetAccessKeyLastUsed" => vec![key],
-        "GetAccountAuthorizationDetails" => vec![],
+        "GenerateCredentialReport" | "GetAccountAuthorizationDetails" | "GetCredentialReport" => {
+            vec![]
+        }
         "ListGroups" | "ListPolicies" | "ListRoles" | "ListUsers" | "ListVirtualMFADevices" => {
             vec![]
         }

@@ -49,6 +49,18 @@ impl Model {
         self.doc["operations"][op][side]["shape"].as_str()
     }
 
+    /// The sensitive members of `op`'s input (none when it takes no input at all).
+    fn sensitive_inputs(&self, op: &str) -> Vec<String> {
+        assert!(
+            self.doc["operations"][op].is_object(),
+            "{op} is not in the {:?} model",
+            self.service
+        );
+        self.io(op, "input")
+            .map(|shape| self.sensitive_paths(shape))
+            .unwrap_or_default()
+    }
+
     /// Sensitive by the model (on the shape or the member referring to it), or kept sensitive
     /// by the redaction on top of the model (STS session tokens).
     fn sensitive(&self, shape: &str, member_ref: &Value) -> bool {
@@ -268,9 +280,7 @@ impl Http<'_> {
                 );
             }
             Input::Query(pairs) => {
-                let model = &self.models[&service];
-                let shape = model.io(op, "input").expect("input shape");
-                let sensitive = model.sensitive_paths(shape);
+                let sensitive = self.models[&service].sensitive_inputs(op);
                 for (k, v) in pairs.iter_mut() {
                     let top = k.split('.').next().unwrap_or_default();
                     if sensitive.iter().any(|p| p.split('.').next() == Some(top)) {
@@ -591,13 +601,7 @@ async fn every_operation_of_every_service_leaves_one_record_and_no_secret_anywhe
         let Some(model) = http.models.get(service) else {
             continue;
         };
-        let shape = model.io(op, "input").unwrap_or_else(|| {
-            panic!(
-                "{service:?} {op} is not in models/{}.json",
-                service.signing_name()
-            )
-        });
-        for path in model.sensitive_paths(shape) {
+        for path in model.sensitive_inputs(op) {
             assert!(
                 st.marked.contains(&(*service, op.clone(), path.clone())),
                 "{service:?} {op}: sensitive {path} never carried a marker (add it to the \

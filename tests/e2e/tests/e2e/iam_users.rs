@@ -1,6 +1,8 @@
 //! IAM through aws-sdk-iam: users (paths, tags, rename), access keys and their lifecycle as
 //! credentials, groups, and AWS's errors.
 
+use std::time::Duration;
+
 use aws_sdk_iam::error::ProvideErrorMetadata as _;
 
 use crate::harness::TestServer;
@@ -671,4 +673,96 @@ async fn a_group_renamed_keeps_its_members_and_policies() {
         .send()
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn the_credential_report_lists_every_key_with_its_last_use() {
+    let s = TestServer::dev().await;
+    let iam = iam(&s);
+    let e = iam.get_credential_report().send().await.unwrap_err();
+    assert_eq!(err_code(&e), "ReportNotPresent");
+    assert_eq!(e.raw_response().unwrap().status().as_u16(), 410);
+
+    let (akid, secret) = user_with_key(&iam, "rita", "/ops/").await;
+    let second = iam
+        .create_access_key()
+        .user_name("rita")
+        .send()
+        .await
+        .unwrap();
+    iam.update_access_key()
+        .user_name("rita")
+        .access_key_id(second.access_key().unwrap().access_key_id())
+        .status(aws_sdk_iam::types::StatusType::Inactive)
+        .send()
+        .await
+        .unwrap();
+    iam.create_user().user_name("idle").send().await.unwrap();
+    sts_with(&s, &akid, &secret, None)
+        .get_caller_identity()
+        .send()
+        .await
+        .unwrap();
+
+    let started = iam.generate_credential_report().send().await.unwrap();
+    assert_eq!(
+        started.state(),
+        Some(&aws_sdk_iam::types::ReportStateType::Complete)
+    );
+    let report = iam.get_credential_report().send().await.unwrap();
+    assert_eq!(
+        report.report_format(),
+        Some(&aws_sdk_iam::types::ReportFormatType::TextCsv)
+    );
+    let csv = String::from_utf8(report.content().unwrap().as_ref().to_vec()).unwrap();
+    let rows: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
+    let header = &rows[0];
+    let col = |row: &Vec<&str>, name: &str| -> String {
+        row[header.iter().position(|h| *h == name).unwrap()].to_string()
+    };
+    assert_eq!(header.len(), 22);
+    assert_eq!(rows[1][0], "<root_account>");
+    assert_eq!(col(&rows[1], "arn"), format!("arn:aws:iam::{ACCOUNT}:root"));
+    assert_eq!(col(&rows[1], "access_key_1_active"), "true");
+    let rita = rows.iter().find(|r| r[0] == "rita").unwrap();
+    assert_eq!(
+        col(rita, "arn"),
+        format!("arn:aws:iam::{ACCOUNT}:user/ops/rita")
+    );
+    assert_eq!(col(rita, "password_enabled"), "false");
+    assert_eq!(col(rita, "access_key_1_active"), "true");
+    assert!(col(rita, "access_key_1_last_rotated").ends_with("+00:00"));
+    assert_eq!(col(rita, "access_key_1_last_used_service"), "sts");
+    assert_eq!(col(rita, "access_key_1_last_used_region"), "us-east-1");
+    assert_eq!(
+        col(rita, "access_key_2_active"),
+        "false",
+        "the second key is inactive"
+    );
+    assert_eq!(col(rita, "access_key_2_last_used_date"), "N/A");
+    let idle = rows.iter().find(|r| r[0] == "idle").unwrap();
+    assert_eq!(col(idle, "access_key_1_active"), "false");
+    assert_eq!(col(idle, "access_key_1_last_rotated"), "N/A");
+
+    // Within four hours the same report is served, even when asked to generate again.
+    iam.create_user().user_name("late").send().await.unwrap();
+    iam.generate_credential_report().send().await.unwrap();
+    let again = iam.get_credential_report().send().await.unwrap();
+    assert_eq!(again.generated_time(), report.generated_time());
+    // After four hours it is expired, and the next one has the new user.
+    s.clock.advance(Duration::from_secs(4 * 3600 + 1));
+    let e = iam.get_credential_report().send().await.unwrap_err();
+    assert_eq!(err_code(&e), "ReportExpired");
+    iam.generate_credential_report().send().await.unwrap();
+    let fresh = iam.get_credential_report().send().await.unwrap();
+    let csv = String::from_utf8(fresh.content().unwrap().as_ref().to_vec()).unwrap();
+    assert!(csv.lines().any(|l| l.starts_with("late,")), "{csv}");
+
+    // An IAM action like any other.
+    let e = iam_with(&s, &akid, &secret, None)
+        .get_credential_report()
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&e), "AccessDenied");
 }
