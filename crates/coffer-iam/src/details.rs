@@ -1,7 +1,7 @@
-//! GetAccountAuthorizationDetails: every user, group, role and customer managed policy of the
-//! account with everything that decides what they may do (inline and attached policies, group
-//! memberships, trust policies, permissions boundaries, every policy version), in one paged
-//! listing — what IAM auditing tools read to answer "who can do what".
+//! Account-wide views for IAM auditing tools: GetAccountAuthorizationDetails (every user,
+//! group, role and customer managed policy with everything that decides what they may do —
+//! inline and attached policies, group memberships, trust policies, permissions boundaries,
+//! every policy version — in one paged listing) and GetAccountSummary (counts and quotas).
 
 use coffer_core::RequestContext;
 use coffer_wire::query::{QueryParams, XmlWriter};
@@ -97,6 +97,76 @@ impl Iam {
         }
         w.close("Policies");
         write_truncation(&mut w, next.as_deref());
+        Ok(w.into_string())
+    }
+}
+
+impl Iam {
+    /// GetAccountSummary: how many users, groups, roles and managed policies the account has,
+    /// whether its root has access keys, and the quotas Coffer enforces (only those: a quota
+    /// listed here is one a write can hit). What Coffer has no place for (MFA devices, signing
+    /// certificates, instance profiles, identity providers, server certificates) counts 0.
+    pub(crate) async fn account_summary(
+        &self,
+        ctx: &RequestContext,
+        q: &QueryParams,
+    ) -> Result<String, IamError> {
+        let account = ctx.account_id();
+        Input::new(q).finish()?;
+        authorize(ctx, "iam:GetAccountSummary", "*")?;
+        let mut counts = Vec::new();
+        for kind in [Kind::User, Kind::Group, Kind::Role] {
+            let n = self
+                .scan_json::<Entity>(&model::entity_prefix(account, kind))
+                .await?
+                .len();
+            counts.push((format!("{}s", kind.title()), n));
+        }
+        let policies = self
+            .scan_json::<ManagedPolicy>(&model::policy_prefix(account))
+            .await?;
+        let in_use: u32 = policies.iter().map(|(_, p, _)| p.attachments).sum();
+        let root_keys = crate::keys::has_root_access_key(&*self.store, account).await?;
+        use crate::{groups, keys, policies as pol, roles};
+        let entries: Vec<(String, usize)> = counts
+            .into_iter()
+            .chain([
+                ("Policies".to_string(), policies.len()),
+                ("PolicyVersionsInUse".into(), in_use as usize),
+                ("AccountAccessKeysPresent".into(), usize::from(root_keys)),
+                ("AccountMFAEnabled".into(), 0),
+                ("AccountPasswordPresent".into(), 0),
+                ("AccountSigningCertificatesPresent".into(), 0),
+                ("MFADevices".into(), 0),
+                ("MFADevicesInUse".into(), 0),
+                ("Providers".into(), 0),
+                ("InstanceProfiles".into(), 0),
+                ("ServerCertificates".into(), 0),
+                ("AccessKeysPerUserQuota".into(), keys::MAX_KEYS_PER_USER),
+                ("GroupsPerUserQuota".into(), groups::MAX_GROUPS_PER_USER),
+                ("AttachedPoliciesPerUserQuota".into(), pol::MAX_ATTACHED),
+                ("AttachedPoliciesPerGroupQuota".into(), pol::MAX_ATTACHED),
+                ("AttachedPoliciesPerRoleQuota".into(), pol::MAX_ATTACHED),
+                ("VersionsPerPolicyQuota".into(), pol::MAX_VERSIONS),
+                ("PolicySizeQuota".into(), pol::MANAGED_POLICY_QUOTA),
+                ("UserPolicySizeQuota".into(), Kind::User.inline_quota()),
+                ("GroupPolicySizeQuota".into(), Kind::Group.inline_quota()),
+                ("RolePolicySizeQuota".into(), Kind::Role.inline_quota()),
+                (
+                    "AssumeRolePolicySizeQuota".into(),
+                    roles::TRUST_POLICY_QUOTA,
+                ),
+            ])
+            .collect();
+        let mut w = XmlWriter::new();
+        w.open("SummaryMap");
+        for (key, value) in &entries {
+            w.open("entry")
+                .text("key", key)
+                .text("value", &value.to_string())
+                .close("entry");
+        }
+        w.close("SummaryMap");
         Ok(w.into_string())
     }
 }

@@ -12,7 +12,7 @@ use crate::model::{self, Kind};
 use crate::{Iam, IamError, authorize, json};
 
 /// IAM's quota of groups per user.
-const MAX_GROUPS_PER_USER: usize = 10;
+pub(crate) const MAX_GROUPS_PER_USER: usize = 10;
 
 impl Iam {
     pub(crate) async fn groups(

@@ -13,7 +13,7 @@ use crate::users::caller_user;
 use crate::{Iam, IamError, authorize, json};
 
 /// IAM's quota of access keys per user.
-const MAX_KEYS_PER_USER: usize = 2;
+pub(crate) const MAX_KEYS_PER_USER: usize = 2;
 
 /// A new key pair: `AKIA` + 16 base32 characters, and 40 base64 characters of secret.
 pub fn generate_access_key() -> (String, String) {

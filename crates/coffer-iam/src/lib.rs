@@ -73,6 +73,7 @@ pub static IAM_OPERATIONS: &[&str] = &[
     "GenerateCredentialReport",
     "GetAccessKeyLastUsed",
     "GetAccountAuthorizationDetails",
+    "GetAccountSummary",
     "GetCredentialReport",
     "GetGroup",
     "GetGroupPolicy",
@@ -212,6 +213,7 @@ impl Iam {
             | "UntagRole"
             | "ListRoleTags" => self.roles(ctx, action, q).await?,
             "GetAccountAuthorizationDetails" => self.authorization_details(ctx, q).await?,
+            "GetAccountSummary" => self.account_summary(ctx, q).await?,
             "GenerateCredentialReport" | "GetCredentialReport" => {
                 self.credential_report(ctx, action, q).await?
             }

@@ -14,11 +14,11 @@ use crate::model::{self, Kind, ManagedPolicy, PolicyVersion};
 use crate::{Iam, IamError, authorize, json};
 
 /// IAM's quota on a managed policy's size (characters, whitespace not counted).
-const MANAGED_POLICY_QUOTA: usize = 6144;
+pub(crate) const MANAGED_POLICY_QUOTA: usize = 6144;
 /// Versions a managed policy may keep.
-const MAX_VERSIONS: usize = 5;
+pub(crate) const MAX_VERSIONS: usize = 5;
 /// Managed policies attached to one user, group or role.
-const MAX_ATTACHED: usize = 10;
+pub(crate) const MAX_ATTACHED: usize = 10;
 
 /// Checks a policy document the way IAM does before storing it: its size against `quota` (a
 /// `LimitExceeded` naming `quota_name`), then the grammar for its `kind` (a

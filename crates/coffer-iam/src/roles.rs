@@ -15,7 +15,7 @@ use crate::{Iam, IamError, authorize, json};
 /// Default and bounds of `MaxSessionDuration` (seconds).
 pub(crate) const DEFAULT_MAX_SESSION: i64 = 3600;
 /// IAM's quota on a trust policy's size (characters, whitespace not counted).
-const TRUST_POLICY_QUOTA: usize = 2048;
+pub(crate) const TRUST_POLICY_QUOTA: usize = 2048;
 
 impl Iam {
     pub(crate) async fn roles(

@@ -388,7 +388,10 @@ fn iam_input(op: &str, fx: &Fixture, akid: &str) -> Option<Vec<(String, String)>
         "PutUserPermissionsBoundary" => vec![user, ("PermissionsBoundary", &policy_arn)],
         "DeleteUserPolicy" | "GetUserPolicy" => vec![user, inline],
         "GetAccessKeyLastUsed" => vec![key],
-        "GenerateCredentialReport" | "GetAccountAuthorizationDetails" | "GetCredentialReport" => {
+        "GenerateCredentialReport"
+        | "GetAccountAuthorizationDetails"
+        | "GetAccountSummary"
+        | "GetCredentialReport" => {
             vec![]
         }
         "ListGroups" | "ListPolicies" | "ListRoles" | "ListUsers" | "ListVirtualMFADevices" => {

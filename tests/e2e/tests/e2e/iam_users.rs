@@ -766,3 +766,57 @@ async fn the_credential_report_lists_every_key_with_its_last_use() {
         .unwrap_err();
     assert_eq!(err_code(&e), "AccessDenied");
 }
+
+#[tokio::test]
+async fn the_account_summary_counts_entities_and_states_the_enforced_quotas() {
+    use aws_sdk_iam::types::SummaryKeyType as K;
+    let s = TestServer::dev().await;
+    let iam = iam(&s);
+    user_with_key(&iam, "one", "/").await;
+    user_with_key(&iam, "two", "/").await;
+    iam.create_group().group_name("g").send().await.unwrap();
+    let arn = crate::iam_util::managed_policy(
+        &iam,
+        "P",
+        &[r#"{"Effect":"Allow","Action":"ssm:GetParameter","Resource":"*"}"#],
+    )
+    .await;
+    iam.attach_user_policy()
+        .user_name("one")
+        .policy_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    iam.attach_group_policy()
+        .group_name("g")
+        .policy_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    let out = iam.get_account_summary().send().await.unwrap();
+    let m = out.summary_map().unwrap();
+    assert_eq!(m[&K::Users], 2);
+    assert_eq!(m[&K::Groups], 1);
+    assert_eq!(m[&K::Roles], 0);
+    assert_eq!(m[&K::Policies], 1);
+    assert_eq!(m[&K::PolicyVersionsInUse], 2);
+    assert_eq!(m[&K::AccountAccessKeysPresent], 1, "the dev root has a key");
+    assert_eq!(m[&K::AccountMfaEnabled], 0);
+    assert_eq!(m[&K::AccessKeysPerUserQuota], 2);
+    assert_eq!(m[&K::AttachedPoliciesPerRoleQuota], 10);
+    // Quotas Coffer does not enforce are not claimed.
+    assert!(!m.contains_key(&K::UsersQuota));
+    // The quota it states is the one a write hits: a second key, then no third.
+    iam.create_access_key()
+        .user_name("one")
+        .send()
+        .await
+        .unwrap();
+    let e = iam
+        .create_access_key()
+        .user_name("one")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&e), "LimitExceeded");
+}
