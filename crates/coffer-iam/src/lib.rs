@@ -26,6 +26,7 @@ mod inline;
 mod input;
 mod keys;
 pub mod model;
+mod oidc;
 mod policies;
 mod roles;
 mod simulate;
@@ -46,12 +47,14 @@ pub const STS_NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
 
 /// IAM's operations (the `Action` parameter). All of them write or read IAM, `iam:` + name.
 pub static IAM_OPERATIONS: &[&str] = &[
+    "AddClientIDToOpenIDConnectProvider",
     "AddUserToGroup",
     "AttachGroupPolicy",
     "AttachRolePolicy",
     "AttachUserPolicy",
     "CreateAccessKey",
     "CreateGroup",
+    "CreateOpenIDConnectProvider",
     "CreatePolicy",
     "CreatePolicyVersion",
     "CreateRole",
@@ -59,6 +62,7 @@ pub static IAM_OPERATIONS: &[&str] = &[
     "DeleteAccessKey",
     "DeleteGroup",
     "DeleteGroupPolicy",
+    "DeleteOpenIDConnectProvider",
     "DeletePolicy",
     "DeletePolicyVersion",
     "DeleteRole",
@@ -78,6 +82,7 @@ pub static IAM_OPERATIONS: &[&str] = &[
     "GetGroup",
     "GetGroupPolicy",
     "GetLoginProfile",
+    "GetOpenIDConnectProvider",
     "GetPolicy",
     "GetPolicyVersion",
     "GetRole",
@@ -94,6 +99,8 @@ pub static IAM_OPERATIONS: &[&str] = &[
     "ListGroupsForUser",
     "ListInstanceProfilesForRole",
     "ListMFADevices",
+    "ListOpenIDConnectProviderTags",
+    "ListOpenIDConnectProviders",
     "ListPolicies",
     "ListPolicyTags",
     "ListPolicyVersions",
@@ -112,19 +119,23 @@ pub static IAM_OPERATIONS: &[&str] = &[
     "PutRolePolicy",
     "PutUserPermissionsBoundary",
     "PutUserPolicy",
+    "RemoveClientIDFromOpenIDConnectProvider",
     "RemoveUserFromGroup",
     "SetDefaultPolicyVersion",
     "SimulateCustomPolicy",
     "SimulatePrincipalPolicy",
+    "TagOpenIDConnectProvider",
     "TagPolicy",
     "TagRole",
     "TagUser",
+    "UntagOpenIDConnectProvider",
     "UntagPolicy",
     "UntagRole",
     "UntagUser",
     "UpdateAccessKey",
     "UpdateAssumeRolePolicy",
     "UpdateGroup",
+    "UpdateOpenIDConnectProviderThumbprint",
     "UpdateRole",
     "UpdateRoleDescription",
     "UpdateUser",
@@ -214,6 +225,7 @@ impl Iam {
             | "ListRoleTags" => self.roles(ctx, action, q).await?,
             "GetAccountAuthorizationDetails" => self.authorization_details(ctx, q).await?,
             "GetAccountSummary" => self.account_summary(ctx, q).await?,
+            op if op.contains("OpenIDConnectProvider") => self.oidc(ctx, action, q).await?,
             "GenerateCredentialReport" | "GetCredentialReport" => {
                 self.credential_report(ctx, action, q).await?
             }

@@ -331,9 +331,14 @@ fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The OpenID Connect provider [`seed_iam`] creates (its issuer is `https://` + this).
+pub const OIDC_HOST: &str = "oidc.example.com";
+
 fn iam_input(op: &str, fx: &Fixture, akid: &str) -> Option<Vec<(String, String)>> {
     let policy_arn = format!("arn:aws:iam::{}:policy/p1", fx.account);
     let user_arn = format!("arn:aws:iam::{}:user/u1", fx.account);
+    let oidc_arn = format!("arn:aws:iam::{}:oidc-provider/{OIDC_HOST}", fx.account);
+    let oidc = ("OpenIDConnectProviderArn", oidc_arn.as_str());
     let trust = fx.root_policy("sts:AssumeRole", false);
     let user = ("UserName", "u1");
     let group = ("GroupName", "g1");
@@ -388,6 +393,23 @@ fn iam_input(op: &str, fx: &Fixture, akid: &str) -> Option<Vec<(String, String)>
         "PutUserPermissionsBoundary" => vec![user, ("PermissionsBoundary", &policy_arn)],
         "DeleteUserPolicy" | "GetUserPolicy" => vec![user, inline],
         "GetAccessKeyLastUsed" => vec![key],
+        "CreateOpenIDConnectProvider" => vec![("Url", "https://oidc2.example.com")],
+        "AddClientIDToOpenIDConnectProvider" | "RemoveClientIDFromOpenIDConnectProvider" => {
+            vec![oidc, ("ClientID", "sts.amazonaws.com")]
+        }
+        "DeleteOpenIDConnectProvider"
+        | "GetOpenIDConnectProvider"
+        | "ListOpenIDConnectProviderTags" => vec![oidc],
+        "ListOpenIDConnectProviders" => vec![],
+        "TagOpenIDConnectProvider" => [vec![oidc], tag.to_vec()].concat(),
+        "UntagOpenIDConnectProvider" => vec![oidc, ("TagKeys.member.1", "k")],
+        "UpdateOpenIDConnectProviderThumbprint" => vec![
+            oidc,
+            (
+                "ThumbprintList.member.1",
+                "0123456789abcdef0123456789abcdef01234567",
+            ),
+        ],
         "GenerateCredentialReport"
         | "GetAccountAuthorizationDetails"
         | "GetAccountSummary"
@@ -532,6 +554,8 @@ pub async fn seed_iam<T: Transport>(t: &T, fx: &Fixture) -> String {
     };
     let trust = fx.root_policy("sts:AssumeRole", false);
     run("CreateUser", &[("UserName", "u1")]).await;
+    let oidc_url = format!("https://{OIDC_HOST}");
+    run("CreateOpenIDConnectProvider", &[("Url", &oidc_url)]).await;
     run("CreateGroup", &[("GroupName", "g1")]).await;
     run(
         "CreateRole",

@@ -37,3 +37,4 @@ mod ssm_resources;
 mod ssm_util;
 mod ssm_versions;
 mod sts_sessions;
+mod sts_web_identity;
