@@ -247,6 +247,16 @@ pub fn new_call_id() -> String {
 /// `userIdentity` of an authenticated caller (members in ascending key order): type, ids, and
 /// for temporary credentials the session's issuer and creation time.
 fn write_identity(c: &Caller, id: &mut Object<'_>) {
+    if c.principal_type == coffer_core::PrincipalType::WebIdentityUser {
+        // CloudTrail's shape for AssumeRoleWithWebIdentity: the provider and the token's claims.
+        id.str("identityProvider", &c.principal_arn)
+            .str("principalId", &c.principal_id)
+            .str("type", c.principal_type.as_str());
+        if let Some(u) = &c.user_name {
+            id.str("userName", u);
+        }
+        return;
+    }
     id.str("accessKeyId", &c.access_key_id)
         .str("accountId", &c.account_id)
         .str("arn", &c.principal_arn)
@@ -281,7 +291,7 @@ pub fn lookup_username(record: &Value) -> Option<&str> {
     let id = &record["userIdentity"];
     match id["type"].as_str() {
         Some("Root") => Some("root"),
-        Some("IAMUser") => id["userName"].as_str(),
+        Some("IAMUser" | "WebIdentityUser") => id["userName"].as_str(),
         Some("AssumedRole") => id["principalId"]
             .as_str()
             .and_then(|p| p.split_once(':').map(|(_, s)| s)),

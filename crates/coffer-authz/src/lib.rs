@@ -246,6 +246,7 @@ fn request_principal(caller: &Caller) -> RequestPrincipal<'_> {
         role_arn: keys::role_arn(caller),
         is_root: is_root(caller),
         service: None,
+        federated: None,
     }
 }
 

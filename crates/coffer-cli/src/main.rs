@@ -121,6 +121,10 @@ struct ServerArgs {
     /// backoff until delivered).
     #[arg(long, env = "COFFER_PARAMETER_EVENTS_WEBHOOK", hide_env_values = true)]
     parameter_events_webhook: Option<String>,
+    /// PEM file of CA certificates trusted (besides the system's) when fetching OpenID Connect
+    /// issuers' keys for AssumeRoleWithWebIdentity (a private issuer, e.g. a Kubernetes API server).
+    #[arg(long, env = "COFFER_OIDC_CA_FILE")]
+    oidc_ca_file: Option<PathBuf>,
     /// Parameter-policy event log file (default: parameter-events.jsonl in the data directory;
     /// with --dev, in memory unless this is given).
     #[arg(long, env = "COFFER_PARAMETER_EVENTS_LOG")]
@@ -314,6 +318,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         clock: Arc::new(coffer_core::SystemClock),
         task_interval: std::time::Duration::from_secs(60),
         parameter_events_webhook: args.parameter_events_webhook,
+        oidc_ca_file: args.oidc_ca_file,
         parameter_events_log: args.parameter_events_log,
         parameter_limits: coffer_server::ParameterLimits {
             standard_parameters: args.max_standard_parameters,

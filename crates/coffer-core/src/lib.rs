@@ -37,6 +37,9 @@ pub enum PrincipalType {
     Root,
     IamUser,
     AssumedRole,
+    /// A caller known only by an identity provider's token (AssumeRoleWithWebIdentity, which is
+    /// not signed): it can do nothing but that call.
+    WebIdentityUser,
 }
 
 impl PrincipalType {
@@ -45,6 +48,7 @@ impl PrincipalType {
             PrincipalType::Root => "Root",
             PrincipalType::IamUser => "IAMUser",
             PrincipalType::AssumedRole => "AssumedRole",
+            PrincipalType::WebIdentityUser => "WebIdentityUser",
         }
     }
 }
@@ -94,6 +98,23 @@ impl Caller {
             principal_type: PrincipalType::Root,
             principal_id: account_id.to_string(),
             user_name: None,
+            tags: BTreeMap::new(),
+            session: None,
+        }
+    }
+
+    /// A web identity of `account` as its token claims it: `subject`, issued for `audience` by
+    /// the identity provider `provider` (the issuer's `host/path`, kept in `principal_arn`: a
+    /// web identity has no ARN of its own). What CloudTrail records for
+    /// AssumeRoleWithWebIdentity.
+    pub fn web_identity(account_id: &str, provider: &str, audience: &str, subject: &str) -> Self {
+        Self {
+            account_id: account_id.to_string(),
+            principal_arn: provider.to_string(),
+            access_key_id: String::new(),
+            principal_type: PrincipalType::WebIdentityUser,
+            principal_id: format!("{provider}:{audience}:{subject}"),
+            user_name: Some(subject.to_string()),
             tags: BTreeMap::new(),
             session: None,
         }

@@ -374,7 +374,8 @@ impl Iam {
                         .push((arn.clone(), self.default_document(account, arn).await?));
                 }
             }
-            PrincipalType::Root => {}
+            // A web identity holds no policies: it can only present its token.
+            PrincipalType::Root | PrincipalType::WebIdentityUser => {}
         }
         Ok(Arc::new(out))
     }

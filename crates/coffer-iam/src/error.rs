@@ -25,6 +25,16 @@ pub enum IamError {
     /// STS: the session policy (plus tags) packs too large.
     #[error("{0}")]
     PackedPolicyTooLarge(String),
+    /// STS: a web identity token that is malformed, unverifiable, from an unregistered issuer
+    /// or for another audience (`InvalidIdentityToken`, 400).
+    #[error("{0}")]
+    InvalidIdentityToken(String),
+    /// STS: a web identity token past its expiration (`ExpiredTokenException`, 400).
+    #[error("{0}")]
+    ExpiredToken(String),
+    /// STS: the issuer's keys could not be fetched (`IDPCommunicationError`, 400).
+    #[error("{0}")]
+    IdpCommunication(String),
     /// GetCredentialReport before any GenerateCredentialReport (`ReportNotPresent`, 410).
     #[error("{0}")]
     ReportNotPresent(String),
@@ -75,6 +85,9 @@ impl ServiceError for IamError {
             IamError::Conflict | IamError::ConcurrentModification(_) => "ConcurrentModification",
             IamError::InvalidAction(_) => "InvalidAction",
             IamError::ReportNotPresent(_) => "ReportNotPresent",
+            IamError::InvalidIdentityToken(_) => "InvalidIdentityToken",
+            IamError::ExpiredToken(_) => "ExpiredTokenException",
+            IamError::IdpCommunication(_) => "IDPCommunicationError",
             IamError::ReportExpired(_) => "ReportExpired",
             IamError::Internal(_) => "ServiceFailure",
         }
@@ -95,7 +108,10 @@ impl ServiceError for IamError {
             | IamError::InvalidInput(_)
             | IamError::Validation(_)
             | IamError::InvalidAction(_)
-            | IamError::PackedPolicyTooLarge(_) => 400,
+            | IamError::PackedPolicyTooLarge(_)
+            | IamError::InvalidIdentityToken(_)
+            | IamError::ExpiredToken(_)
+            | IamError::IdpCommunication(_) => 400,
         }
     }
 }

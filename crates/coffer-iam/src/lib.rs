@@ -32,6 +32,7 @@ mod roles;
 mod simulate;
 mod sts;
 mod users;
+pub mod web_identity;
 
 pub use credentials::{IdentityPolicies, Resolved};
 pub use error::IamError;
@@ -142,7 +143,12 @@ pub static IAM_OPERATIONS: &[&str] = &[
 ];
 
 /// STS's operations.
-pub static STS_OPERATIONS: &[&str] = &["AssumeRole", "GetCallerIdentity", "GetSessionToken"];
+pub static STS_OPERATIONS: &[&str] = &[
+    "AssumeRole",
+    "AssumeRoleWithWebIdentity",
+    "GetCallerIdentity",
+    "GetSessionToken",
+];
 
 /// Whether an IAM operation only reads (for audit's `readOnly`).
 pub fn is_read_only(operation: &str) -> bool {
@@ -164,6 +170,8 @@ pub struct Iam {
     cache: credentials::Cache,
     /// How often another node's IAM writes are looked for ([`credentials::REFRESH_INTERVAL`]).
     refresh: std::time::Duration,
+    /// Where web identity tokens' issuer keys come from (the server's HTTPS fetcher).
+    issuer_keys: Option<Arc<dyn web_identity::IssuerKeys>>,
 }
 
 impl Iam {
@@ -177,6 +185,7 @@ impl Iam {
             write_lock: tokio::sync::Mutex::new(()),
             cache: credentials::Cache::default(),
             refresh: credentials::REFRESH_INTERVAL,
+            issuer_keys: None,
         }
     }
 
@@ -264,6 +273,7 @@ impl Iam {
         let result = match action {
             "GetCallerIdentity" => sts::get_caller_identity(ctx),
             "AssumeRole" => self.assume_role(ctx, q).await?,
+            "AssumeRoleWithWebIdentity" => self.assume_role_with_web_identity(ctx, q).await?,
             "GetSessionToken" => self.get_session_token(ctx, q).await?,
             _ => return Err(invalid_action(action, "2011-06-15")),
         };

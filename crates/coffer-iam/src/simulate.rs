@@ -217,6 +217,7 @@ impl Iam {
                     role_arn: None,
                     is_root: false,
                     service: None,
+                    federated: None,
                 },
                 context: &context,
             };

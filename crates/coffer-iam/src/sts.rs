@@ -18,8 +18,8 @@ use crate::input::{self, Input, Pattern};
 use crate::model::{self, Kind};
 use crate::{Iam, IamError};
 
-const SESSION_NAME: input::Str = input::s(2, 64, Pattern::Name);
-const SESSION_POLICY: input::Str = input::s(1, 2048, Pattern::PolicyDocument);
+pub(crate) const SESSION_NAME: input::Str = input::s(2, 64, Pattern::Name);
+pub(crate) const SESSION_POLICY: input::Str = input::s(1, 2048, Pattern::PolicyDocument);
 const EXTERNAL_ID: input::Str = input::s(2, 1224, Pattern::None);
 /// AWS's packed limit for a session policy (characters, whitespace not counted).
 const SESSION_POLICY_QUOTA: usize = 2048;
@@ -128,6 +128,22 @@ pub(crate) fn open_token(
     (claims.akid == akid).then_some(claims)
 }
 
+/// `PolicyArns.member.N.arn`: at most [`MAX_POLICY_ARNS`].
+pub(crate) fn policy_arns(q: &QueryParams) -> Result<Vec<String>, IamError> {
+    let arns: Vec<String> = q
+        .structs("PolicyArns")
+        .into_iter()
+        .map(|m| m.get("arn").copied().unwrap_or_default().to_string())
+        .collect();
+    if arns.len() > MAX_POLICY_ARNS {
+        return Err(IamError::Validation(format!(
+            "1 validation error detected: Value at 'policyArns' failed to satisfy constraint: \
+             Member must have length less than or equal to {MAX_POLICY_ARNS}"
+        )));
+    }
+    Ok(arns)
+}
+
 fn new_session_key() -> (String, String) {
     let (akid, secret) = crate::keys::generate_access_key();
     (format!("ASIA{}", &akid[4..]), secret)
@@ -141,7 +157,7 @@ pub(crate) fn get_caller_identity(ctx: &RequestContext) -> String {
     w.into_string()
 }
 
-fn write_credentials(w: &mut XmlWriter, c: &SessionClaims, token: &str) {
+pub(crate) fn write_credentials(w: &mut XmlWriter, c: &SessionClaims, token: &str) {
     w.open("Credentials")
         .text("AccessKeyId", &c.akid)
         .text("SecretAccessKey", &c.secret)
@@ -190,17 +206,7 @@ impl Iam {
         let tags = i.tags("Tags", 50);
         let external_id = i.opt("ExternalId", EXTERNAL_ID);
         i.finish()?;
-        let policy_arns: Vec<String> = q
-            .structs("PolicyArns")
-            .into_iter()
-            .map(|m| m.get("arn").copied().unwrap_or_default().to_string())
-            .collect();
-        if policy_arns.len() > MAX_POLICY_ARNS {
-            return Err(IamError::Validation(format!(
-                "1 validation error detected: Value at 'policyArns' failed to satisfy \
-                 constraint: Member must have length less than or equal to {MAX_POLICY_ARNS}"
-            )));
-        }
+        let policy_arns = policy_arns(q)?;
         // AWS: "You cannot use AWS account root user credentials to call AssumeRole."
         if coffer_core::authz::is_root(caller) {
             return Err(IamError::AccessDenied(
@@ -256,36 +262,9 @@ impl Iam {
                     .into(),
             ));
         }
-        // Managed session policies must be the role account's; stored by their canonical ARN.
-        let mut session_arns = Vec::with_capacity(policy_arns.len());
-        for arn in &policy_arns {
-            let (p, _) = self.load_policy(account, arn).await.map_err(|e| match e {
-                IamError::NoSuchEntity(_) => IamError::NoSuchEntity(format!(
-                    "Policy {arn} does not exist or is not attachable."
-                )),
-                other => other,
-            })?;
-            session_arns.push(model::policy_arn(account, &p.path, &p.name));
-        }
-        let mut packed = 0;
-        if policy.is_some() || !policy_arns.is_empty() {
-            // One plaintext allowance for the inline policy and the ARNs together.
-            let size = policy
-                .as_deref()
-                .map_or(0, |p| p.chars().filter(|c| !c.is_whitespace()).count())
-                + policy_arns.iter().map(String::len).sum::<usize>();
-            packed = size * 100 / SESSION_POLICY_QUOTA;
-            if size > SESSION_POLICY_QUOTA {
-                return Err(IamError::PackedPolicyTooLarge(format!(
-                    "Packed policy consumes {packed}% of allotted space, please use smaller policy \
-                     for session."
-                )));
-            }
-        }
-        if let Some(p) = &policy {
-            coffer_policy::parse_as(p, PolicyKind::Identity)
-                .map_err(|e| IamError::MalformedPolicyDocument(e.to_string()))?;
-        }
+        let (session_arns, packed) = self
+            .session_policies(account, policy.as_deref(), &policy_arns)
+            .await?;
         let mut claims = self.role_claims(account, &role, session_name, &tags, duration, policy);
         claims.session_policy_arns = session_arns;
         let token = seal_token(&self.sts, &claims)?;
@@ -302,6 +281,42 @@ impl Iam {
             w.text("PackedPolicySize", &packed.to_string());
         }
         Ok(w.into_string())
+    }
+
+    /// A new session's policies checked as AWS does: the managed ones (`arns`) must be
+    /// customer managed policies of `account` (returned by canonical ARN), the inline one must
+    /// parse, and both together fit one plaintext allowance (`PackedPolicyTooLarge`). Returns
+    /// the ARNs and the packed size in percent.
+    pub(crate) async fn session_policies(
+        &self,
+        account: &str,
+        inline: Option<&str>,
+        arns: &[String],
+    ) -> Result<(Vec<String>, usize), IamError> {
+        let mut canonical = Vec::with_capacity(arns.len());
+        for arn in arns {
+            let (p, _) = self.load_policy(account, arn).await.map_err(|e| match e {
+                IamError::NoSuchEntity(_) => IamError::NoSuchEntity(format!(
+                    "Policy {arn} does not exist or is not attachable."
+                )),
+                other => other,
+            })?;
+            canonical.push(model::policy_arn(account, &p.path, &p.name));
+        }
+        let size = inline.map_or(0, |p| p.chars().filter(|c| !c.is_whitespace()).count())
+            + arns.iter().map(String::len).sum::<usize>();
+        let packed = size * 100 / SESSION_POLICY_QUOTA;
+        if size > SESSION_POLICY_QUOTA {
+            return Err(IamError::PackedPolicyTooLarge(format!(
+                "Packed policy consumes {packed}% of allotted space, please use smaller policy \
+                 for session."
+            )));
+        }
+        if let Some(p) = inline {
+            coffer_policy::parse_as(p, PolicyKind::Identity)
+                .map_err(|e| IamError::MalformedPolicyDocument(e.to_string()))?;
+        }
+        Ok((canonical, packed))
     }
 
     pub(crate) async fn get_session_token(
@@ -365,7 +380,7 @@ impl Iam {
     }
 
     /// The role `role_arn` names in `account` (its path and name must both match).
-    async fn role_by_arn(
+    pub(crate) async fn role_by_arn(
         &self,
         account: &str,
         role_arn: &str,
@@ -390,7 +405,7 @@ impl Iam {
 
     /// The claims of a new session of `role` named `session_name`: the role's tags overridden
     /// by the session's, lasting `duration` seconds.
-    fn role_claims(
+    pub(crate) fn role_claims(
         &self,
         account: &str,
         role: &model::Entity,

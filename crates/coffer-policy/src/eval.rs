@@ -44,6 +44,9 @@ pub struct RequestPrincipal<'a> {
     /// A service acting as itself (`lambda.amazonaws.com` assuming an execution role), not an
     /// IAM caller: only `Service` principal entries (and `*`) name it.
     pub service: Option<&'a str>,
+    /// A web identity vouched for by this identity provider (its IAM ARN,
+    /// `arn:aws:iam::ACCOUNT:oidc-provider/HOST`): only `Federated` entries (and `*`) name it.
+    pub federated: Option<&'a str>,
 }
 
 impl<'a> RequestPrincipal<'a> {
@@ -55,6 +58,19 @@ impl<'a> RequestPrincipal<'a> {
             role_arn: None,
             is_root: false,
             service: Some(name),
+            federated: None,
+        }
+    }
+
+    /// A web identity whose token the identity provider `provider_arn` issued.
+    pub fn federated(provider_arn: &'a str) -> Self {
+        RequestPrincipal {
+            account: "",
+            arn: "",
+            role_arn: None,
+            is_root: false,
+            service: None,
+            federated: Some(provider_arn),
         }
     }
 }
@@ -120,11 +136,12 @@ struct Stmt {
 #[derive(Debug, Clone)]
 enum PrincipalSet {
     Everyone,
-    /// `AWS` ids and `Service` names; other types (federated, canonical users) name no caller
-    /// Coffer has.
+    /// `AWS` ids, `Service` names and `Federated` identity providers; canonical users name no
+    /// caller Coffer has.
     Specific {
         aws: Box<[Box<str>]>,
         services: Box<[Box<str>]>,
+        federated: Box<[Box<str>]>,
     },
 }
 
@@ -239,6 +256,7 @@ fn principal_set(p: &Principal) -> PrincipalSet {
         Principal::Specific(m) => PrincipalSet::Specific {
             aws: m.aws.iter().map(|a| a.as_str().into()).collect(),
             services: m.service.iter().map(|a| a.as_str().into()).collect(),
+            federated: m.federated.iter().map(|a| a.as_str().into()).collect(),
         },
     }
 }
@@ -432,6 +450,13 @@ fn match_principal(stmt: &Stmt, who: &RequestPrincipal<'_>) -> PrincipalMatch {
         PrincipalSet::Everyone => PrincipalMatch::Caller,
         PrincipalSet::Specific { services, .. } if who.service.is_some() => {
             if services.iter().any(|s| Some(&**s) == who.service) {
+                PrincipalMatch::Caller
+            } else {
+                PrincipalMatch::No
+            }
+        }
+        PrincipalSet::Specific { federated, .. } if who.federated.is_some() => {
+            if federated.iter().any(|f| Some(&**f) == who.federated) {
                 PrincipalMatch::Caller
             } else {
                 PrincipalMatch::No
@@ -747,6 +772,34 @@ mod tests {
     }
 
     #[test]
+    fn federated_principals_match_only_their_provider() {
+        let github = "arn:aws:iam::111122223333:oidc-provider/token.actions.githubusercontent.com";
+        let none = Keys(&[]);
+        let doc = format!(
+            r#"{{"Statement":{{"Effect":"Allow","Principal":{{"Federated":"{github}"}},"Action":"sts:AssumeRole"}}}}"#
+        );
+        assert!(trusts(&doc, RequestPrincipal::federated(github), &none));
+        let other = "arn:aws:iam::111122223333:oidc-provider/evil.example.com";
+        assert!(!trusts(&doc, RequestPrincipal::federated(other), &none));
+        // A web identity is not an IAM caller, and an IAM caller is not a web identity.
+        let for_account = r#"{"Statement":{"Effect":"Allow","Principal":{"AWS":"111122223333"},"Action":"sts:AssumeRole"}}"#;
+        assert!(!trusts(
+            for_account,
+            RequestPrincipal::federated(github),
+            &none
+        ));
+        let alice = RequestPrincipal {
+            account: "111122223333",
+            arn: "arn:aws:iam::111122223333:user/alice",
+            role_arn: None,
+            is_root: false,
+            service: None,
+            federated: None,
+        };
+        assert!(!trusts(&doc, alice, &none));
+    }
+
+    #[test]
     fn service_principals_match_only_service_entries() {
         let lambda = RequestPrincipal::service("lambda.amazonaws.com");
         let user = RequestPrincipal {
@@ -755,6 +808,7 @@ mod tests {
             role_arn: None,
             is_root: false,
             service: None,
+            federated: None,
         };
         let none = Keys(&[]);
         let for_lambda = r#"{"Statement":{"Effect":"Allow","Principal":{"Service":["ec2.amazonaws.com","lambda.amazonaws.com"]},"Action":"sts:AssumeRole"}}"#;

@@ -48,6 +48,7 @@ impl Who {
                 role_arn: None,
                 is_root: false,
                 service: None,
+                federated: None,
             },
             Who::Root => RequestPrincipal {
                 account: ACCT,
@@ -55,6 +56,7 @@ impl Who {
                 role_arn: None,
                 is_root: true,
                 service: None,
+                federated: None,
             },
             Who::Session => RequestPrincipal {
                 account: ACCT,
@@ -62,6 +64,7 @@ impl Who {
                 role_arn: Some("arn:aws:iam::111122223333:role/svc/app"),
                 is_root: false,
                 service: None,
+                federated: None,
             },
             Who::Stranger => RequestPrincipal {
                 account: "444455556666",
@@ -69,6 +72,7 @@ impl Who {
                 role_arn: None,
                 is_root: false,
                 service: None,
+                federated: None,
             },
         }
     }

@@ -70,6 +70,8 @@ pub(crate) struct ServiceDeps {
     /// Root credentials the operator configured (or the dev ones): stored on unseal if absent.
     pub wanted_root_credentials: Option<crate::RootCredentials>,
     pub rotation: crate::rotation::RotationDeps,
+    /// Fetches OpenID Connect issuers' keys for AssumeRoleWithWebIdentity.
+    pub issuer_keys: Arc<dyn coffer_iam::web_identity::IssuerKeys>,
 }
 
 /// The services of an unsealed server; built from the root key, dropped (and the key with them)
@@ -123,11 +125,10 @@ impl Services {
         // IAM writes carry the call's audit intent like every other service's; every service
         // writes through the guard.
         let store: Arc<dyn Store> = guard.clone();
-        let iam = Arc::new(coffer_iam::Iam::new(
-            store.clone(),
-            &root,
-            deps.clock.clone(),
-        ));
+        let iam = Arc::new(
+            coffer_iam::Iam::new(store.clone(), &root, deps.clock.clone())
+                .with_issuer_keys(deps.issuer_keys.clone()),
+        );
         let authorizer = coffer_authz::PolicyAuthorizer::new(iam.clone(), deps.clock.clone());
         let keys = Arc::new(Keyring::new(
             store.clone(),
@@ -187,6 +188,7 @@ impl AppState {
         webhook: Option<crate::webhook::Webhook>,
         audit: Arc<coffer_audit::AuditLog>,
         rotation: crate::rotation::RotationDeps,
+        issuer_keys: Arc<dyn coffer_iam::web_identity::IssuerKeys>,
     ) -> Self {
         let log_file = config.parameter_events_log.clone().or_else(|| {
             config
@@ -218,6 +220,7 @@ impl AppState {
                 event_sinks,
                 wanted_root_credentials: boot.wanted_root_credentials.clone(),
                 rotation,
+                issuer_keys,
             },
             audit,
             parameter_events,
@@ -425,7 +428,12 @@ pub(crate) async fn handle(
         &request_id,
     );
     if let Some(service) = query_service(&parts.headers, &parts.uri) {
-        return handle_query(state, &parts, &body, &request_id, service, transport, call).await;
+        let route = QueryRoute::Signed(service);
+        return handle_query(state, &parts, &body, &request_id, route, transport, call).await;
+    }
+    if unsigned_web_identity(&parts, &body) {
+        let route = QueryRoute::WebIdentity;
+        return handle_query(state, &parts, &body, &request_id, route, transport, call).await;
     }
     let result = handle_inner(state, &parts, &body, &request_id, transport, &mut call).await;
     // Exactly one audit record per call, whatever happened above; fail closed. The request is
@@ -596,6 +604,61 @@ fn xml_response(status: StatusCode, payload: Vec<u8>, request_id: &str) -> Respo
     resp
 }
 
+/// How a Query-protocol request is taken.
+enum QueryRoute {
+    /// Signed with SigV4 for this service (IAM or STS).
+    Signed(Service),
+    /// STS AssumeRoleWithWebIdentity, which AWS's SDKs send unsigned: the caller has no
+    /// credentials yet, only an identity provider's token.
+    WebIdentity,
+}
+
+/// The region unsigned STS calls are recorded in (STS's global endpoint is us-east-1's).
+const STS_GLOBAL_REGION: &str = "us-east-1";
+
+/// An unsigned form POST whose `Action` is AssumeRoleWithWebIdentity. Anything signed (an
+/// `Authorization` header or a presigned query) goes the signed way.
+fn unsigned_web_identity(parts: &axum::http::request::Parts, body: &[u8]) -> bool {
+    parts.method == Method::POST
+        && !parts.headers.contains_key("authorization")
+        && !parts.headers.contains_key("x-amz-target")
+        && !parts
+            .uri
+            .query()
+            .is_some_and(|q| q.contains("X-Amz-Credential"))
+        && coffer_wire::query::QueryParams::parse(body)
+            .is_ok_and(|q| q.get("Action") == Some("AssumeRoleWithWebIdentity"))
+}
+
+/// The context of an unsigned AssumeRoleWithWebIdentity: a web identity as its token claims
+/// (recorded so; the operation verifies the token), allowed nothing by any policy.
+fn web_identity_context(
+    state: &AppState,
+    params: &coffer_wire::query::QueryParams,
+    request_id: &str,
+    transport: Option<crate::listener::Transport>,
+    call: &mut crate::audit::Call,
+) -> Result<(Arc<Services>, RequestContext), ErrorEnvelope> {
+    use coffer_iam::web_identity::{claimed, role_account};
+    let services = state.services()?;
+    let account = params
+        .get("RoleArn")
+        .and_then(role_account)
+        .unwrap_or(&state.account_id);
+    let caller = match params.get("WebIdentityToken").and_then(claimed) {
+        Some(c) => coffer_core::Caller::web_identity(account, &c.provider, &c.audience, &c.subject),
+        None => coffer_core::Caller::web_identity(account, "", "", ""),
+    };
+    call.authenticated(&caller, STS_GLOBAL_REGION);
+    let ctx = RequestContext::new(caller, STS_GLOBAL_REGION, request_id)
+        .with_authorizer(coffer_core::authz::root_only())
+        .with_transport(
+            transport.map(|t| t.source_ip),
+            transport.is_some_and(|t| t.tls),
+        );
+    Ok((services, ctx))
+}
+
 /// One Query-protocol request (IAM, STS): form parameters in, XML out, errors in the Query
 /// envelope with the Query spelling of framework errors.
 async fn handle_query(
@@ -603,17 +666,28 @@ async fn handle_query(
     parts: &axum::http::request::Parts,
     body: &[u8],
     request_id: &str,
-    service: Service,
+    route: QueryRoute,
     transport: Option<crate::listener::Transport>,
     mut call: crate::audit::Call,
 ) -> Response {
+    let service = match route {
+        QueryRoute::Signed(s) => s,
+        QueryRoute::WebIdentity => Service::Sts,
+    };
     let namespace = match service {
         Service::Sts => coffer_iam::STS_NAMESPACE,
         _ => coffer_iam::IAM_NAMESPACE,
     };
+    // Errors before the operation runs are the framework's (authentication, the form) and take
+    // the Query spelling; the operation's own are already spelled as its model has them (STS's
+    // ExpiredTokenException is not the framework's ExpiredToken).
+    let ran = std::sync::atomic::AtomicBool::new(false);
     let outcome = async {
         // Sealed: the ServiceUnavailable every data call gets (in the Query envelope).
-        let (services, caller, verified) = authenticate(state, parts, body, &mut call).await?;
+        let signed = match route {
+            QueryRoute::Signed(_) => Some(authenticate(state, parts, body, &mut call).await?),
+            QueryRoute::WebIdentity => None,
+        };
         let form = if parts.method == Method::GET {
             parts.uri.query().unwrap_or("").as_bytes()
         } else {
@@ -629,7 +703,13 @@ async fn handle_query(
             &params,
             coffer_iam::is_read_only(action),
         );
-        let ctx = request_context(&services, caller, verified, request_id, transport).await;
+        let (services, ctx) = match signed {
+            Some((services, caller, verified)) => {
+                let ctx = request_context(&services, caller, verified, request_id, transport).await;
+                (services, ctx)
+            }
+            None => web_identity_context(state, &params, request_id, transport, &mut call)?,
+        };
         let run = async {
             match service {
                 Service::Sts => services.iam.call_sts(&ctx, action, &params).await,
@@ -637,6 +717,7 @@ async fn handle_query(
             }
             .map_err(envelope)
         };
+        ran.store(true, std::sync::atomic::Ordering::Relaxed);
         let result = call.run(state, body, run).await;
         unless_root_stale(&services, result).await
     }
@@ -646,7 +727,11 @@ async fn handle_query(
         Ok(xml) => xml_response(StatusCode::OK, xml, request_id),
         Err(env) => {
             tracing::debug!(request_id, code = %env.code, "query request failed");
-            let env = coffer_wire::query::framework_error(&env);
+            let env = if ran.load(std::sync::atomic::Ordering::Relaxed) {
+                env
+            } else {
+                coffer_wire::query::framework_error(&env)
+            };
             let status = StatusCode::from_u16(env.status).unwrap_or(StatusCode::BAD_REQUEST);
             let xml = coffer_wire::query::error_response(&env, namespace, request_id);
             xml_response(status, xml, request_id)

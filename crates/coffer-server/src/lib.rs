@@ -14,9 +14,11 @@ mod dispatch;
 mod lambda;
 mod listener;
 pub mod migrate;
+mod oidc_keys;
 #[cfg(test)]
 mod operation_access;
 mod operator_api;
+mod outbound;
 mod root_guard;
 mod root_wrapped;
 mod rotation;
@@ -80,6 +82,9 @@ pub struct ServerConfig {
     pub rotation_functions: Vec<(String, String)>,
     /// How long one rotation step may run before it counts as failed.
     pub rotation_step_timeout: std::time::Duration,
+    /// PEM certificates trusted, besides the system's roots, when fetching OpenID Connect
+    /// issuers' keys (AssumeRoleWithWebIdentity with a private issuer).
+    pub oidc_ca_file: Option<PathBuf>,
     /// The Python interpreter deployed Lambda functions run with; `None`: `COFFER_LAMBDA_PYTHON`,
     /// else `python3`. It should provide boto3, as AWS's managed runtime does.
     pub lambda_python: Option<String>,
@@ -141,6 +146,7 @@ impl ServerConfig {
             clock: Arc::new(coffer_core::SystemClock),
             task_interval: std::time::Duration::from_secs(60),
             parameter_events_webhook: None,
+            oidc_ca_file: None,
             parameter_events_log: None,
             parameter_limits: ParameterLimits::default(),
             auto_init: true,
@@ -233,8 +239,17 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         endpoint: Default::default(),
         pass: Default::default(),
     };
+    let issuer_keys = Arc::new(
+        oidc_keys::OidcKeys::new(config.oidc_ca_file.as_deref(), config.clock.clone())
+            .map_err(StartError::Config)?,
+    );
     let state = Arc::new(dispatch::AppState::new(
-        &config, &boot, webhook, audit, rotation,
+        &config,
+        &boot,
+        webhook,
+        audit,
+        rotation,
+        issuer_keys,
     ));
     let wanted = boot.wanted_root_credentials.is_none() && !config.dev;
     let (start, created) = seal::on_start(

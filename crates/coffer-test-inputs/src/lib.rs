@@ -451,6 +451,16 @@ fn sts_input(op: &str, fx: &Fixture) -> Option<Vec<(String, String)>> {
     Some(match op {
         // r1 trusts the account: the caller's identity policies decide.
         "AssumeRole" => pairs(&[("RoleArn", &role), ("RoleSessionName", "s1")]),
+        // A token of the seeded provider's issuer, not signed by it: refused after its issuer
+        // is looked up (the input exercises the call and its record, not a success).
+        "AssumeRoleWithWebIdentity" => pairs(&[
+            ("RoleArn", &role),
+            ("RoleSessionName", "s1"),
+            (
+                "WebIdentityToken",
+                "eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJodHRwczovL29pZGMuZXhhbXBsZS5jb20ifQ.c2ln",
+            ),
+        ]),
         "GetCallerIdentity" | "GetSessionToken" => Vec::new(),
         _ => return None,
     })
