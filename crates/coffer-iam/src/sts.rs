@@ -128,6 +128,15 @@ pub(crate) fn open_token(
     (claims.akid == akid).then_some(claims)
 }
 
+/// What a new role session is asked for (AssumeRole, AssumeRoleWithWebIdentity).
+pub(crate) struct RoleSession<'a> {
+    pub name: String,
+    pub tags: &'a [(String, String)],
+    pub duration: i64,
+    pub policy: Option<String>,
+    pub policy_arns: &'a [String],
+}
+
 /// `PolicyArns.member.N.arn`: at most [`MAX_POLICY_ARNS`].
 pub(crate) fn policy_arns(q: &QueryParams) -> Result<Vec<String>, IamError> {
     let arns: Vec<String> = q
@@ -253,21 +262,19 @@ impl Iam {
         if !tags.is_empty() {
             trusts("sts:TagSession")?;
         }
-        let max = role
-            .max_session_secs
-            .unwrap_or(crate::roles::DEFAULT_MAX_SESSION);
-        if duration > max {
-            return Err(IamError::Validation(
-                "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
-                    .into(),
-            ));
-        }
-        let (session_arns, packed) = self
-            .session_policies(account, policy.as_deref(), &policy_arns)
+        let (claims, token, packed) = self
+            .role_session(
+                account,
+                &role,
+                RoleSession {
+                    name: session_name,
+                    tags: &tags,
+                    duration,
+                    policy,
+                    policy_arns: &policy_arns,
+                },
+            )
             .await?;
-        let mut claims = self.role_claims(account, &role, session_name, &tags, duration, policy);
-        claims.session_policy_arns = session_arns;
-        let token = seal_token(&self.sts, &claims)?;
         let mut w = XmlWriter::new();
         write_credentials(&mut w, &claims, &token);
         w.open("AssumedRoleUser")
@@ -281,6 +288,33 @@ impl Iam {
             w.text("PackedPolicySize", &packed.to_string());
         }
         Ok(w.into_string())
+    }
+
+    /// A new session of `role`: the duration within the role's maximum, the session policies
+    /// checked ([`Iam::session_policies`]), the claims minted and sealed. Returns the claims,
+    /// the session token and the packed policy size in percent.
+    pub(crate) async fn role_session(
+        &self,
+        account: &str,
+        role: &model::Entity,
+        s: RoleSession<'_>,
+    ) -> Result<(SessionClaims, String, usize), IamError> {
+        let max = role
+            .max_session_secs
+            .unwrap_or(crate::roles::DEFAULT_MAX_SESSION);
+        if s.duration > max {
+            return Err(IamError::Validation(
+                "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
+                    .into(),
+            ));
+        }
+        let (arns, packed) = self
+            .session_policies(account, s.policy.as_deref(), s.policy_arns)
+            .await?;
+        let mut claims = self.role_claims(account, role, s.name, s.tags, s.duration, s.policy);
+        claims.session_policy_arns = arns;
+        let token = seal_token(&self.sts, &claims)?;
+        Ok((claims, token, packed))
     }
 
     /// A new session's policies checked as AWS does: the managed ones (`arns`) must be

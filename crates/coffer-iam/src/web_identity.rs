@@ -23,7 +23,7 @@ use serde::Deserialize;
 
 use crate::input::{self, Input, Pattern};
 use crate::oidc::{issuer_id, provider_arn};
-use crate::sts::{SESSION_NAME, SESSION_POLICY, policy_arns, seal_token, write_credentials};
+use crate::sts::{RoleSession, SESSION_NAME, SESSION_POLICY, policy_arns, write_credentials};
 use crate::{Iam, IamError};
 
 const TOKEN: input::Str = input::s(4, 20_000, Pattern::None);
@@ -298,21 +298,19 @@ impl Iam {
         if !trusted {
             return Err(denied());
         }
-        let max = role
-            .max_session_secs
-            .unwrap_or(crate::roles::DEFAULT_MAX_SESSION);
-        if duration > max {
-            return Err(IamError::Validation(
-                "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
-                    .into(),
-            ));
-        }
-        let (session_arns, packed) = self
-            .session_policies(account, policy.as_deref(), &arns)
+        let (session, sealed, packed) = self
+            .role_session(
+                account,
+                &role,
+                RoleSession {
+                    name: session_name,
+                    tags: &[],
+                    duration,
+                    policy,
+                    policy_arns: &arns,
+                },
+            )
             .await?;
-        let mut session = self.role_claims(account, &role, session_name, &[], duration, policy);
-        session.session_policy_arns = session_arns;
-        let sealed = seal_token(&self.sts, &session)?;
         let mut w = XmlWriter::new();
         write_credentials(&mut w, &session, &sealed);
         w.text("SubjectFromWebIdentityToken", subject)
