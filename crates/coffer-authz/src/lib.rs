@@ -187,8 +187,8 @@ pub fn evaluate(
 /// permissions boundary and a session policy each cap what the identity policies grant (an
 /// explicit deny anywhere wins; then every present bound must allow). As in AWS, they do not cap
 /// what a resource or key policy grants the caller by itself ("permissions boundaries do not
-/// define the maximum permissions that a resource-based policy can grant"); unlike AWS, a
-/// resource policy naming the role rather than the session is not told apart.
+/// define the maximum permissions that a resource-based policy can grant") when it names the
+/// user or the role session itself; one naming the session's role is capped.
 fn bounded(
     decision: Decision,
     policies: &IdentityPolicies,
@@ -233,10 +233,21 @@ fn bounded(
     implicit.map_or(Ok(()), Err)
 }
 
-/// Whether the resource (or key) policy alone allows the request, without identity policies.
+/// Whether the resource (or key) policy alone allows the request, without identity policies,
+/// naming the caller itself: a user, or a role session by its session ARN. A grant to the
+/// session's role (the role ARN) stays capped by the bounds, as AWS caps it.
 fn granted_by_resource(mode: ResourceMode<'_>, request: &coffer_policy::Request<'_>) -> bool {
-    !matches!(mode, ResourceMode::None)
-        && coffer_policy::decide(std::iter::empty(), mode, request) == Decision::Allow
+    if matches!(mode, ResourceMode::None) {
+        return false;
+    }
+    let direct = coffer_policy::Request {
+        principal: RequestPrincipal {
+            role_arn: None,
+            ..request.principal
+        },
+        ..*request
+    };
+    coffer_policy::decide(std::iter::empty(), mode, &direct) == Decision::Allow
 }
 
 fn request_principal(caller: &Caller) -> RequestPrincipal<'_> {

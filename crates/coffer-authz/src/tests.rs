@@ -441,3 +441,52 @@ fn bounds_do_not_cap_what_a_resource_or_key_policy_grants_by_itself() {
         e.message
     );
 }
+
+#[test]
+fn a_grant_to_the_role_is_capped_but_one_to_the_session_is_not() {
+    let role = "arn:aws:iam::123456789012:role/app";
+    let session = "arn:aws:sts::123456789012:assumed-role/app/s1";
+    let mut c = user();
+    c.principal_type = PrincipalType::AssumedRole;
+    c.principal_arn = session.into();
+    c.user_name = None;
+    c.session = Some(coffer_core::SessionContext {
+        issuer_type: coffer_core::IssuerType::Role,
+        issuer_arn: role.into(),
+        issuer_principal_id: "AROAX".into(),
+        issuer_name: "app".into(),
+        session_name: Some("s1".into()),
+        created_secs: 0,
+        expires_secs: i64::MAX,
+    });
+    let ctx = ctx_for(
+        c,
+        Fixed(Ok(Arc::new(IdentityPolicies {
+            identity: vec![],
+            session: Vec::new(),
+            boundary: Some(compile(
+                r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"kms:*","Resource":"*"}}"#,
+            )),
+        }))),
+    );
+    let grant_to = |principal: &str| {
+        format!(
+            r#"{{"Version":"2012-10-17","Statement":{{"Effect":"Allow","Principal":{{"AWS":"{principal}"}},"Action":"secretsmanager:GetSecretValue","Resource":"*"}}}}"#
+        )
+    };
+    let (to_session, to_role) = (grant_to(session), grant_to(role));
+    let req = |doc: &str| {
+        ctx.authorize(
+            &AccessRequest::new(GSV, SECRET).resource_policy(ResourcePolicy::Combined(doc)),
+        )
+    };
+    assert!(req(&to_session).is_ok());
+    let e = req(&to_role).unwrap_err();
+    assert!(
+        e.message.ends_with(
+            "because no permissions boundary allows the secretsmanager:GetSecretValue action"
+        ),
+        "{}",
+        e.message
+    );
+}
