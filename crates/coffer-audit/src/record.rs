@@ -292,7 +292,7 @@ pub fn lookup_username(record: &Value) -> Option<&str> {
     match id["type"].as_str() {
         Some("Root") => Some("root"),
         Some("IAMUser" | "WebIdentityUser") => id["userName"].as_str(),
-        Some("AssumedRole") => id["principalId"]
+        Some("AssumedRole" | "FederatedUser") => id["principalId"]
             .as_str()
             .and_then(|p| p.split_once(':').map(|(_, s)| s)),
         _ => id["invokedBy"].as_str(),

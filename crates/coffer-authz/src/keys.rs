@@ -79,6 +79,7 @@ impl Context for RequestKeys<'_> {
                         coffer_core::PrincipalType::Root => "Account",
                         coffer_core::PrincipalType::IamUser => "User",
                         coffer_core::PrincipalType::AssumedRole => "AssumedRole",
+                        coffer_core::PrincipalType::FederatedUser => "FederatedUser",
                         coffer_core::PrincipalType::WebIdentityUser => "WebIdentityUser",
                     });
                 }

@@ -37,6 +37,9 @@ pub enum PrincipalType {
     Root,
     IamUser,
     AssumedRole,
+    /// A federated user session (GetFederationToken): `arn:aws:sts::ACCOUNT:federated-user/NAME`,
+    /// issued by an IAM user (or root).
+    FederatedUser,
     /// A caller known only by an identity provider's token (AssumeRoleWithWebIdentity, which is
     /// not signed): it can do nothing but that call.
     WebIdentityUser,
@@ -48,6 +51,7 @@ impl PrincipalType {
             PrincipalType::Root => "Root",
             PrincipalType::IamUser => "IAMUser",
             PrincipalType::AssumedRole => "AssumedRole",
+            PrincipalType::FederatedUser => "FederatedUser",
             PrincipalType::WebIdentityUser => "WebIdentityUser",
         }
     }

@@ -23,6 +23,10 @@ use coffer_wire::sigv4::SigningSecret;
 use crate::model::{self, AccessKeyRecord, Kind, ManagedPolicy};
 use crate::{Iam, IamError};
 
+/// What the account root may do, as a policy (the identity of its federated users).
+const ALLOW_ALL: &str =
+    r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+
 /// How stale another node's IAM write may be here, at most.
 pub const REFRESH_INTERVAL: Duration = Duration::from_secs(1);
 /// Unknown key ids remembered (so a flood of bogus ids does not hit the store each time);
@@ -338,12 +342,7 @@ impl Iam {
                     .as_deref()
                     .ok_or_else(|| IamError::internal("an IAM user caller without a name"))?;
                 let (user, _) = self.load_entity(account, Kind::User, name).await?;
-                self.collect(account, &user, &mut out).await?;
-                out.boundary = self.boundary_of(account, &user).await?;
-                for g in &user.groups {
-                    let (group, _) = self.load_entity(account, Kind::Group, g).await?;
-                    self.collect(account, &group, &mut out).await?;
-                }
+                self.user_policies(account, &user, &mut out).await?;
             }
             PrincipalType::AssumedRole => {
                 let session = caller
@@ -359,19 +358,31 @@ impl Iam {
                 }
                 self.collect(account, &role, &mut out).await?;
                 out.boundary = self.boundary_of(account, &role).await?;
-                let (inline, arns) = read(&self.cache.sessions)
-                    .get(&caller.access_key_id)
-                    .and_then(|r| r.session.as_ref())
-                    .map(|info| (info.policy.clone(), info.policy_arns.clone()))
-                    .ok_or_else(|| IamError::internal("session credentials not resolved"))?;
-                if let Some(doc) = inline {
-                    out.session.push(("session policy".into(), doc));
+                self.session_policies_of(caller, &mut out).await?;
+            }
+            PrincipalType::FederatedUser => {
+                let session = caller
+                    .session
+                    .as_ref()
+                    .ok_or_else(|| IamError::internal("a federated user without a session"))?;
+                if session.issuer_type == coffer_core::IssuerType::Root {
+                    // The root may do anything: its federated users, what their session
+                    // policies allow.
+                    out.identity.push(("root".into(), Arc::from(ALLOW_ALL)));
+                } else {
+                    let (user, _) = self
+                        .load_entity(account, Kind::User, &session.issuer_name)
+                        .await?;
+                    if user.id != session.issuer_principal_id {
+                        return Err(Kind::User.no_such(&session.issuer_name));
+                    }
+                    self.user_policies(account, &user, &mut out).await?;
                 }
-                // A managed session policy deleted since fails this lookup: the session is
-                // then denied everything (fail closed), not granted the role's full reach.
-                for arn in arns.iter() {
-                    out.session
-                        .push((arn.clone(), self.default_document(account, arn).await?));
+                self.session_policies_of(caller, &mut out).await?;
+                if out.session.is_empty() {
+                    // AWS: a federated user session without session policies has no
+                    // permissions (resource policies naming it aside).
+                    out.identity.clear();
                 }
             }
             // A web identity holds no policies: it can only present its token.
@@ -452,6 +463,47 @@ impl Iam {
         for arn in &e.attached {
             out.identity
                 .push((arn.clone(), self.default_document(account, arn).await?));
+        }
+        Ok(())
+    }
+
+    /// A user's own policies, its groups' and its permissions boundary.
+    async fn user_policies(
+        &self,
+        account: &str,
+        user: &model::Entity,
+        out: &mut IdentityPolicies,
+    ) -> Result<(), IamError> {
+        self.collect(account, user, out).await?;
+        out.boundary = self.boundary_of(account, user).await?;
+        for g in &user.groups {
+            let (group, _) = self.load_entity(account, Kind::Group, g).await?;
+            self.collect(account, &group, out).await?;
+        }
+        Ok(())
+    }
+
+    /// The session policies a session's token carries: the inline one and the managed ones,
+    /// read now. A managed session policy deleted since fails this lookup: the session is then
+    /// denied everything (fail closed), not granted its issuer's full reach.
+    async fn session_policies_of(
+        &self,
+        caller: &Caller,
+        out: &mut IdentityPolicies,
+    ) -> Result<(), IamError> {
+        let (inline, arns) = read(&self.cache.sessions)
+            .get(&caller.access_key_id)
+            .and_then(|r| r.session.as_ref())
+            .map(|info| (info.policy.clone(), info.policy_arns.clone()))
+            .ok_or_else(|| IamError::internal("session credentials not resolved"))?;
+        if let Some(doc) = inline {
+            out.session.push(("session policy".into(), doc));
+        }
+        for arn in arns.iter() {
+            out.session.push((
+                arn.clone(),
+                self.default_document(&caller.account_id, arn).await?,
+            ));
         }
         Ok(())
     }

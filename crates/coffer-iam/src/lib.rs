@@ -147,6 +147,7 @@ pub static STS_OPERATIONS: &[&str] = &[
     "AssumeRole",
     "AssumeRoleWithWebIdentity",
     "GetCallerIdentity",
+    "GetFederationToken",
     "GetSessionToken",
 ];
 
@@ -275,6 +276,7 @@ impl Iam {
             "AssumeRole" => self.assume_role(ctx, q).await?,
             "AssumeRoleWithWebIdentity" => self.assume_role_with_web_identity(ctx, q).await?,
             "GetSessionToken" => self.get_session_token(ctx, q).await?,
+            "GetFederationToken" => self.get_federation_token(ctx, q).await?,
             _ => return Err(invalid_action(action, "2011-06-15")),
         };
         Ok(coffer_wire::query::response(

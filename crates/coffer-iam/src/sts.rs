@@ -16,8 +16,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::input::{self, Input, Pattern};
 use crate::model::{self, Kind};
-use crate::{Iam, IamError};
+use crate::{Iam, IamError, authorize};
 
+/// GetFederationToken's `Name`.
+const FEDERATED_NAME: input::Str = input::s(2, 32, Pattern::Name);
 pub(crate) const SESSION_NAME: input::Str = input::s(2, 64, Pattern::Name);
 pub(crate) const SESSION_POLICY: input::Str = input::s(1, 2048, Pattern::PolicyDocument);
 const EXTERNAL_ID: input::Str = input::s(2, 1224, Pattern::None);
@@ -62,6 +64,7 @@ impl SessionClaims {
         let principal_type = match self.principal_type.as_str() {
             "Root" => PrincipalType::Root,
             "IAMUser" => PrincipalType::IamUser,
+            "FederatedUser" => PrincipalType::FederatedUser,
             _ => PrincipalType::AssumedRole,
         };
         let issuer_type = match self.issuer_type.as_str() {
@@ -378,6 +381,58 @@ impl Iam {
         let token = seal_token(&self.sts, &claims)?;
         let mut w = XmlWriter::new();
         write_credentials(&mut w, &claims, &token);
+        Ok(w.into_string())
+    }
+
+    /// GetFederationToken: a federated user session `federated-user/NAME` of an IAM user (or the
+    /// root) calling with long-term credentials. It may do what the user's policies and the
+    /// session policies passed both allow; without session policies, nothing (resource policies
+    /// naming the federated user aside), as in AWS.
+    pub(crate) async fn get_federation_token(
+        &self,
+        ctx: &RequestContext,
+        q: &QueryParams,
+    ) -> Result<String, IamError> {
+        let caller = &ctx.caller;
+        let account = ctx.account_id();
+        let mut i = Input::new(q);
+        let name = i.req("Name", FEDERATED_NAME);
+        let duration = i.int("DurationSeconds", 900, 129_600);
+        let policy = i.opt("Policy", SESSION_POLICY);
+        let tags = i.tags("Tags", 50);
+        i.finish()?;
+        let arns = policy_arns(q)?;
+        if caller.session.is_some() {
+            return Err(IamError::AccessDenied(
+                "Cannot call GetFederationToken with session credentials".into(),
+            ));
+        }
+        let arn = format!("arn:aws:sts::{account}:federated-user/{name}");
+        authorize(ctx, "sts:GetFederationToken", &arn)?;
+        let mut duration = duration.unwrap_or(43_200);
+        if caller.is_root() {
+            duration = duration.min(3600);
+        }
+        let (canonical, packed) = self
+            .session_policies(account, policy.as_deref(), &arns)
+            .await?;
+        let mut claims = self.session_claims(caller, account, duration);
+        claims.principal_type = PrincipalType::FederatedUser.as_str().into();
+        claims.principal_arn = arn;
+        claims.principal_id = format!("{account}:{name}");
+        claims.user_name = None;
+        claims.tags = tags.iter().cloned().collect();
+        claims.session_name = Some(name);
+        claims.session_policy = policy;
+        claims.session_policy_arns = canonical;
+        let token = seal_token(&self.sts, &claims)?;
+        let mut w = XmlWriter::new();
+        write_credentials(&mut w, &claims, &token);
+        w.open("FederatedUser")
+            .text("FederatedUserId", &claims.principal_id)
+            .text("Arn", &claims.principal_arn)
+            .close("FederatedUser")
+            .text("PackedPolicySize", &packed.to_string());
         Ok(w.into_string())
     }
 

@@ -462,6 +462,7 @@ fn sts_input(op: &str, fx: &Fixture) -> Option<Vec<(String, String)>> {
             ),
         ]),
         "GetCallerIdentity" | "GetSessionToken" => Vec::new(),
+        "GetFederationToken" => pairs(&[("Name", "fed1"), ("Policy", DOC)]),
         _ => return None,
     })
 }

@@ -400,3 +400,148 @@ async fn inline_and_managed_session_policies_cap_the_session() {
     let e = two.get_role().role_name("capped").send().await.unwrap_err();
     assert_eq!(err_code(&e), "AccessDenied");
 }
+
+#[tokio::test]
+async fn federation_tokens_are_capped_by_their_session_policy() {
+    use aws_sdk_iam::error::ProvideErrorMetadata as _;
+    let s = TestServer::dev().await;
+    let iam = iam(&s);
+    let sm = s.sm();
+    for name in ["app/a", "app/b"] {
+        sm.create_secret()
+            .name(name)
+            .secret_string("v")
+            .send()
+            .await
+            .unwrap();
+    }
+    let (akid, secret) = user_with_key(&iam, "broker", "/").await;
+    iam.put_user_policy()
+        .user_name("broker")
+        .policy_name("broker")
+        .policy_document(policy(&[
+            r#"{"Effect":"Allow","Action":["sts:GetFederationToken","secretsmanager:*"],"Resource":"*"}"#,
+        ]))
+        .send()
+        .await
+        .unwrap();
+    let broker = sts_with(&s, &akid, &secret, None);
+    let only_a = policy(&[&format!(
+        r#"{{"Effect":"Allow","Action":"secretsmanager:GetSecretValue","Resource":"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:app/a-*"}}"#
+    )]);
+    let out = broker
+        .get_federation_token()
+        .name("alice")
+        .policy(&only_a)
+        .duration_seconds(900)
+        .send()
+        .await
+        .unwrap();
+    let fed = out.federated_user().unwrap();
+    assert_eq!(
+        fed.arn(),
+        format!("arn:aws:sts::{ACCOUNT}:federated-user/alice")
+    );
+    assert_eq!(fed.federated_user_id(), format!("{ACCOUNT}:alice"));
+    let c = out.credentials().unwrap();
+    assert!(c.access_key_id().starts_with("ASIA"));
+    let me = sts_with(
+        &s,
+        c.access_key_id(),
+        c.secret_access_key(),
+        Some(c.session_token()),
+    )
+    .get_caller_identity()
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(me.arn(), Some(fed.arn()));
+
+    let conf = aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+        .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
+        .endpoint_url(s.endpoint())
+        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_string()),
+            None,
+            "federated",
+        ))
+        .build();
+    let as_alice = aws_sdk_secretsmanager::Client::from_conf(conf);
+    as_alice
+        .get_secret_value()
+        .secret_id("app/a")
+        .send()
+        .await
+        .unwrap();
+    let denied = as_alice
+        .get_secret_value()
+        .secret_id("app/b")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(crate::harness::code(&denied), "AccessDeniedException");
+
+    // Without a session policy a federated user may do nothing, its issuer's policies aside.
+    let bare = broker
+        .get_federation_token()
+        .name("nobody")
+        .send()
+        .await
+        .unwrap();
+    let b = bare.credentials().unwrap();
+    let conf = aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+        .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
+        .endpoint_url(s.endpoint())
+        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+            b.access_key_id(),
+            b.secret_access_key(),
+            Some(b.session_token().to_string()),
+            None,
+            "federated",
+        ))
+        .build();
+    let e = aws_sdk_secretsmanager::Client::from_conf(conf)
+        .get_secret_value()
+        .secret_id("app/a")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(crate::harness::code(&e), "AccessDeniedException");
+
+    // Session credentials cannot mint federation tokens; nor can a user without the action.
+    let e = sts_with(
+        &s,
+        c.access_key_id(),
+        c.secret_access_key(),
+        Some(c.session_token()),
+    )
+    .get_federation_token()
+    .name("bob")
+    .send()
+    .await
+    .unwrap_err();
+    assert_eq!(err_code(&e), "AccessDenied");
+    let (plain, plain_secret) = user_with_key(&iam, "plain", "/").await;
+    let e = sts_with(&s, &plain, &plain_secret, None)
+        .get_federation_token()
+        .name("bob")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&e), "AccessDenied");
+    assert!(
+        e.message().unwrap().contains("sts:GetFederationToken"),
+        "{e:?}"
+    );
+    let e = broker
+        .get_federation_token()
+        .name("x")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&e), "ValidationError", "a name of one character");
+}
