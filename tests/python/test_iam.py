@@ -179,3 +179,35 @@ def test_boto3_audit_tools_read_authorization_details_and_simulate(use_env):
         ("secretsmanager:DeleteSecret", "explicitDeny"),
     ]
     assert results[1]["MatchedStatements"][0]["SourcePolicyId"] == "b3-no-delete"
+
+
+def test_cli_federation_token_credential_report_and_account_summary(coffer_env):
+    env = coffer_env
+    aws(env, "iam", "create-user", "--user-name", "cli-broker")
+    aws(env, "iam", "put-user-policy", "--user-name", "cli-broker", "--policy-name", "b",
+        "--policy-document", json.dumps({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": ["sts:GetFederationToken", "ssm:*"],
+            "Resource": "*"}]}))
+    key = aws_json(env, "iam", "create-access-key", "--user-name", "cli-broker")["AccessKey"]
+    broker = as_principal(env, key["AccessKeyId"], key["SecretAccessKey"])
+    out = aws_json(broker, "sts", "get-federation-token", "--name", "cli-fed",
+                   "--policy", json.dumps({"Version": "2012-10-17", "Statement": [{
+                       "Effect": "Allow", "Action": "ssm:DescribeParameters",
+                       "Resource": "*"}]}))
+    assert out["FederatedUser"]["Arn"] == f"arn:aws:sts::{ACCOUNT}:federated-user/cli-fed"
+    c = out["Credentials"]
+    fed = as_principal(env, c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"])
+    aws_json(fed, "ssm", "describe-parameters")
+    p = aws(fed, "ssm", "get-parameters-by-path", "--path", "/", check=False)
+    assert p.returncode != 0 and "no session policy allows" in p.stderr, p.stderr
+
+    aws_json(env, "iam", "generate-credential-report")
+    report = aws_json(env, "iam", "get-credential-report")
+    import base64
+    csv = base64.b64decode(report["Content"]).decode()
+    assert csv.splitlines()[0].startswith("user,arn,user_creation_time,")
+    row = next(line for line in csv.splitlines() if line.startswith("cli-broker,"))
+    assert row.split(",")[8] == "true", row  # access_key_1_active
+
+    summary = aws_json(env, "iam", "get-account-summary")["SummaryMap"]
+    assert summary["Users"] >= 1 and summary["AccessKeysPerUserQuota"] == 2
