@@ -122,6 +122,8 @@ pub enum KeyState {
     Enabled,
     Disabled,
     PendingDeletion,
+    /// A key of origin `EXTERNAL` without (or after deleting) its imported material.
+    PendingImport,
 }
 
 impl KeyState {
@@ -131,6 +133,7 @@ impl KeyState {
             KeyState::Enabled => "Enabled",
             KeyState::Disabled => "Disabled",
             KeyState::PendingDeletion => "PendingDeletion",
+            KeyState::PendingImport => "PendingImport",
         }
     }
 
@@ -140,6 +143,7 @@ impl KeyState {
             KeyState::Enabled => "enabled",
             KeyState::Disabled => "disabled",
             KeyState::PendingDeletion => "pending deletion",
+            KeyState::PendingImport => "pending import",
         }
     }
 }
@@ -198,6 +202,13 @@ pub struct KeyRecord {
     /// When automatic rotation next adds a material version (unix millis).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_rotation_ms: Option<i64>,
+    /// `EXTERNAL` for a key whose material is imported (ImportKeyMaterial); `None`: `AWS_KMS`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    /// An imported key's material fingerprint (SHA-256 under a key-specific label): a
+    /// re-import must bring the same material, so existing ciphertexts stay readable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub import_fingerprint: Option<String>,
 }
 
 impl KeyRecord {
@@ -375,10 +386,20 @@ impl Keyring {
     /// Fresh random material for `arn`, version `version`, wrapped under the root key; the
     /// unwrapped material is cached, as the key is about to be used.
     pub fn new_material(&self, arn: &str, version: u32) -> Result<MaterialRecord, KeyError> {
-        let material = coffer_crypto::random_key();
-        let wrapped = wrap_material(&self.root, arn, version, &material)?;
+        self.material(arn, version, &coffer_crypto::random_key())
+    }
+
+    /// `material` (fresh, or imported) for `arn`, version `version`, wrapped under the root key
+    /// (and cached, as the key is about to be used).
+    pub fn material(
+        &self,
+        arn: &str,
+        version: u32,
+        material: &[u8; 32],
+    ) -> Result<MaterialRecord, KeyError> {
+        let wrapped = wrap_material(&self.root, arn, version, material)?;
         if let Ok(mut m) = self.materials.write() {
-            m.insert((arn.to_owned(), version), Arc::new(AeadKey::new(&material)));
+            m.insert((arn.to_owned(), version), Arc::new(AeadKey::new(material)));
         }
         Ok(MaterialRecord {
             version,
@@ -809,6 +830,8 @@ impl Keyring {
             pending_window_days: None,
             rotation_period_days: None,
             next_rotation_ms: None,
+            origin: None,
+            import_fingerprint: None,
         };
         let alias = AliasRecord {
             alias_name: alias_name.to_owned(),

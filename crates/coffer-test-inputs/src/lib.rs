@@ -119,6 +119,8 @@ pub struct Seed {
     pub spare: String,
     pub blob: String,
     pub grants: Vec<String>,
+    /// A key of origin EXTERNAL (its material is imported).
+    pub external: String,
     /// The seeded user's access key.
     pub access_key_id: String,
 }
@@ -252,6 +254,12 @@ fn kms_input(op: &str, fx: &Fixture, k: &Seed) -> Option<Value> {
         | "ListKeyPolicies"
         | "GetKeyPolicy"
         | "ListGrants" => json!({"KeyId": key}),
+        "GetParametersForImport" => json!({"KeyId": k.external,
+            "WrappingAlgorithm": "RSAES_OAEP_SHA_256", "WrappingKeySpec": "RSA_2048"}),
+        // Not a token the key service issued: refused after the key is found and allowed.
+        "ImportKeyMaterial" => json!({"KeyId": k.external, "ImportToken": "AAAA",
+            "EncryptedKeyMaterial": "AAAA", "ExpirationModel": "KEY_MATERIAL_DOES_NOT_EXPIRE"}),
+        "DeleteImportedKeyMaterial" => json!({"KeyId": k.external}),
         "ListRetirableGrants" => {
             json!({"RetiringPrincipal": format!("arn:aws:iam::{}:root", fx.account)})
         }
@@ -535,6 +543,7 @@ pub async fn seed_resources<T: Transport>(t: &T, fx: &Fixture) -> Seed {
     let key_of = |out: Value| out["KeyMetadata"]["KeyId"].as_str().unwrap().to_owned();
     let key = key_of(kms("CreateKey", json!({})).await);
     let spare = key_of(kms("CreateKey", json!({})).await);
+    let external = key_of(kms("CreateKey", json!({"Origin": "EXTERNAL"})).await);
     for alias in ["alias/a1", "alias/a2"] {
         kms(
             "CreateAlias",
@@ -542,7 +551,12 @@ pub async fn seed_resources<T: Transport>(t: &T, fx: &Fixture) -> Seed {
         )
         .await;
     }
-    let mut seed = Seed { key, spare, ..none };
+    let mut seed = Seed {
+        key,
+        spare,
+        external,
+        ..none
+    };
     let encrypt = kms_input("Encrypt", fx, &seed).expect("input");
     seed.blob = kms("Encrypt", encrypt).await["CiphertextBlob"]
         .as_str()

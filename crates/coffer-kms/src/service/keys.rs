@@ -113,7 +113,7 @@ pub(crate) fn key_metadata(rec: &KeyRecord) -> Value {
         "Description": rec.description,
         "KeyUsage": "ENCRYPT_DECRYPT",
         "KeyState": rec.key_state.as_str(),
-        "Origin": "AWS_KMS",
+        "Origin": rec.origin.as_deref().unwrap_or("AWS_KMS"),
         "KeyManager": match rec.key_manager {
             KeyManager::Aws => "AWS",
             KeyManager::Customer => "CUSTOMER",
@@ -124,6 +124,9 @@ pub(crate) fn key_metadata(rec: &KeyRecord) -> Value {
         "MultiRegion": false,
         "CurrentKeyMaterialId": crate::material_id(&rec.arn, rec.current_version),
     });
+    if rec.origin.is_some() && rec.key_state != KeyState::PendingImport {
+        m["ExpirationModel"] = json!("KEY_MATERIAL_DOES_NOT_EXPIRE");
+    }
     if rec.key_state == KeyState::PendingDeletion
         && let Some(d) = rec.deletion_ms
     {
@@ -146,6 +149,17 @@ fn metadata_out(rec: &KeyRecord) -> Obj {
 fn not_pending(rec: &KeyRecord) -> Result<(), KmsError> {
     if rec.key_state == KeyState::PendingDeletion {
         return Err(KmsError::state(&rec.arn, rec.key_state));
+    }
+    Ok(())
+}
+
+/// Rotation makes new material; a key whose material is imported has none but its own.
+fn not_imported(rec: &KeyRecord) -> Result<(), KmsError> {
+    if rec.origin.is_some() {
+        return Err(KmsError::UnsupportedOperation(format!(
+            "{} has imported key material: Coffer does not rotate it.",
+            rec.arn
+        )));
     }
     Ok(())
 }
@@ -323,11 +337,15 @@ impl KmsService {
         {
             return unsupported("This KeyUsage");
         }
-        if i.origin.as_deref().is_some_and(|o| o != "AWS_KMS")
+        // EXTERNAL: created without material, which ImportKeyMaterial brings (see `import`).
+        let external = i.origin.as_deref() == Some("EXTERNAL");
+        if i.origin
+            .as_deref()
+            .is_some_and(|o| o != "AWS_KMS" && o != "EXTERNAL")
             || i.custom_key_store_id.is_some()
             || i.xks_key_id.is_some()
         {
-            return unsupported("A key origin other than AWS_KMS");
+            return unsupported("A key origin other than AWS_KMS or EXTERNAL");
         }
         if i.multi_region == Some(true) {
             return unsupported("A multi-Region key");
@@ -359,7 +377,11 @@ impl KmsService {
             }
             None => crate::policy::default_policy(ctx.partition(), ctx.account_id()),
         };
-        let material = self.keys.new_material(&arn, 1)?;
+        let materials = if external {
+            Vec::new()
+        } else {
+            vec![self.keys.new_material(&arn, 1)?]
+        };
         let rec = KeyRecord {
             key_id: key_id.clone(),
             arn,
@@ -368,15 +390,21 @@ impl KmsService {
             creation_date: self.now_ms() / 1000,
             description: i.description.unwrap_or_default(),
             key_manager: KeyManager::Customer,
-            key_state: KeyState::Enabled,
+            key_state: if external {
+                KeyState::PendingImport
+            } else {
+                KeyState::Enabled
+            },
             current_version: 1,
-            materials: vec![material],
+            materials,
             policy: Some(policy),
             tags: deduped,
             deletion_ms: None,
             pending_window_days: None,
             rotation_period_days: None,
             next_rotation_ms: None,
+            origin: external.then(|| "EXTERNAL".to_string()),
+            import_fingerprint: None,
         };
         let k = key_record_key(account, &ctx.region, &key_id);
         let mut batch = WriteBatch::new();
@@ -460,6 +488,9 @@ impl KmsService {
         self.mutate(ctx, key, |rec, _| {
             Self::customer_only(ctx, rec, action)?;
             not_pending(rec)?;
+            if rec.key_state == KeyState::PendingImport {
+                return Err(KmsError::state(&rec.arn, rec.key_state));
+            }
             rec.key_state = if enable {
                 KeyState::Enabled
             } else {
@@ -549,6 +580,7 @@ impl KmsService {
         let now = self.now_ms();
         self.mutate(ctx, key, |rec, batch| {
             Self::customer_only(ctx, rec, "kms:EnableKeyRotation")?;
+            not_imported(rec)?;
             enabled(rec)?;
             if let Some(old) = rec.next_rotation_ms {
                 batch.delete(rotation_index(old, &rec.account, &rec.region, &rec.key_id));
@@ -633,6 +665,7 @@ impl KmsService {
         let (rec, _) = self
             .mutate(ctx, key, |rec, _| {
                 Self::customer_only(ctx, rec, "kms:RotateKeyOnDemand")?;
+                not_imported(rec)?;
                 enabled(rec)?;
                 let on_demand = rec
                     .materials

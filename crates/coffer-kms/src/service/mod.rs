@@ -28,6 +28,7 @@ mod aliases;
 mod crypto;
 mod error;
 mod grants;
+mod import;
 mod keys;
 mod validate;
 
@@ -53,6 +54,7 @@ static OPERATIONS: &[OperationSpec] = &[
     op!("CreateKey", false),
     op!("Decrypt", false),
     op!("DeleteAlias", false),
+    op!("DeleteImportedKeyMaterial", false),
     op!("DescribeKey", true),
     op!("DisableKey", false),
     op!("DisableKeyRotation", false),
@@ -62,8 +64,10 @@ static OPERATIONS: &[OperationSpec] = &[
     op!("GenerateDataKey", false),
     op!("GenerateDataKeyWithoutPlaintext", false),
     op!("GenerateRandom", false),
+    op!("GetParametersForImport", true),
     op!("GetKeyPolicy", true),
     op!("GetKeyRotationStatus", true),
+    op!("ImportKeyMaterial", false),
     op!("ListAliases", true),
     op!("ListGrants", true),
     op!("ListKeyPolicies", true),
@@ -173,6 +177,9 @@ impl KmsService {
             "CreateGrant" => self.create_grant(ctx, body).await,
             "ListGrants" => self.list_grants(ctx, body).await,
             "ListRetirableGrants" => self.list_retirable_grants(ctx, body).await,
+            "GetParametersForImport" => self.get_parameters_for_import(ctx, body).await,
+            "ImportKeyMaterial" => self.import_key_material(ctx, body).await,
+            "DeleteImportedKeyMaterial" => self.delete_imported_key_material(ctx, body).await,
             "RetireGrant" => self.retire_grant(ctx, body).await,
             "RevokeGrant" => self.revoke_grant(ctx, body).await,
             _ => Err(<KmsError as coffer_service::opctx::RunError>::unknown_operation()),

@@ -11,6 +11,7 @@ mod iam_util;
 mod kms_aliases;
 mod kms_authz;
 mod kms_crypto;
+mod kms_import;
 mod kms_keys;
 mod kms_manage;
 mod kms_services;
