@@ -250,12 +250,6 @@ impl KmsService {
                 page.truncated = true;
             }
         }
-        let mut out = Obj::new();
-        out.insert(
-            "Aliases".into(),
-            Value::Array(page.items.iter().map(|(_, v)| v.clone()).collect()),
-        );
-        self.finish_page(&mut out, &scope, &page);
-        Ok(out)
+        Ok(self.page_out("Aliases", &scope, &page))
     }
 }

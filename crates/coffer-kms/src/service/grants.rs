@@ -523,13 +523,7 @@ impl KmsService {
                 Ok(keep.then(|| g.to_json(&rec.arn)))
             })
             .await?;
-        let mut out = Obj::new();
-        out.insert(
-            "Grants".into(),
-            Value::Array(page.items.iter().map(|(_, v)| v.clone()).collect()),
-        );
-        self.finish_page(&mut out, &scope, &page);
-        Ok(out)
+        Ok(self.page_out("Grants", &scope, &page))
     }
 
     /// ListRetirableGrants: the grants of every key in the account and Region that name
@@ -565,13 +559,7 @@ impl KmsService {
                 ))))
             })
             .await?;
-        let mut out = Obj::new();
-        out.insert(
-            "Grants".into(),
-            Value::Array(page.items.iter().map(|(_, v)| v.clone()).collect()),
-        );
-        self.finish_page(&mut out, &scope, &page);
-        Ok(out)
+        Ok(self.page_out("Grants", &scope, &page))
     }
 
     pub(crate) async fn retire_grant(&self, ctx: &OpCtx<'_>, body: &[u8]) -> Result<Obj, KmsError> {

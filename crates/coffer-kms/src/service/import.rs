@@ -103,6 +103,17 @@ fn fingerprint(key_arn: &str, material: &[u8]) -> String {
     ]))
 }
 
+/// ImportKeyMaterial's and DeleteImportedKeyMaterial's answer: the key and its (one) material.
+fn material_out(key_arn: &str) -> Obj {
+    let mut out = Obj::new();
+    out.insert("KeyId".into(), json!(key_arn));
+    out.insert(
+        "KeyMaterialId".into(),
+        json!(crate::material_id(key_arn, 1)),
+    );
+    out
+}
+
 fn external_only(rec: &crate::KeyRecord) -> Result<(), KmsError> {
     if rec.origin.as_deref() != Some("EXTERNAL") {
         return Err(KmsError::UnsupportedOperation(format!(
@@ -262,13 +273,7 @@ impl KmsService {
                 Ok(())
             })
             .await?;
-        let mut out = Obj::new();
-        out.insert("KeyId".into(), json!(rec.arn));
-        out.insert(
-            "KeyMaterialId".into(),
-            json!(crate::material_id(&rec.arn, 1)),
-        );
-        Ok(out)
+        Ok(material_out(&rec.arn))
     }
 
     pub(crate) async fn delete_imported_key_material(
@@ -286,12 +291,6 @@ impl KmsService {
                 Ok(())
             })
             .await?;
-        let mut out = Obj::new();
-        out.insert("KeyId".into(), json!(rec.arn));
-        out.insert(
-            "KeyMaterialId".into(),
-            json!(crate::material_id(&rec.arn, 1)),
-        );
-        Ok(out)
+        Ok(material_out(&rec.arn))
     }
 }

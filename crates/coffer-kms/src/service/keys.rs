@@ -436,13 +436,7 @@ impl KmsService {
                 })))
             })
             .await?;
-        let mut out = Obj::new();
-        out.insert(
-            "Keys".into(),
-            Value::Array(page.items.iter().map(|(_, v)| v.clone()).collect()),
-        );
-        self.finish_page(&mut out, &scope, &page);
-        Ok(out)
+        Ok(self.page_out("Keys", &scope, &page))
     }
 
     pub(crate) async fn update_key_description(

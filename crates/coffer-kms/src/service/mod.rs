@@ -435,6 +435,17 @@ impl KmsService {
     }
 
     /// Adds `Truncated` and, when truncated, `NextMarker` (naming the last item) to `out`.
+    /// A listing's answer: the page's items under `member`, then `Truncated` and `NextMarker`.
+    pub(crate) fn page_out(&self, member: &str, scope: &str, page: &Page<Value>) -> Obj {
+        let mut out = Obj::new();
+        out.insert(
+            member.into(),
+            Value::Array(page.items.iter().map(|(_, v)| v.clone()).collect()),
+        );
+        self.finish_page(&mut out, scope, page);
+        out
+    }
+
     pub(crate) fn finish_page<T>(&self, out: &mut Obj, scope: &str, page: &Page<T>) {
         out.insert("Truncated".into(), Value::Bool(page.truncated));
         if page.truncated
