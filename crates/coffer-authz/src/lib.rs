@@ -216,6 +216,8 @@ fn bounded(
         ),
     ];
     let mut implicit = main;
+    // Asked at most once, and only when a bound does not allow.
+    let mut by_resource = None;
     for (bound, explicit, no_allow) in bounds {
         if bound.is_empty() {
             continue;
@@ -224,7 +226,9 @@ fn bounded(
             Decision::Allow => {}
             Decision::Deny(Why::ExplicitIdentity) => return Err(explicit),
             Decision::Deny(_) => {
-                if implicit.is_none() && !granted_by_resource(mode, request) {
+                if implicit.is_none()
+                    && !*by_resource.get_or_insert_with(|| granted_by_resource(mode, request))
+                {
                     implicit = Some(no_allow);
                 }
             }

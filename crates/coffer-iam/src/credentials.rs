@@ -349,13 +349,7 @@ impl Iam {
                     .session
                     .as_ref()
                     .ok_or_else(|| IamError::internal("a role session without a session"))?;
-                let (role, _) = self
-                    .load_entity(account, Kind::Role, &session.issuer_name)
-                    .await?;
-                if role.id != session.issuer_principal_id {
-                    // Deleted and re-created under the same name: the old sessions lose it.
-                    return Err(Kind::Role.no_such(&session.issuer_name));
-                }
+                let role = self.session_issuer(account, Kind::Role, session).await?;
                 self.collect(account, &role, &mut out).await?;
                 out.boundary = self.boundary_of(account, &role).await?;
                 self.session_policies_of(caller, &mut out).await?;
@@ -370,12 +364,7 @@ impl Iam {
                     // policies allow.
                     out.identity.push(("root".into(), Arc::from(ALLOW_ALL)));
                 } else {
-                    let (user, _) = self
-                        .load_entity(account, Kind::User, &session.issuer_name)
-                        .await?;
-                    if user.id != session.issuer_principal_id {
-                        return Err(Kind::User.no_such(&session.issuer_name));
-                    }
+                    let user = self.session_issuer(account, Kind::User, session).await?;
                     self.user_policies(account, &user, &mut out).await?;
                 }
                 self.session_policies_of(caller, &mut out).await?;
@@ -465,6 +454,23 @@ impl Iam {
                 .push((arn.clone(), self.default_document(account, arn).await?));
         }
         Ok(())
+    }
+
+    /// The role or user that issued a session. One deleted and re-created under the same name
+    /// is another principal: its old sessions lose it.
+    async fn session_issuer(
+        &self,
+        account: &str,
+        kind: Kind,
+        session: &coffer_core::SessionContext,
+    ) -> Result<model::Entity, IamError> {
+        let (e, _) = self
+            .load_entity(account, kind, &session.issuer_name)
+            .await?;
+        if e.id != session.issuer_principal_id {
+            return Err(kind.no_such(&session.issuer_name));
+        }
+        Ok(e)
     }
 
     /// A user's own policies, its groups' and its permissions boundary.

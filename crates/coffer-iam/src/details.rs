@@ -40,19 +40,16 @@ impl Iam {
         authorize(ctx, "iam:GetAccountAuthorizationDetails", "*")?;
         let wanted = |t: &str| filter.is_empty() || filter.iter().any(|f| f == t);
 
-        let mut items = Vec::new();
-        for (n, kind) in [Kind::User, Kind::Group, Kind::Role]
+        let kinds: Vec<Kind> = [Kind::User, Kind::Group, Kind::Role]
             .into_iter()
-            .enumerate()
-        {
-            if !wanted(kind.title()) {
-                continue;
-            }
-            let prefix = model::entity_prefix(account, kind);
-            for (k, e, _) in self.scan_json::<Entity>(&prefix).await? {
-                items.push((format!("{n}/{}", &k[prefix.len()..]), Item::Entity(kind, e)));
-            }
-        }
+            .filter(|k| wanted(k.title()))
+            .collect();
+        let mut items: Vec<(String, Item)> = self
+            .entities_of(account, &kinds)
+            .await?
+            .into_iter()
+            .map(|(key, kind, e)| (key, Item::Entity(kind, e)))
+            .collect();
         // Coffer has no AWS managed policies: `AWSManagedPolicy` adds nothing.
         if wanted("LocalManagedPolicy") {
             let prefix = model::policy_prefix(account);

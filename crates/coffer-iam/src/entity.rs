@@ -134,6 +134,23 @@ impl Iam {
         .await
     }
 
+    /// Every entity of the `kinds` asked, each with a sort key that orders them by kind (in the
+    /// order asked), then name: the items of listings that page across kinds.
+    pub(crate) async fn entities_of(
+        &self,
+        account: &str,
+        kinds: &[Kind],
+    ) -> Result<Vec<(String, Kind, Entity)>, IamError> {
+        let mut out = Vec::new();
+        for (n, kind) in kinds.iter().enumerate() {
+            let prefix = model::entity_prefix(account, *kind);
+            for (k, e, _) in self.scan_json::<Entity>(&prefix).await? {
+                out.push((format!("{n}/{}", &k[prefix.len()..]), *kind, e));
+            }
+        }
+        Ok(out)
+    }
+
     /// All entities of a kind whose path starts with `path_prefix`, one page of them.
     pub(crate) async fn list_entities(
         &self,

@@ -3,13 +3,13 @@
 //! root principal's, written at init or unseal, and IAM users').
 
 use base64::Engine as _;
-use coffer_core::{PrincipalType, RequestContext};
+use coffer_core::RequestContext;
 use coffer_store::{Store, WriteBatch};
 use coffer_wire::query::{QueryParams, XmlWriter};
 
 use crate::input::{self, Input};
 use crate::model::{self, AccessKeyRecord, Kind};
-use crate::users::caller_user;
+use crate::users::named_or_calling;
 use crate::{Iam, IamError, authorize, json};
 
 /// IAM's quota of access keys per user.
@@ -182,7 +182,7 @@ impl Iam {
             "CreateAccessKey" => {
                 let user = i.opt("UserName", input::EXISTING_USER_NAME);
                 i.finish()?;
-                let user = self.key_owner(ctx, user)?;
+                let user = named_or_calling(ctx, user)?;
                 let (akid, secret) = generate_access_key();
                 let record = self
                     .write(|| self.create_key(ctx, &user, &akid, &secret))
@@ -199,7 +199,7 @@ impl Iam {
                 let user = i.opt("UserName", input::EXISTING_USER_NAME);
                 let (marker, max) = crate::entity::paging(&mut i);
                 i.finish()?;
-                let user = self.key_owner(ctx, user)?;
+                let user = named_or_calling(ctx, user)?;
                 let records = self
                     .keys_of(ctx, user.as_deref(), "iam:ListAccessKeys")
                     .await?;
@@ -230,7 +230,7 @@ impl Iam {
                     None
                 };
                 i.finish()?;
-                let user = self.key_owner(ctx, user)?;
+                let user = named_or_calling(ctx, user)?;
                 self.write(|| self.change_key(ctx, user.as_deref(), &akid, status.as_deref()))
                     .await?;
             }
@@ -260,27 +260,6 @@ impl Iam {
             }
         }
         Ok(w.into_string())
-    }
-
-    /// Whose keys a call is about: the named user, else the calling user, else (`None`) the
-    /// root principal when root calls without a name.
-    fn key_owner(
-        &self,
-        ctx: &RequestContext,
-        named: Option<String>,
-    ) -> Result<Option<String>, IamError> {
-        if named.is_some() {
-            return Ok(named);
-        }
-        if let Some(u) = caller_user(ctx) {
-            return Ok(Some(u.to_string()));
-        }
-        if ctx.caller.principal_type == PrincipalType::Root {
-            return Ok(None);
-        }
-        Err(IamError::Validation(
-            "Must specify userName when calling with non-User credentials".into(),
-        ))
     }
 
     async fn create_key(

@@ -386,16 +386,19 @@ impl Iam {
                 i.finish()?;
                 let (p, _) = self.load_policy(account, &arn).await?;
                 authorize(ctx, "iam:ListEntitiesForPolicy", &arn)?;
-                let target = model::policy_arn(account, &p.path, &p.name);
-                let is_target =
-                    |a: &str| parse_policy_arn(account, a) == parse_policy_arn(account, &target);
-                let mut items = Vec::new();
-                for kind in [Kind::Group, Kind::Role, Kind::User] {
-                    if filter.as_deref().is_some_and(|f| f != kind.title()) {
-                        continue;
-                    }
-                    let key_prefix = model::entity_prefix(account, kind);
-                    for (k, e, _) in self.scan_json::<model::Entity>(&key_prefix).await? {
+                // Attached and boundary ARNs as stored (any spelling of this policy's ARN).
+                let target = Some((p.path.as_str(), p.name.as_str()));
+                let is_target = |a: &str| parse_policy_arn(account, a) == target;
+                let kinds: Vec<Kind> = [Kind::Group, Kind::Role, Kind::User]
+                    .into_iter()
+                    .filter(|k| filter.as_deref().is_none_or(|f| f == k.title()))
+                    .collect();
+                let path_prefix = prefix.as_deref().unwrap_or("/");
+                let items = self
+                    .entities_of(account, &kinds)
+                    .await?
+                    .into_iter()
+                    .filter(|(_, _, e)| {
                         let attached = e.attached.iter().any(|a| is_target(a));
                         let bounded = e.permissions_boundary.as_deref().is_some_and(is_target);
                         let used = match usage.as_deref() {
@@ -403,15 +406,10 @@ impl Iam {
                             Some(_) => bounded,
                             None => attached || bounded,
                         };
-                        if used && e.path.starts_with(prefix.as_deref().unwrap_or("/")) {
-                            // Sorted and paged by kind, then name.
-                            items.push((
-                                format!("{}/{}", kind.segment(), &k[key_prefix.len()..]),
-                                (kind, e),
-                            ));
-                        }
-                    }
-                }
+                        used && e.path.starts_with(path_prefix)
+                    })
+                    .map(|(key, kind, e)| (key, (kind, e)))
+                    .collect();
                 let (list, next) = page(items, marker.as_deref(), max);
                 for kind in [Kind::Group, Kind::User, Kind::Role] {
                     let title = kind.title();

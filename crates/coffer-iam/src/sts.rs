@@ -156,6 +156,26 @@ pub(crate) fn policy_arns(q: &QueryParams) -> Result<Vec<String>, IamError> {
     Ok(arns)
 }
 
+/// GetSessionToken and GetFederationToken are called with long-term credentials only; their
+/// sessions last `requested` seconds (12 hours by default), the account root's one hour at most.
+fn long_term_session(
+    caller: &Caller,
+    operation: &str,
+    requested: Option<i64>,
+) -> Result<i64, IamError> {
+    if caller.session.is_some() {
+        return Err(IamError::AccessDenied(format!(
+            "Cannot call {operation} with session credentials"
+        )));
+    }
+    let duration = requested.unwrap_or(43_200);
+    Ok(if caller.is_root() {
+        duration.min(3600)
+    } else {
+        duration
+    })
+}
+
 fn new_session_key() -> (String, String) {
     let (akid, secret) = crate::keys::generate_access_key();
     (format!("ASIA{}", &akid[4..]), secret)
@@ -167,6 +187,14 @@ pub(crate) fn get_caller_identity(ctx: &RequestContext) -> String {
         .text("Account", ctx.account_id())
         .text("Arn", &ctx.caller.principal_arn);
     w.into_string()
+}
+
+/// `<AssumedRoleUser>` of a role session.
+pub(crate) fn write_assumed_role_user(w: &mut XmlWriter, c: &SessionClaims) {
+    w.open("AssumedRoleUser")
+        .text("AssumedRoleId", &c.principal_id)
+        .text("Arn", &c.principal_arn)
+        .close("AssumedRoleUser");
 }
 
 pub(crate) fn write_credentials(w: &mut XmlWriter, c: &SessionClaims, token: &str) {
@@ -280,10 +308,7 @@ impl Iam {
             .await?;
         let mut w = XmlWriter::new();
         write_credentials(&mut w, &claims, &token);
-        w.open("AssumedRoleUser")
-            .text("AssumedRoleId", &claims.principal_id)
-            .text("Arn", &claims.principal_arn)
-            .close("AssumedRoleUser");
+        write_assumed_role_user(&mut w, &claims);
         if claims.session_policy.is_some()
             || !claims.session_policy_arns.is_empty()
             || !tags.is_empty()
@@ -367,16 +392,7 @@ impl Iam {
         let _serial = i.opt("SerialNumber", input::s(9, 256, Pattern::None));
         let _code = i.opt("TokenCode", input::s(6, 6, Pattern::None));
         i.finish()?;
-        if caller.session.is_some() {
-            return Err(IamError::AccessDenied(
-                "Cannot call GetSessionToken with session credentials".into(),
-            ));
-        }
-        let mut duration = duration.unwrap_or(43_200);
-        if caller.is_root() {
-            // AWS caps the account root's sessions at one hour.
-            duration = duration.min(3600);
-        }
+        let duration = long_term_session(caller, "GetSessionToken", duration)?;
         let claims = self.session_claims(caller, ctx.account_id(), duration);
         let token = seal_token(&self.sts, &claims)?;
         let mut w = XmlWriter::new();
@@ -402,17 +418,9 @@ impl Iam {
         let tags = i.tags("Tags", 50);
         i.finish()?;
         let arns = policy_arns(q)?;
-        if caller.session.is_some() {
-            return Err(IamError::AccessDenied(
-                "Cannot call GetFederationToken with session credentials".into(),
-            ));
-        }
+        let duration = long_term_session(caller, "GetFederationToken", duration)?;
         let arn = format!("arn:aws:sts::{account}:federated-user/{name}");
         authorize(ctx, "sts:GetFederationToken", &arn)?;
-        let mut duration = duration.unwrap_or(43_200);
-        if caller.is_root() {
-            duration = duration.min(3600);
-        }
         let (canonical, packed) = self
             .session_policies(account, policy.as_deref(), &arns)
             .await?;

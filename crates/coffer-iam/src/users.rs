@@ -105,37 +105,35 @@ impl Iam {
     }
 }
 
-/// The caller's own user name when it signs as an IAM user (for calls whose `UserName` is
-/// optional and defaults to the caller).
-pub(crate) fn caller_user(ctx: &RequestContext) -> Option<&str> {
-    match ctx.caller.principal_type {
-        PrincipalType::IamUser => ctx.caller.user_name.as_deref(),
-        _ => None,
+/// Which user a call whose `UserName` is optional is about: the named one, else the calling
+/// IAM user, else (`None`) the account root calling without a name. Other callers (role
+/// sessions) must name a user, as in AWS.
+pub(crate) fn named_or_calling(
+    ctx: &RequestContext,
+    named: Option<String>,
+) -> Result<Option<String>, IamError> {
+    match (named, &ctx.caller.user_name, ctx.caller.principal_type) {
+        (Some(n), _, _) => Ok(Some(n)),
+        (None, Some(n), PrincipalType::IamUser) => Ok(Some(n.clone())),
+        (None, _, PrincipalType::Root) => Ok(None),
+        _ => Err(IamError::Validation(
+            "Must specify userName when calling with non-User credentials".into(),
+        )),
     }
 }
 
 impl Iam {
-    /// The user an optional `UserName` names or, without one, the calling IAM user (`None`:
-    /// the calling account root), loaded and with `action` authorized on it. Other callers
-    /// must name a user, as in AWS.
+    /// The user [`named_or_calling`] finds, loaded and with `action` authorized on it (`None`:
+    /// the calling account root, with `action` authorized on its ARN).
     pub(crate) async fn user_or_caller(
         &self,
         ctx: &RequestContext,
         name: Option<String>,
         action: &str,
     ) -> Result<Option<model::Entity>, IamError> {
-        let name = match (name, &ctx.caller.user_name, ctx.caller.principal_type) {
-            (Some(n), _, _) => n,
-            (None, Some(n), PrincipalType::IamUser) => n.clone(),
-            (None, _, PrincipalType::Root) => {
-                authorize(ctx, action, &ctx.caller.principal_arn)?;
-                return Ok(None);
-            }
-            _ => {
-                return Err(IamError::Validation(
-                    "Must specify userName when calling with non-User credentials".into(),
-                ));
-            }
+        let Some(name) = named_or_calling(ctx, name)? else {
+            authorize(ctx, action, &ctx.caller.principal_arn)?;
+            return Ok(None);
         };
         let (e, _) = self.load_authorized(ctx, Kind::User, &name, action).await?;
         Ok(Some(e))

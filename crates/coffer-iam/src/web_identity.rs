@@ -23,7 +23,10 @@ use serde::Deserialize;
 
 use crate::input::{self, Input, Pattern};
 use crate::oidc::{issuer_id, provider_arn};
-use crate::sts::{RoleSession, SESSION_NAME, SESSION_POLICY, policy_arns, write_credentials};
+use crate::sts::{
+    RoleSession, SESSION_NAME, SESSION_POLICY, policy_arns, write_assumed_role_user,
+    write_credentials,
+};
 use crate::{Iam, IamError};
 
 const TOKEN: input::Str = input::s(4, 20_000, Pattern::None);
@@ -233,8 +236,10 @@ impl Iam {
         validation.validate_nbf = false;
         validation.validate_aud = false;
         validation.required_spec_claims.clear();
-        jsonwebtoken::decode::<serde_json::Value>(&token, &key, &validation)
-            .map_err(|_| invalid("The ID Token's signature does not verify."))?;
+        // From here on, only what the signature covers: the claims as verified.
+        let claims = jsonwebtoken::decode::<Claims>(&token, &key, &validation)
+            .map_err(|_| invalid("The ID Token's signature does not verify."))?
+            .claims;
 
         // The claims.
         let now = self.clock.now_secs();
@@ -313,13 +318,9 @@ impl Iam {
             .await?;
         let mut w = XmlWriter::new();
         write_credentials(&mut w, &session, &sealed);
-        w.text("SubjectFromWebIdentityToken", subject)
-            .open("AssumedRoleUser")
-            .text("AssumedRoleId", &session.principal_id)
-            .text("Arn", &session.principal_arn)
-            .close("AssumedRoleUser")
-            .text("Provider", &claims.iss)
-            .text("Audience", &audience);
+        w.text("SubjectFromWebIdentityToken", subject);
+        write_assumed_role_user(&mut w, &session);
+        w.text("Provider", &claims.iss).text("Audience", &audience);
         if session.session_policy.is_some() || !session.session_policy_arns.is_empty() {
             w.text("PackedPolicySize", &packed.to_string());
         }

@@ -431,8 +431,8 @@ pub(crate) async fn handle(
         let route = QueryRoute::Signed(service);
         return handle_query(state, &parts, &body, &request_id, route, transport, call).await;
     }
-    if unsigned_web_identity(&parts, &body) {
-        let route = QueryRoute::WebIdentity;
+    if let Some(params) = unsigned_web_identity(&parts, &body) {
+        let route = QueryRoute::WebIdentity(params);
         return handle_query(state, &parts, &body, &request_id, route, transport, call).await;
     }
     let result = handle_inner(state, &parts, &body, &request_id, transport, &mut call).await;
@@ -505,12 +505,19 @@ pub(crate) async fn request_context(
     transport: Option<crate::listener::Transport>,
 ) -> RequestContext {
     let authorizer = services.authorizer.for_caller(&caller).await;
-    RequestContext::new(caller, verified.region, request_id)
-        .with_authorizer(authorizer)
-        .with_transport(
-            transport.map(|t| t.source_ip),
-            transport.is_some_and(|t| t.tls),
-        )
+    let ctx = RequestContext::new(caller, verified.region, request_id).with_authorizer(authorizer);
+    transported(ctx, transport)
+}
+
+/// What the transport tells the request's condition keys (`aws:SourceIp`, `aws:SecureTransport`).
+fn transported(
+    ctx: RequestContext,
+    transport: Option<crate::listener::Transport>,
+) -> RequestContext {
+    ctx.with_transport(
+        transport.map(|t| t.source_ip),
+        transport.is_some_and(|t| t.tls),
+    )
 }
 
 // The request's parts as the HTTP layer hands them over, plus the audit record being filled.
@@ -609,25 +616,32 @@ enum QueryRoute {
     /// Signed with SigV4 for this service (IAM or STS).
     Signed(Service),
     /// STS AssumeRoleWithWebIdentity, which AWS's SDKs send unsigned: the caller has no
-    /// credentials yet, only an identity provider's token.
-    WebIdentity,
+    /// credentials yet, only an identity provider's token. Its form, already parsed.
+    WebIdentity(coffer_wire::query::QueryParams),
 }
 
 /// The region unsigned STS calls are recorded in (STS's global endpoint is us-east-1's).
 const STS_GLOBAL_REGION: &str = "us-east-1";
 
-/// An unsigned form POST whose `Action` is AssumeRoleWithWebIdentity. Anything signed (an
-/// `Authorization` header or a presigned query) goes the signed way.
-fn unsigned_web_identity(parts: &axum::http::request::Parts, body: &[u8]) -> bool {
-    parts.method == Method::POST
+/// The form of an unsigned POST whose `Action` is AssumeRoleWithWebIdentity. Anything signed
+/// (an `Authorization` header or a presigned query) goes the signed way.
+fn unsigned_web_identity(
+    parts: &axum::http::request::Parts,
+    body: &[u8],
+) -> Option<coffer_wire::query::QueryParams> {
+    let unsigned = parts.method == Method::POST
         && !parts.headers.contains_key("authorization")
         && !parts.headers.contains_key("x-amz-target")
         && !parts
             .uri
             .query()
-            .is_some_and(|q| q.contains("X-Amz-Credential"))
-        && coffer_wire::query::QueryParams::parse(body)
-            .is_ok_and(|q| q.get("Action") == Some("AssumeRoleWithWebIdentity"))
+            .is_some_and(|q| q.contains("X-Amz-Credential"));
+    if !unsigned {
+        return None;
+    }
+    coffer_wire::query::QueryParams::parse(body)
+        .ok()
+        .filter(|q| q.get("Action") == Some("AssumeRoleWithWebIdentity"))
 }
 
 /// The context of an unsigned AssumeRoleWithWebIdentity: a web identity as its token claims
@@ -651,12 +665,8 @@ fn web_identity_context(
     };
     call.authenticated(&caller, STS_GLOBAL_REGION);
     let ctx = RequestContext::new(caller, STS_GLOBAL_REGION, request_id)
-        .with_authorizer(coffer_core::authz::root_only())
-        .with_transport(
-            transport.map(|t| t.source_ip),
-            transport.is_some_and(|t| t.tls),
-        );
-    Ok((services, ctx))
+        .with_authorizer(coffer_core::authz::root_only());
+    Ok((services, transported(ctx, transport)))
 }
 
 /// One Query-protocol request (IAM, STS): form parameters in, XML out, errors in the Query
@@ -670,9 +680,9 @@ async fn handle_query(
     transport: Option<crate::listener::Transport>,
     mut call: crate::audit::Call,
 ) -> Response {
-    let service = match route {
-        QueryRoute::Signed(s) => s,
-        QueryRoute::WebIdentity => Service::Sts,
+    let (service, unsigned_form) = match route {
+        QueryRoute::Signed(s) => (s, None),
+        QueryRoute::WebIdentity(params) => (Service::Sts, Some(params)),
     };
     let namespace = match service {
         Service::Sts => coffer_iam::STS_NAMESPACE,
@@ -684,17 +694,20 @@ async fn handle_query(
     let ran = std::sync::atomic::AtomicBool::new(false);
     let outcome = async {
         // Sealed: the ServiceUnavailable every data call gets (in the Query envelope).
-        let signed = match route {
-            QueryRoute::Signed(_) => Some(authenticate(state, parts, body, &mut call).await?),
-            QueryRoute::WebIdentity => None,
+        let (signed, params) = match unsigned_form {
+            Some(params) => (None, params),
+            None => {
+                let signed = authenticate(state, parts, body, &mut call).await?;
+                let form = if parts.method == Method::GET {
+                    parts.uri.query().unwrap_or("").as_bytes()
+                } else {
+                    body
+                };
+                let params = coffer_wire::query::QueryParams::parse(form)
+                    .map_err(|e| ErrorEnvelope::new("MalformedQueryString", e.to_string(), 400))?;
+                (Some(signed), params)
+            }
         };
-        let form = if parts.method == Method::GET {
-            parts.uri.query().unwrap_or("").as_bytes()
-        } else {
-            body
-        };
-        let params = coffer_wire::query::QueryParams::parse(form)
-            .map_err(|e| ErrorEnvelope::new("MalformedQueryString", e.to_string(), 400))?;
         let action = params
             .get("Action")
             .ok_or_else(|| ErrorEnvelope::new("MissingAction", "Missing Action", 400))?;

@@ -121,10 +121,7 @@ fn external_only(rec: &crate::KeyRecord) -> Result<(), KmsError> {
             rec.arn
         )));
     }
-    if rec.key_state == KeyState::PendingDeletion {
-        return Err(KmsError::state(&rec.arn, rec.key_state));
-    }
-    Ok(())
+    super::keys::not_pending(rec)
 }
 
 impl KmsService {

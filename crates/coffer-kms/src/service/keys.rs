@@ -146,7 +146,7 @@ fn metadata_out(rec: &KeyRecord) -> Obj {
 
 /// Management operations other than cancelling deletion are refused while a key waits for
 /// deletion, as in KMS's key-state table.
-fn not_pending(rec: &KeyRecord) -> Result<(), KmsError> {
+pub(super) fn not_pending(rec: &KeyRecord) -> Result<(), KmsError> {
     if rec.key_state == KeyState::PendingDeletion {
         return Err(KmsError::state(&rec.arn, rec.key_state));
     }
