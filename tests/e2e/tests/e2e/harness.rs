@@ -138,11 +138,35 @@ impl TestServer {
         akid: &str,
         secret: &str,
     ) -> aws_sdk_secretsmanager::Client {
+        self.sm_signed(
+            region,
+            Credentials::new(akid, secret, None, None, "coffer-e2e"),
+        )
+    }
+
+    /// A Secrets Manager client signing with temporary credentials STS issued.
+    pub fn sm_session(
+        &self,
+        c: &aws_sdk_sts::types::Credentials,
+    ) -> aws_sdk_secretsmanager::Client {
+        self.sm_signed(
+            "us-east-1",
+            Credentials::new(
+                c.access_key_id(),
+                c.secret_access_key(),
+                Some(c.session_token().to_string()),
+                None,
+                "coffer-e2e",
+            ),
+        )
+    }
+
+    fn sm_signed(&self, region: &str, creds: Credentials) -> aws_sdk_secretsmanager::Client {
         let conf = aws_sdk_secretsmanager::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(region.to_string()))
             .endpoint_url(self.endpoint())
-            .credentials_provider(Credentials::new(akid, secret, None, None, "coffer-e2e"))
+            .credentials_provider(creds)
             .build();
         aws_sdk_secretsmanager::Client::from_conf(conf)
     }

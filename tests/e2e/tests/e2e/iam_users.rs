@@ -6,7 +6,7 @@ use std::time::Duration;
 use aws_sdk_iam::error::ProvideErrorMetadata as _;
 
 use crate::harness::TestServer;
-use crate::iam_util::{ACCOUNT, err_code, iam, iam_with, sts_with, user_with_key};
+use crate::iam_util::{ACCOUNT, err_code, iam, iam_with, sts_with, tag, user_with_key};
 
 #[tokio::test]
 async fn users_paths_tags_and_errors() {
@@ -491,13 +491,6 @@ async fn a_user_has_no_console_mfa_ssh_or_certificate_credentials() {
 async fn managed_policies_are_tagged_untagged_and_listed() {
     let s = TestServer::dev().await;
     let iam = iam(&s);
-    let tag = |k: &str, v: &str| {
-        aws_sdk_iam::types::Tag::builder()
-            .key(k)
-            .value(v)
-            .build()
-            .unwrap()
-    };
     let arn = iam
         .create_policy()
         .policy_name("Tagged")

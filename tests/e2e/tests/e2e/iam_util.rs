@@ -92,6 +92,15 @@ pub async fn user_with_key(iam: &aws_sdk_iam::Client, name: &str, path: &str) ->
     )
 }
 
+/// An IAM tag.
+pub fn tag(key: &str, value: &str) -> aws_sdk_iam::types::Tag {
+    aws_sdk_iam::types::Tag::builder()
+        .key(key)
+        .value(value)
+        .build()
+        .unwrap()
+}
+
 /// A customer managed policy `name` holding `statements`; its ARN.
 pub async fn managed_policy(iam: &aws_sdk_iam::Client, name: &str, statements: &[&str]) -> String {
     iam.create_policy()

@@ -13,7 +13,7 @@ use aws_sdk_kms::types::{
 };
 
 use crate::harness::TestServer;
-use crate::kms_keys::assert_code;
+use crate::kms_keys::{assert_code, state};
 
 /// Import parameters for `key`: (public key, import token).
 async fn parameters(kms: &Client, key: &str) -> (Vec<u8>, Blob) {
@@ -52,19 +52,6 @@ async fn import(kms: &Client, key: &str, material: &[u8]) -> Result<(), String> 
         .await
         .map(|_| ())
         .map_err(|e| crate::harness::code(&e))
-}
-
-async fn state(kms: &Client, key: &str) -> KeyState {
-    kms.describe_key()
-        .key_id(key)
-        .send()
-        .await
-        .unwrap()
-        .key_metadata()
-        .unwrap()
-        .key_state()
-        .unwrap()
-        .clone()
 }
 
 #[tokio::test]

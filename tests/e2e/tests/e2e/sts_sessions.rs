@@ -457,19 +457,7 @@ async fn federation_tokens_are_capped_by_their_session_policy() {
     .unwrap();
     assert_eq!(me.arn(), Some(fed.arn()));
 
-    let conf = aws_sdk_secretsmanager::Config::builder()
-        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
-        .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
-        .endpoint_url(s.endpoint())
-        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
-            c.access_key_id(),
-            c.secret_access_key(),
-            Some(c.session_token().to_string()),
-            None,
-            "federated",
-        ))
-        .build();
-    let as_alice = aws_sdk_secretsmanager::Client::from_conf(conf);
+    let as_alice = s.sm_session(c);
     as_alice
         .get_secret_value()
         .secret_id("app/a")
@@ -492,19 +480,8 @@ async fn federation_tokens_are_capped_by_their_session_policy() {
         .await
         .unwrap();
     let b = bare.credentials().unwrap();
-    let conf = aws_sdk_secretsmanager::Config::builder()
-        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
-        .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
-        .endpoint_url(s.endpoint())
-        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
-            b.access_key_id(),
-            b.secret_access_key(),
-            Some(b.session_token().to_string()),
-            None,
-            "federated",
-        ))
-        .build();
-    let e = aws_sdk_secretsmanager::Client::from_conf(conf)
+    let e = s
+        .sm_session(b)
         .get_secret_value()
         .secret_id("app/a")
         .send()

@@ -3,19 +3,12 @@
 use aws_sdk_iam::error::ProvideErrorMetadata as _;
 
 use crate::harness::TestServer;
-use crate::iam_util::{ACCOUNT, err_code, iam};
+use crate::iam_util::{ACCOUNT, err_code, iam, tag};
 
 #[tokio::test]
 async fn oidc_providers_are_created_listed_changed_and_deleted() {
     let s = TestServer::dev().await;
     let iam = iam(&s);
-    let tag = |k: &str, v: &str| {
-        aws_sdk_iam::types::Tag::builder()
-            .key(k)
-            .value(v)
-            .build()
-            .unwrap()
-    };
     let created = iam
         .create_open_id_connect_provider()
         .url("https://token.actions.githubusercontent.com")
@@ -355,19 +348,7 @@ async fn a_web_identity_token_becomes_a_role_session() {
     );
     // The session acts as the role.
     let c = out.credentials().unwrap();
-    let conf = aws_sdk_secretsmanager::Config::builder()
-        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
-        .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
-        .endpoint_url(s.endpoint())
-        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
-            c.access_key_id(),
-            c.secret_access_key(),
-            Some(c.session_token().to_string()),
-            None,
-            "web-identity",
-        ))
-        .build();
-    let sm = aws_sdk_secretsmanager::Client::from_conf(conf);
+    let sm = s.sm_session(c);
     let got = sm
         .get_secret_value()
         .secret_id("deploy/token")
